@@ -1,0 +1,373 @@
+//! Integration CRUD: `POST/GET /api/integrations`, `GET/PATCH/DELETE /api/integrations/{id}`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use hub_shared::auth::AuthContext;
+use hub_shared::catalog::{AuthMode, Provider};
+use hub_shared::credentials::{self, CredentialFields};
+use hub_shared::domain::{parse_if_match, ConnectionKey, Description, DisplayName, IntegrationStatus};
+use hub_shared::error::{ApiError, FieldError};
+use hub_shared::http_client::validate_target;
+use hub_shared::ids::{new_id, IdKind};
+use hub_shared::store::{
+    keys, timestamp, IntegrationChanges, IntegrationFilter, IntegrationItem, UpdateIntegrationError,
+};
+use hub_shared::sync_settings::{SyncFrequency, SyncSettings};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use zeroize::Zeroizing;
+
+use crate::body::JsonBody;
+use crate::routes::{cursor_param, integration_id, list_body, parse_limit, versioned};
+use crate::state::AppState;
+
+/// A non-secret settings object is small: 16 KiB of JSON.
+const MAX_CONFIG_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateIntegrationRequest {
+    provider: String,
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    connection_key: Option<String>,
+    #[serde(default)]
+    credentials: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    config: Option<Map<String, Value>>,
+    #[serde(default)]
+    sync_settings: Option<SyncSettings>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PatchIntegrationRequest {
+    #[serde(default)]
+    name: Option<String>,
+    /// Absent leaves it; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    description: Option<Option<String>>,
+    #[serde(default)]
+    sync_settings: Option<SyncSettings>,
+    #[serde(default)]
+    config: Option<Map<String, Value>>,
+    /// Merged over the stored fields (rotate one without resending the others).
+    #[serde(default)]
+    credentials: Option<BTreeMap<String, String>>,
+}
+
+/// Distinguishes a field sent as `null` (Some(None)) from one not sent (None).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    JsonBody(request): JsonBody<CreateIntegrationRequest>,
+) -> Result<Response, ApiError> {
+    let mut errors = Vec::new();
+    let provider = match state.catalog.get(&request.provider) {
+        Some(provider) if provider.auth_mode() == AuthMode::OAuth2 => {
+            return Err(ApiError::field(
+                "provider",
+                format!(
+                    "{} connects with OAuth 2.0: start GET /api/integrations/connect/{} instead",
+                    request.provider, request.provider
+                ),
+            ))
+        }
+        Some(provider) => provider,
+        None => return Err(ApiError::field("provider", format!("unknown provider `{}`", printable(&request.provider)))),
+    };
+    let name = DisplayName::parse(&request.name).map_err(|e| errors.push(FieldError::new("name", e.0))).ok();
+    let description = match request.description.as_deref() {
+        Some(text) => Description::parse(text).map_err(|e| errors.push(FieldError::new("description", e.0))).ok(),
+        None => None,
+    };
+    let connection_key = match request.connection_key.as_deref() {
+        Some(key) => ConnectionKey::parse(key).map_err(|e| errors.push(FieldError::new("connectionKey", e.0))).ok(),
+        None => Some(ConnectionKey::default_key()),
+    };
+    let fields: CredentialFields = request
+        .credentials
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| (name, Zeroizing::new(value)))
+        .collect();
+    errors.extend(credentials::check_fields(&request.provider, provider, &fields));
+    let config = request.config.unwrap_or_default();
+    errors.extend(check_config(&state, &config).await);
+    let sync_settings = request.sync_settings.unwrap_or_default();
+    errors.extend(check_sync_settings(provider, &config, &sync_settings));
+    let (Some(name), Some(connection_key), true) = (name, connection_key, errors.is_empty()) else {
+        return Err(ApiError::validation(errors));
+    };
+
+    let id = new_id(IdKind::Integration);
+    let tenant = &auth.tenant;
+    let (envelope, hint) = if fields.is_empty() {
+        (None, None)
+    } else {
+        let envelope = credentials::seal(state.store.cipher(), tenant.as_str(), &id, &fields)
+            .await
+            .map_err(|e| crypto_failure(&e))?;
+        (Some(envelope), credentials::hint(provider, &fields))
+    };
+    let now = timestamp(chrono::Utc::now());
+    let next_sync_at = next_sync_at(None, &sync_settings, &now);
+    let item = IntegrationItem {
+        pk: keys::tenant_pk(tenant),
+        sk: keys::integration_sk(&id),
+        kind: "integration".to_string(),
+        id: id.clone(),
+        tenant_id: tenant.as_str().to_string(),
+        provider: request.provider.clone(),
+        connection_key: connection_key.as_str().to_string(),
+        name: name.as_str().to_string(),
+        description: description.map(|d| d.as_str().to_string()),
+        status: IntegrationStatus::Connected,
+        auth_mode: provider.auth_mode().as_str().to_string(),
+        credentials: envelope.map(serde_bytes::ByteBuf::from),
+        credential_hint: hint,
+        scopes: Vec::new(),
+        token_expires_at: None,
+        config,
+        sync_settings,
+        last_sync_at: None,
+        last_sync_status: None,
+        last_error: None,
+        total_syncs: 0,
+        health: Default::default(),
+        health_revision: 0,
+        version: 1,
+        created_at: now.clone(),
+        updated_at: now,
+        connected_by: auth.user.clone(),
+        next_sync_at,
+    };
+    match state.store.create_integration(&item).await {
+        Ok(()) => {}
+        Err(hub_shared::store::CreateIntegrationError::Duplicate) => {
+            return Err(ApiError::conflict(format!(
+                "an integration for provider {} with connectionKey {} already exists",
+                item.provider, item.connection_key
+            )))
+        }
+        Err(hub_shared::store::CreateIntegrationError::Store(error)) => return Err(error.into()),
+    }
+    tracing::info!(tenantId = %tenant, integrationId = %id, provider = %item.provider, "integration created");
+    let mut response = versioned(StatusCode::CREATED, item.version, item.to_resource());
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/integrations/{id}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = parse_limit(&query)?;
+    let status = match query.get("status") {
+        Some(raw) => Some(IntegrationStatus::parse(raw).map_err(|e| ApiError::field("status", e.0))?),
+        None => None,
+    };
+    let filter = IntegrationFilter { provider: query.get("provider").cloned(), status };
+    let page = state
+        .store
+        .list_integrations(&auth.tenant, &filter, limit, cursor_param(&query))
+        .await?
+        .map_err(|_| ApiError::invalid_cursor())?;
+    Ok(list_body(page.items.iter().map(IntegrationItem::to_resource).collect(), page.next_cursor))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let item = load(&state, &auth, &id).await?;
+    Ok(versioned(StatusCode::OK, item.version, item.to_resource()))
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<PatchIntegrationRequest>,
+) -> Result<Response, ApiError> {
+    let id = integration_id(&id)?;
+    let expected_version = match headers.get(header::IF_MATCH) {
+        Some(value) => {
+            Some(value.to_str().ok().and_then(parse_if_match).ok_or_else(|| ApiError::precondition_failed(None))?)
+        }
+        None => None,
+    };
+    let nothing_sent = request.name.is_none()
+        && request.description.is_none()
+        && request.sync_settings.is_none()
+        && request.config.is_none()
+        && request.credentials.is_none();
+    if nothing_sent {
+        return Err(ApiError::field("(body)", "send at least one of name, description, syncSettings, config, credentials"));
+    }
+    let current = load(&state, &auth, id).await?;
+    if expected_version.is_some_and(|expected| expected != current.version) {
+        return Err(ApiError::precondition_failed(Some(current.version)));
+    }
+    let provider = state
+        .catalog
+        .get(&current.provider)
+        .ok_or_else(|| ApiError::not_supported(format!("provider {} is no longer in the catalog", current.provider)))?;
+
+    let mut errors = Vec::new();
+    let mut changes = IntegrationChanges::default();
+    if let Some(name) = &request.name {
+        match DisplayName::parse(name) {
+            Ok(name) => changes.name = Some(name.as_str().to_string()),
+            Err(e) => errors.push(FieldError::new("name", e.0)),
+        }
+    }
+    if let Some(description) = &request.description {
+        match description.as_deref().map(Description::parse).transpose() {
+            Ok(description) => changes.description = Some(description.map(|d| d.as_str().to_string())),
+            Err(e) => errors.push(FieldError::new("description", e.0)),
+        }
+    }
+    if let Some(config) = &request.config {
+        errors.extend(check_config(&state, config).await);
+    }
+    let effective_config = request.config.as_ref().unwrap_or(&current.config);
+    if let Some(sync_settings) = &request.sync_settings {
+        errors.extend(check_sync_settings(provider, effective_config, sync_settings));
+        let now = timestamp(chrono::Utc::now());
+        changes.next_sync_at = Some(next_sync_at(Some(&current), sync_settings, &now));
+    }
+    let mut merged_credentials = None;
+    if let Some(given) = request.credentials {
+        if provider.credential_fields().is_empty() || current.auth_mode == AuthMode::OAuth2.as_str() {
+            errors.push(FieldError::new(
+                "credentials",
+                "this integration's credentials cannot be set here (none, or OAuth tokens: reconnect instead)",
+            ));
+        } else {
+            let mut fields = match &current.credentials {
+                Some(envelope) => credentials::open(state.store.cipher(), auth.tenant.as_str(), id, envelope)
+                    .await
+                    .map_err(|e| crypto_failure(&e))?,
+                None => CredentialFields::new(),
+            };
+            fields.extend(given.into_iter().map(|(name, value)| (name, Zeroizing::new(value))));
+            errors.extend(credentials::check_fields(&current.provider, provider, &fields));
+            merged_credentials = Some(fields);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    changes.config = request.config;
+    changes.sync_settings = request.sync_settings;
+    if let Some(fields) = merged_credentials {
+        let envelope = credentials::seal(state.store.cipher(), auth.tenant.as_str(), id, &fields)
+            .await
+            .map_err(|e| crypto_failure(&e))?;
+        changes.credentials = Some((envelope, credentials::hint(provider, &fields)));
+    }
+    let updated = match state.store.update_integration(&auth.tenant, id, changes, expected_version).await {
+        Ok(updated) => updated,
+        Err(UpdateIntegrationError::NotFound) => return Err(ApiError::not_found("integration")),
+        Err(UpdateIntegrationError::VersionMismatch { current }) => {
+            return Err(ApiError::precondition_failed(Some(current)))
+        }
+        Err(UpdateIntegrationError::Store(error)) => return Err(error.into()),
+    };
+    tracing::info!(tenantId = %auth.tenant, integrationId = %id, version = updated.version, "integration updated");
+    Ok(versioned(StatusCode::OK, updated.version, updated.to_resource()))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = integration_id(&id)?;
+    match state.store.delete_integration(&auth.tenant, id).await? {
+        Some(_) => {
+            tracing::info!(tenantId = %auth.tenant, integrationId = %id, "integration deleted");
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        None => Err(ApiError::not_found("integration")),
+    }
+}
+
+/// The caller's integration, or 404 (another tenant's id is answered exactly like a missing one).
+pub async fn load(state: &AppState, auth: &AuthContext, raw_id: &str) -> Result<IntegrationItem, ApiError> {
+    let id = integration_id(raw_id)?;
+    state.store.get_integration(&auth.tenant, id).await?.ok_or_else(|| ApiError::not_found("integration"))
+}
+
+/// `config` is non-secret and small; a `baseUrl` must be a target the SSRF guard allows.
+async fn check_config(state: &AppState, config: &Map<String, Value>) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let size = serde_json::to_vec(config).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
+    if size > MAX_CONFIG_BYTES {
+        errors.push(FieldError::new("config", format!("must be at most {MAX_CONFIG_BYTES} bytes of JSON")));
+    }
+    match config.get("baseUrl") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(raw)) => match url::Url::parse(raw) {
+            Err(_) => errors.push(FieldError::new("config.baseUrl", "must be an absolute URL")),
+            Ok(url) => {
+                if let Err(rejected) = validate_target(&url, state.config.allow_private_targets).await {
+                    errors.push(FieldError::new("config.baseUrl", rejected.to_string()));
+                }
+            }
+        },
+        Some(_) => errors.push(FieldError::new("config.baseUrl", "must be a string")),
+    }
+    errors
+}
+
+fn check_sync_settings(provider: &Provider, config: &Map<String, Value>, settings: &SyncSettings) -> Vec<FieldError> {
+    // A custom_api integration may carry its own entity definitions in `config.entities`.
+    let custom = config.get("entities").and_then(|definitions| provider.parse_entities(definitions).ok());
+    settings.validate(|remote| {
+        provider.entity(remote).is_some() || custom.as_ref().is_some_and(|entities| entities.contains_key(remote))
+    })
+}
+
+/// sync.md: enabling hourly/daily makes the integration due at once; manual or disabled → null; an
+/// already scheduled integration keeps its time.
+fn next_sync_at(current: Option<&IntegrationItem>, settings: &SyncSettings, now: &str) -> Option<String> {
+    let scheduled = settings.enabled && matches!(settings.frequency, SyncFrequency::Hourly | SyncFrequency::Daily);
+    if !scheduled {
+        return None;
+    }
+    match current {
+        Some(item) if item.sync_settings.auto_sync_enabled() && item.sync_settings.frequency == settings.frequency => {
+            item.next_sync_at.clone().or_else(|| Some(now.to_string()))
+        }
+        _ => Some(now.to_string()),
+    }
+}
+
+pub fn crypto_failure(error: &hub_shared::crypto::CryptoError) -> ApiError {
+    if error.is_retryable() {
+        ApiError::unavailable(error)
+    } else {
+        ApiError::internal(error)
+    }
+}
+
+fn printable(value: &str) -> String {
+    value.chars().filter(|c| !c.is_control()).take(64).collect()
+}

@@ -1,0 +1,174 @@
+//! `POST /api/integrations/{id}/test`: the catalog's health-check request, sent through the SSRF
+//! guard with the credentials applied as the catalog says. Answers 200 whether the check passed or
+//! not; the outcome updates status and health and is written to the integration's logs.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::Json;
+use http::{HeaderName, HeaderValue};
+use hub_shared::auth::AuthContext;
+use hub_shared::catalog::{CatalogError, HealthCheckRequest};
+use hub_shared::credentials::{self, CredentialFields};
+use hub_shared::error::ApiError;
+use hub_shared::http_client::{origin_for_logs, OutgoingRequest};
+use hub_shared::ids::{new_id, IdKind};
+use hub_shared::store::{timestamp, Admission, CheckOutcome, IntegrationLog, LogAction, LogStatus};
+use serde_json::{json, Map, Value};
+
+use crate::routes::integrations::{crypto_failure, load};
+use crate::state::AppState;
+
+/// api.md: "Test connection: provider timeout 10 s".
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Only the status matters; the body is read no further than this.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// What the check found, before it is recorded.
+struct CheckResult {
+    ok: bool,
+    http_status: Option<u16>,
+    latency: Duration,
+    error_code: Option<&'static str>,
+    error_message: Option<String>,
+}
+
+pub async fn test(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let item = load(&state, &auth, &id).await?;
+    let provider = state
+        .catalog
+        .get(&item.provider)
+        .ok_or_else(|| ApiError::not_supported(format!("provider {} is no longer in the catalog", item.provider)))?;
+    let Some(rate_limit) = provider.api.as_ref().map(|api| (api.health_check.is_some(), api.rate_limit)) else {
+        return Err(ApiError::not_supported(format!("{} has no API to test", item.provider)));
+    };
+    if !rate_limit.0 {
+        return Err(ApiError::not_supported(format!("{} declares no health check", item.provider)));
+    }
+    if let Some(limit) = rate_limit.1 {
+        let admission =
+            state.store.take_rate_token(&auth.tenant, &item.provider, limit.requests, limit.per_seconds).await?;
+        if let Admission::Wait(wait) = admission {
+            return Err(ApiError::rate_limited(wait.as_secs_f64().ceil() as u64));
+        }
+    }
+
+    let fields = match &item.credentials {
+        Some(envelope) => credentials::open(state.store.cipher(), auth.tenant.as_str(), &item.id, envelope)
+            .await
+            .map_err(|e| crypto_failure(&e))?,
+        None => CredentialFields::new(),
+    };
+    let plain: Map<String, Value> =
+        fields.iter().map(|(name, value)| (name.clone(), Value::String(value.as_str().to_string()))).collect();
+    let started_at = chrono::Utc::now();
+    let result = match provider.build_health_check(&item.config, &plain) {
+        Ok(request) => run_check(&state, request).await,
+        Err(CatalogError::NoHealthCheck) => {
+            return Err(ApiError::not_supported(format!("{} declares no health check", item.provider)))
+        }
+        Err(error) => CheckResult {
+            ok: false,
+            http_status: None,
+            latency: Duration::ZERO,
+            error_code: Some("invalid_configuration"),
+            error_message: Some(error.to_string()),
+        },
+    };
+    drop(plain);
+    let completed_at = chrono::Utc::now();
+
+    state
+        .store
+        .record_check_outcome(
+            &auth.tenant,
+            &item.id,
+            &CheckOutcome { success: result.ok, error: result.error_message.clone() },
+        )
+        .await?;
+    let log = IntegrationLog {
+        id: new_id(IdKind::Log),
+        integration_id: item.id.clone(),
+        action: LogAction::Test,
+        direction: Some("outgoing".to_string()),
+        status: if result.ok { LogStatus::Success } else { LogStatus::Failed },
+        summary: Some(json!({ "httpStatus": result.http_status, "latencyMs": result.latency.as_millis() as u64 })),
+        failed_items: Vec::new(),
+        error_message: result.error_message.clone(),
+        error_code: result.error_code.map(str::to_string),
+        started_at: timestamp(started_at),
+        completed_at: timestamp(completed_at),
+        duration_ms: (completed_at - started_at).num_milliseconds().max(0) as u64,
+    };
+    state.store.put_integration_log(&auth.tenant, &log).await?;
+    tracing::info!(
+        tenantId = %auth.tenant, integrationId = %item.id, ok = result.ok,
+        httpStatus = ?result.http_status, error = ?result.error_code, "test connection"
+    );
+
+    let mut body = json!({
+        "ok": result.ok,
+        "httpStatus": result.http_status,
+        "latencyMs": result.latency.as_millis() as u64,
+    });
+    if let Some(code) = result.error_code {
+        body["error"] = Value::String(code.to_string());
+    }
+    Ok(Json(body))
+}
+
+async fn run_check(state: &AppState, check: HealthCheckRequest) -> CheckResult {
+    let origin = origin_for_logs(&check.url);
+    let mut request = OutgoingRequest::new(check.method, check.url)
+        .timeout(TEST_TIMEOUT)
+        .max_response_bytes(MAX_RESPONSE_BYTES);
+    for (name, value) in &check.headers {
+        let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) else {
+            return CheckResult {
+                ok: false,
+                http_status: None,
+                latency: Duration::ZERO,
+                error_code: Some("invalid_configuration"),
+                error_message: Some(format!("the catalog header {name} cannot be sent")),
+            };
+        };
+        request = request.header(name, value);
+    }
+    let started = Instant::now();
+    match state.provider_http.send(request).await {
+        Ok(response) => {
+            let status = response.status.as_u16();
+            let ok = status == check.expect;
+            let error_code = (!ok).then(|| status_error_code(status));
+            CheckResult {
+                ok,
+                http_status: Some(status),
+                latency: response.latency,
+                error_code,
+                error_message: (!ok).then(|| format!("{origin} answered {status}, expected {}", check.expect)),
+            }
+        }
+        Err(error) => CheckResult {
+            ok: false,
+            http_status: None,
+            latency: started.elapsed(),
+            error_code: Some(error.code()),
+            error_message: Some(format!("{origin}: {error}")),
+        },
+    }
+}
+
+/// A stable code for an unexpected answer, so clients can tell bad credentials from an outage.
+fn status_error_code(status: u16) -> &'static str {
+    match status {
+        401 | 403 => "unauthorized",
+        404 => "not_found",
+        429 => "rate_limited",
+        500..=599 => "provider_error",
+        _ => "unexpected_status",
+    }
+}

@@ -1,0 +1,648 @@
+//! Reading `infra/template.yaml`, the one description of the deployed resources. The local stack takes
+//! its routes (gateway) and its table, key and queues (provisioning) from here, so local and deployed
+//! shapes cannot drift: change the template and both follow.
+//!
+//! CloudFormation intrinsics appear either in short form (`!Ref X`, a YAML tag) or in long form (a
+//! one-key mapping such as `{"Fn::GetAtt": [X, Arn]}`); both are understood where a reference is
+//! expected, and a value the local stack must copy literally is refused when it is an intrinsic.
+
+use std::collections::BTreeMap;
+
+use serde_yaml::Value;
+
+/// The SAM template, compiled in so the local stack needs no path at run time.
+pub const TEMPLATE_YAML: &str = include_str!("../../infra/template.yaml");
+
+/// Logical id of the DynamoDB table.
+pub const TABLE: &str = "Table";
+/// Logical id of the KMS key that wraps secret data keys.
+pub const SECRETS_KEY: &str = "SecretsKey";
+/// Logical ids of the queues.
+pub const SYNC_QUEUE: &str = "SyncQueue";
+pub const SYNC_DEAD_LETTER_QUEUE: &str = "SyncDeadLetterQueue";
+pub const DISPATCH_QUEUE: &str = "DispatchQueue";
+pub const DISPATCH_DEAD_LETTER_QUEUE: &str = "DispatchDeadLetterQueue";
+
+/// Queue properties that are SQS queue attributes of the same name and are copied as they are.
+const COPIED_QUEUE_ATTRIBUTES: &[&str] = &[
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "VisibilityTimeout",
+    "SqsManagedSseEnabled",
+];
+/// Queue properties that do not change how a queue behaves locally (the caller names queues).
+const IGNORED_QUEUE_PROPERTIES: &[&str] = &["QueueName", "Tags"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("infra/template.yaml is not valid YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("infra/template.yaml: {path} is missing")]
+    Missing { path: String },
+    #[error("infra/template.yaml: {path} should be {expected}, but is {found}")]
+    Unexpected { path: String, expected: String, found: String },
+}
+
+/// One HTTP API route of a function, as API Gateway will serve it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRoute {
+    /// Upper-case HTTP method, or `ANY`.
+    pub method: String,
+    /// API Gateway route path, e.g. `/api/integrations/{id}` or `/api/{proxy+}`.
+    pub path: String,
+    /// Logical id of the function serving it, e.g. `IntegrationsFunction`.
+    pub function: String,
+    /// True when no authorizer guards the route (`Auth.Authorizer: NONE`, or no default authorizer).
+    pub public: bool,
+}
+
+/// The resources the local stack creates, as the template declares them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateDefinitions {
+    pub table: TableDefinition,
+    pub secrets_key: KeyDefinition,
+    /// Every `AWS::SQS::Queue`, in template order.
+    pub queues: Vec<QueueDefinition>,
+}
+
+impl TemplateDefinitions {
+    pub fn queue(&self, logical_id: &str) -> Option<&QueueDefinition> {
+        self.queues.iter().find(|queue| queue.logical_id == logical_id)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDefinition {
+    /// Always `PAY_PER_REQUEST`: the template's table is on-demand.
+    pub billing_mode: String,
+    pub attribute_definitions: Vec<AttributeDefinition>,
+    pub key_schema: Vec<KeyElement>,
+    pub global_secondary_indexes: Vec<IndexDefinition>,
+    /// The TTL attribute when TTL is enabled.
+    pub time_to_live_attribute: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeDefinition {
+    pub attribute_name: String,
+    /// `S`, `N` or `B`.
+    pub attribute_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyElement {
+    pub attribute_name: String,
+    /// `HASH` or `RANGE`.
+    pub key_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexDefinition {
+    pub index_name: String,
+    pub key_schema: Vec<KeyElement>,
+    /// `ALL`, `KEYS_ONLY` or `INCLUDE`.
+    pub projection_type: String,
+    pub non_key_attributes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyDefinition {
+    pub key_spec: Option<String>,
+    pub key_usage: Option<String>,
+    pub enable_key_rotation: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDefinition {
+    pub logical_id: String,
+    /// SQS attribute name → value, as `SetQueueAttributes` takes them (RedrivePolicy excluded).
+    pub attributes: BTreeMap<String, String>,
+    pub redrive: Option<RedriveDefinition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedriveDefinition {
+    /// Logical id of the dead-letter queue.
+    pub dead_letter_queue: String,
+    pub max_receive_count: u32,
+}
+
+/// The HTTP routes of every function in the bundled template.
+pub fn http_routes() -> Result<Vec<HttpRoute>, TemplateError> {
+    Template::bundled()?.http_routes()
+}
+
+/// The table, key and queue definitions of the bundled template.
+pub fn template_definitions() -> Result<TemplateDefinitions, TemplateError> {
+    Template::bundled()?.definitions()
+}
+
+/// A parsed SAM template.
+#[derive(Debug, Clone)]
+pub struct Template {
+    root: Value,
+}
+
+impl Template {
+    pub fn bundled() -> Result<Template, TemplateError> {
+        Template::parse(TEMPLATE_YAML)
+    }
+
+    pub fn parse(yaml: &str) -> Result<Template, TemplateError> {
+        Ok(Template { root: serde_yaml::from_str(yaml)? })
+    }
+
+    fn root(&self) -> Node<'_> {
+        Node { path: String::new(), value: &self.root }
+    }
+
+    /// A resource's node by logical id, checked to be of `resource_type`.
+    fn resource(&self, logical_id: &str, resource_type: &str) -> Result<Node<'_>, TemplateError> {
+        let resource = self.root().field("Resources")?.field(logical_id)?;
+        let found = resource.field("Type")?;
+        if found.literal()? != resource_type {
+            return Err(found.unexpected(resource_type));
+        }
+        Ok(resource)
+    }
+
+    /// Every resource of `resource_type`, in template order.
+    fn resources_of_type(&self, resource_type: &str) -> Result<Vec<(String, Node<'_>)>, TemplateError> {
+        let mut found = Vec::new();
+        for (logical_id, resource) in self.root().field("Resources")?.entries()? {
+            if resource.field("Type")?.literal()? == resource_type {
+                found.push((logical_id, resource));
+            }
+        }
+        Ok(found)
+    }
+
+    /// The `HttpApi` events of every `AWS::Serverless::Function`, in template order.
+    pub fn http_routes(&self) -> Result<Vec<HttpRoute>, TemplateError> {
+        let mut routes = Vec::new();
+        for (function, resource) in self.resources_of_type("AWS::Serverless::Function")? {
+            let Some(events) = resource.field("Properties")?.optional_field("Events")? else {
+                continue;
+            };
+            for (_, event) in events.entries()? {
+                if event.field("Type")?.literal()? != "HttpApi" {
+                    continue;
+                }
+                let properties = event.field("Properties")?;
+                let authorizer = match properties.optional_field("Auth")? {
+                    Some(auth) => auth.optional_field("Authorizer")?.map(|a| a.literal()).transpose()?,
+                    None => None,
+                };
+                let public = match authorizer {
+                    Some(name) => name == "NONE",
+                    None => self.default_authorizer(&properties)?.is_none(),
+                };
+                routes.push(HttpRoute {
+                    method: properties.field("Method")?.literal()?.to_ascii_uppercase(),
+                    path: properties.field("Path")?.literal()?,
+                    function: function.clone(),
+                    public,
+                });
+            }
+        }
+        Ok(routes)
+    }
+
+    /// The default authorizer of the API an event is attached to (its `ApiId`, else SAM's implicit
+    /// API), where the API's own `Auth` takes precedence over `Globals.HttpApi.Auth`.
+    fn default_authorizer(&self, event_properties: &Node<'_>) -> Result<Option<String>, TemplateError> {
+        if let Some(api_id) = event_properties.optional_field("ApiId")? {
+            let api = self.resource(&api_id.reference()?, "AWS::Serverless::HttpApi")?;
+            if let Some(name) = default_authorizer_of(&api.field("Properties")?)? {
+                return Ok(Some(name));
+            }
+        }
+        match self.root().optional_field("Globals")? {
+            Some(globals) => match globals.optional_field("HttpApi")? {
+                Some(http_api) => default_authorizer_of(&http_api),
+                None => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    pub fn definitions(&self) -> Result<TemplateDefinitions, TemplateError> {
+        let mut queues = Vec::new();
+        for (logical_id, resource) in self.resources_of_type("AWS::SQS::Queue")? {
+            queues.push(queue_definition(logical_id, &resource)?);
+        }
+        Ok(TemplateDefinitions {
+            table: table_definition(&self.resource(TABLE, "AWS::DynamoDB::Table")?)?,
+            secrets_key: key_definition(&self.resource(SECRETS_KEY, "AWS::KMS::Key")?)?,
+            queues,
+        })
+    }
+}
+
+fn default_authorizer_of(api_properties: &Node<'_>) -> Result<Option<String>, TemplateError> {
+    match api_properties.optional_field("Auth")? {
+        Some(auth) => auth.optional_field("DefaultAuthorizer")?.map(|name| name.literal()).transpose(),
+        None => Ok(None),
+    }
+}
+
+fn table_definition(resource: &Node<'_>) -> Result<TableDefinition, TemplateError> {
+    let properties = resource.field("Properties")?;
+    let billing = properties.field("BillingMode")?;
+    let billing_mode = billing.literal()?;
+    if billing_mode != "PAY_PER_REQUEST" {
+        return Err(billing.unexpected("PAY_PER_REQUEST (the local stack creates on-demand tables only)"));
+    }
+    let attribute_definitions = properties
+        .field("AttributeDefinitions")?
+        .items()?
+        .iter()
+        .map(|attribute| {
+            Ok(AttributeDefinition {
+                attribute_name: attribute.field("AttributeName")?.literal()?,
+                attribute_type: attribute.field("AttributeType")?.literal()?,
+            })
+        })
+        .collect::<Result<_, TemplateError>>()?;
+    let global_secondary_indexes = match properties.optional_field("GlobalSecondaryIndexes")? {
+        Some(indexes) => indexes.items()?.iter().map(index_definition).collect::<Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    let time_to_live_attribute = match properties.optional_field("TimeToLiveSpecification")? {
+        Some(ttl) if ttl.field("Enabled")?.boolean()? => Some(ttl.field("AttributeName")?.literal()?),
+        _ => None,
+    };
+    Ok(TableDefinition {
+        billing_mode,
+        attribute_definitions,
+        key_schema: key_schema(&properties.field("KeySchema")?)?,
+        global_secondary_indexes,
+        time_to_live_attribute,
+    })
+}
+
+fn key_schema(node: &Node<'_>) -> Result<Vec<KeyElement>, TemplateError> {
+    node.items()?
+        .iter()
+        .map(|element| {
+            Ok(KeyElement {
+                attribute_name: element.field("AttributeName")?.literal()?,
+                key_type: element.field("KeyType")?.literal()?,
+            })
+        })
+        .collect()
+}
+
+fn index_definition(index: &Node<'_>) -> Result<IndexDefinition, TemplateError> {
+    let projection = index.field("Projection")?;
+    let non_key_attributes = match projection.optional_field("NonKeyAttributes")? {
+        Some(names) => names.items()?.iter().map(Node::literal).collect::<Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    Ok(IndexDefinition {
+        index_name: index.field("IndexName")?.literal()?,
+        key_schema: key_schema(&index.field("KeySchema")?)?,
+        projection_type: projection.field("ProjectionType")?.literal()?,
+        non_key_attributes,
+    })
+}
+
+fn key_definition(resource: &Node<'_>) -> Result<KeyDefinition, TemplateError> {
+    let properties = resource.field("Properties")?;
+    let optional_literal = |name: &str| -> Result<Option<String>, TemplateError> {
+        properties.optional_field(name)?.map(|value| value.literal()).transpose()
+    };
+    Ok(KeyDefinition {
+        key_spec: optional_literal("KeySpec")?,
+        key_usage: optional_literal("KeyUsage")?,
+        enable_key_rotation: match properties.optional_field("EnableKeyRotation")? {
+            Some(rotation) => rotation.boolean()?,
+            None => false,
+        },
+    })
+}
+
+fn queue_definition(logical_id: String, resource: &Node<'_>) -> Result<QueueDefinition, TemplateError> {
+    let mut attributes = BTreeMap::new();
+    let mut redrive = None;
+    if let Some(properties) = resource.optional_field("Properties")? {
+        for (name, value) in properties.entries()? {
+            if name == "RedrivePolicy" {
+                let (dead_letter_queue, attribute) = value.field("deadLetterTargetArn")?.get_att()?;
+                if attribute != "Arn" {
+                    return Err(value.field("deadLetterTargetArn")?.unexpected("!GetAtt <queue>.Arn"));
+                }
+                redrive = Some(RedriveDefinition {
+                    dead_letter_queue,
+                    max_receive_count: value.field("maxReceiveCount")?.number()?,
+                });
+            } else if COPIED_QUEUE_ATTRIBUTES.contains(&name.as_str()) {
+                attributes.insert(name, value.literal()?);
+            } else if !IGNORED_QUEUE_PROPERTIES.contains(&name.as_str()) {
+                return Err(TemplateError::Unexpected {
+                    path: value.path,
+                    expected: "a queue property the local stack copies (extend template.rs to copy it)".into(),
+                    found: "an unsupported property".into(),
+                });
+            }
+        }
+    }
+    Ok(QueueDefinition { logical_id, attributes, redrive })
+}
+
+/// A value in the template with the path that leads to it, for error messages.
+#[derive(Debug, Clone)]
+struct Node<'a> {
+    path: String,
+    value: &'a Value,
+}
+
+impl<'a> Node<'a> {
+    fn child(&self, segment: &str, value: &'a Value) -> Node<'a> {
+        let path = if self.path.is_empty() { segment.to_string() } else { format!("{}.{segment}", self.path) };
+        Node { path, value }
+    }
+
+    fn field(&self, key: &str) -> Result<Node<'a>, TemplateError> {
+        self.optional_field(key)?
+            .ok_or_else(|| TemplateError::Missing { path: self.child(key, self.value).path })
+    }
+
+    fn optional_field(&self, key: &str) -> Result<Option<Node<'a>>, TemplateError> {
+        match self.value {
+            Value::Mapping(mapping) => Ok(mapping.get(key).map(|value| self.child(key, value))),
+            _ => Err(self.unexpected("a mapping")),
+        }
+    }
+
+    /// The entries of a mapping, in template order.
+    fn entries(&self) -> Result<Vec<(String, Node<'a>)>, TemplateError> {
+        let Value::Mapping(mapping) = self.value else {
+            return Err(self.unexpected("a mapping"));
+        };
+        mapping
+            .iter()
+            .map(|(key, value)| match key {
+                Value::String(name) => Ok((name.clone(), self.child(name, value))),
+                other => Err(TemplateError::Unexpected {
+                    path: self.path.clone(),
+                    expected: "a mapping with string keys".into(),
+                    found: format!("a key that is {}", describe(other)),
+                }),
+            })
+            .collect()
+    }
+
+    fn items(&self) -> Result<Vec<Node<'a>>, TemplateError> {
+        let Value::Sequence(items) = self.value else {
+            return Err(self.unexpected("a list"));
+        };
+        Ok(items
+            .iter()
+            .enumerate()
+            .map(|(index, value)| Node { path: format!("{}[{index}]", self.path), value })
+            .collect())
+    }
+
+    /// A scalar written literally (CloudFormation accepts numbers and booleans where strings go).
+    fn literal(&self) -> Result<String, TemplateError> {
+        match self.value {
+            Value::String(text) => Ok(text.clone()),
+            Value::Number(number) => Ok(number.to_string()),
+            Value::Bool(flag) => Ok(flag.to_string()),
+            _ => Err(self.unexpected("a literal value")),
+        }
+    }
+
+    fn boolean(&self) -> Result<bool, TemplateError> {
+        match self.literal()?.as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(self.unexpected("true or false")),
+        }
+    }
+
+    fn number(&self) -> Result<u32, TemplateError> {
+        self.literal()?.parse().map_err(|_| self.unexpected("a non-negative integer"))
+    }
+
+    /// The logical id named by `!Ref X` / `{Ref: X}`.
+    fn reference(&self) -> Result<String, TemplateError> {
+        match intrinsic(self.value) {
+            Some(("Ref", argument)) => self.child("Ref", argument).literal(),
+            _ => Err(self.unexpected("!Ref <logical id>")),
+        }
+    }
+
+    /// `(logical id, attribute)` named by `!GetAtt X.Attr` / `{Fn::GetAtt: [X, Attr]}`.
+    fn get_att(&self) -> Result<(String, String), TemplateError> {
+        let Some(("Fn::GetAtt", argument)) = intrinsic(self.value) else {
+            return Err(self.unexpected("!GetAtt <logical id>.<attribute>"));
+        };
+        let argument = self.child("Fn::GetAtt", argument);
+        let parts = match argument.value {
+            Value::Sequence(_) => argument.items()?.iter().map(Node::literal).collect::<Result<Vec<_>, _>>()?,
+            _ => argument.literal()?.splitn(2, '.').map(str::to_string).collect(),
+        };
+        match <[String; 2]>::try_from(parts) {
+            Ok([logical_id, attribute]) => Ok((logical_id, attribute)),
+            Err(_) => Err(argument.unexpected("<logical id>.<attribute>")),
+        }
+    }
+
+    fn unexpected(&self, expected: &str) -> TemplateError {
+        TemplateError::Unexpected {
+            path: self.path.clone(),
+            expected: expected.to_string(),
+            found: describe(self.value),
+        }
+    }
+}
+
+/// The CloudFormation intrinsic a value is, as (long-form name, argument).
+fn intrinsic(value: &Value) -> Option<(&str, &Value)> {
+    match value {
+        Value::Tagged(tagged) => {
+            let name = tagged.tag.to_string();
+            let name = name.trim_start_matches('!');
+            let long = if name == "Ref" || name == "Condition" { name.to_string() } else { format!("Fn::{name}") };
+            // The long-form names are a small closed set; map back to a &'static str.
+            INTRINSICS.iter().find(|known| **known == long).map(|known| (*known, &tagged.value))
+        }
+        Value::Mapping(mapping) if mapping.len() == 1 => {
+            let (Value::String(name), argument) = mapping.iter().next()? else {
+                return None;
+            };
+            INTRINSICS.iter().find(|known| *known == name).map(|known| (*known, argument))
+        }
+        _ => None,
+    }
+}
+
+const INTRINSICS: &[&str] = &[
+    "Ref",
+    "Condition",
+    "Fn::Base64",
+    "Fn::Cidr",
+    "Fn::FindInMap",
+    "Fn::GetAtt",
+    "Fn::GetAZs",
+    "Fn::ImportValue",
+    "Fn::Join",
+    "Fn::Select",
+    "Fn::Split",
+    "Fn::Sub",
+    "Fn::Transform",
+    "Fn::And",
+    "Fn::Equals",
+    "Fn::If",
+    "Fn::Not",
+    "Fn::Or",
+    "Fn::Length",
+    "Fn::ToJsonString",
+];
+
+fn describe(value: &Value) -> String {
+    if let Some((name, _)) = intrinsic(value) {
+        return format!("the intrinsic {name}");
+    }
+    match value {
+        Value::Null => "empty".into(),
+        Value::Bool(flag) => format!("{flag}"),
+        Value::Number(number) => format!("the number {number}"),
+        Value::String(text) => format!("{text:?}"),
+        Value::Sequence(_) => "a list".into(),
+        Value::Mapping(_) => "a mapping".into(),
+        Value::Tagged(tagged) => format!("an unknown tag {}", tagged.tag),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMALL_TEMPLATE: &str = r#"
+Globals:
+  HttpApi:
+    Auth:
+      DefaultAuthorizer: Jwt
+Resources:
+  Api:
+    Type: AWS::Serverless::HttpApi
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Guarded:
+          Type: HttpApi
+          Properties: { ApiId: { Ref: Api }, Method: post, Path: /a }
+        Open:
+          Type: HttpApi
+          Properties: { ApiId: !Ref Api, Method: GET, Path: /b, Auth: { Authorizer: NONE } }
+        Queue:
+          Type: SQS
+          Properties: { Queue: !GetAtt Q.Arn }
+  Q:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 60
+      RedrivePolicy:
+        deadLetterTargetArn: { "Fn::GetAtt": [Dlq, Arn] }
+        maxReceiveCount: "3"
+  Dlq:
+    Type: AWS::SQS::Queue
+"#;
+
+    #[test]
+    fn routes_use_the_global_default_authorizer_unless_the_route_says_none() {
+        let routes = Template::parse(SMALL_TEMPLATE).unwrap().http_routes().unwrap();
+
+        assert_eq!(
+            routes,
+            vec![
+                HttpRoute { method: "POST".into(), path: "/a".into(), function: "Fn".into(), public: false },
+                HttpRoute { method: "GET".into(), path: "/b".into(), function: "Fn".into(), public: true },
+            ]
+        );
+    }
+
+    #[test]
+    fn routes_without_any_default_authorizer_are_public() {
+        let template = SMALL_TEMPLATE.replace("DefaultAuthorizer: Jwt", "Other: x");
+
+        let routes = Template::parse(&template).unwrap().http_routes().unwrap();
+
+        assert!(routes.iter().all(|route| route.public));
+    }
+
+    #[test]
+    fn redrive_targets_are_read_from_short_and_long_form_get_att() {
+        let template = Template::parse(SMALL_TEMPLATE).unwrap();
+        let mut queues = Vec::new();
+        for (logical_id, resource) in template.resources_of_type("AWS::SQS::Queue").unwrap() {
+            queues.push(queue_definition(logical_id, &resource).unwrap());
+        }
+
+        assert_eq!(
+            queues[0],
+            QueueDefinition {
+                logical_id: "Q".into(),
+                attributes: BTreeMap::from([("VisibilityTimeout".to_string(), "60".to_string())]),
+                redrive: Some(RedriveDefinition { dead_letter_queue: "Dlq".into(), max_receive_count: 3 }),
+            }
+        );
+        assert_eq!(queues[1].redrive, None);
+
+        let short = SMALL_TEMPLATE.replace(r#"{ "Fn::GetAtt": [Dlq, Arn] }"#, "!GetAtt Dlq.Arn");
+        let template = Template::parse(&short).unwrap();
+        let (logical_id, resource) = template.resources_of_type("AWS::SQS::Queue").unwrap().remove(0);
+        let redrive = queue_definition(logical_id, &resource).unwrap().redrive.unwrap();
+        assert_eq!(redrive.dead_letter_queue, "Dlq");
+    }
+
+    #[test]
+    fn an_intrinsic_where_a_literal_must_be_copied_is_refused_with_its_path() {
+        let template = SMALL_TEMPLATE.replace("VisibilityTimeout: 60", "VisibilityTimeout: !Ref Timeout");
+        let template = Template::parse(&template).unwrap();
+        let (logical_id, resource) = template.resources_of_type("AWS::SQS::Queue").unwrap().remove(0);
+
+        let error = queue_definition(logical_id, &resource).unwrap_err().to_string();
+
+        assert_eq!(
+            error,
+            "infra/template.yaml: Resources.Q.Properties.VisibilityTimeout should be a literal value, \
+             but is the intrinsic Ref"
+        );
+    }
+
+    #[test]
+    fn an_unknown_queue_property_is_refused_rather_than_silently_dropped() {
+        let template = SMALL_TEMPLATE.replace("VisibilityTimeout: 60", "FifoQueue: true");
+        let template = Template::parse(&template).unwrap();
+        let (logical_id, resource) = template.resources_of_type("AWS::SQS::Queue").unwrap().remove(0);
+
+        let error = queue_definition(logical_id, &resource).unwrap_err().to_string();
+
+        assert!(error.contains("Resources.Q.Properties.FifoQueue"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_table_is_named_in_the_error() {
+        let error = Template::parse(SMALL_TEMPLATE).unwrap().definitions().unwrap_err().to_string();
+
+        assert_eq!(error, "infra/template.yaml: Resources.Table is missing");
+    }
+
+    #[test]
+    fn the_bundled_template_declares_an_on_demand_table_with_the_sync_due_index() {
+        let definitions = template_definitions().unwrap();
+
+        assert_eq!(definitions.table.billing_mode, "PAY_PER_REQUEST");
+        assert_eq!(definitions.table.time_to_live_attribute.as_deref(), Some("expiresAt"));
+        assert_eq!(definitions.table.global_secondary_indexes[0].index_name, "gsi1");
+        assert!(definitions.secrets_key.enable_key_rotation);
+        assert_eq!(definitions.queues.len(), 4);
+    }
+}

@@ -1,0 +1,476 @@
+//! The catalog file format (sync.md "Provider catalog"): one serde type per part of an entry, with
+//! exactly the spec's field names. Unknown field names are errors everywhere.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What kind of service a provider is (`GET /api/providers?category=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    Calendar,
+    Storage,
+    Accounting,
+    Communication,
+    Payments,
+    Design,
+    Crm,
+    Health,
+    Ai,
+    Custom,
+}
+
+impl Category {
+    pub const ALL: [Category; 10] = [
+        Category::Calendar,
+        Category::Storage,
+        Category::Accounting,
+        Category::Communication,
+        Category::Payments,
+        Category::Design,
+        Category::Crm,
+        Category::Health,
+        Category::Ai,
+        Category::Custom,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Calendar => "calendar",
+            Category::Storage => "storage",
+            Category::Accounting => "accounting",
+            Category::Communication => "communication",
+            Category::Payments => "payments",
+            Category::Design => "design",
+            Category::Crm => "crm",
+            Category::Health => "health",
+            Category::Ai => "ai",
+            Category::Custom => "custom",
+        }
+    }
+}
+
+impl FromStr for Category {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Category::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown category `{s}`"))
+    }
+}
+
+/// How a tenant authenticates to the provider; also the integration resource's `authMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+pub enum AuthMode {
+    #[serde(rename = "oauth2")]
+    OAuth2,
+    #[serde(rename = "api_key")]
+    ApiKey,
+    #[serde(rename = "basic")]
+    Basic,
+    #[serde(rename = "none")]
+    None,
+}
+
+impl AuthMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::OAuth2 => "oauth2",
+            AuthMode::ApiKey => "api_key",
+            AuthMode::Basic => "basic",
+            AuthMode::None => "none",
+        }
+    }
+}
+
+/// How the client credentials reach the OAuth token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuth {
+    /// `client_id` and `client_secret` in the form body (`client_secret_post`).
+    #[default]
+    Body,
+    /// HTTP basic authentication (`client_secret_basic`).
+    Basic,
+}
+
+/// One credential a tenant supplies for an api_key/basic provider.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CredentialField {
+    pub name: String,
+    /// Secret fields are stored encrypted and never shown again; non-secret ones (an account id)
+    /// may be shown and used in URLs.
+    pub secret: bool,
+}
+
+/// `auth` as written; turned into [`super::Auth`] by validation, which enforces the per-mode rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawAuth {
+    pub(crate) mode: AuthMode,
+    pub(crate) authorize_url: Option<String>,
+    pub(crate) token_url: Option<String>,
+    pub(crate) revoke_url: Option<String>,
+    pub(crate) issuer: Option<String>,
+    pub(crate) scopes: Option<Vec<String>>,
+    pub(crate) scope_separator: Option<String>,
+    pub(crate) pkce: Option<bool>,
+    pub(crate) token_auth: Option<TokenAuth>,
+    pub(crate) authorize_params: Option<BTreeMap<String, ScalarString>>,
+    pub(crate) fields: Option<Vec<CredentialField>>,
+    pub(crate) apply: Option<RawApply>,
+}
+
+/// `apply` as written: exactly one of `header`+`format`, `query`+`format`, `basic`, `url`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawApply {
+    pub(crate) header: Option<String>,
+    pub(crate) query: Option<String>,
+    pub(crate) format: Option<String>,
+    pub(crate) basic: Option<BasicApply>,
+    pub(crate) url: Option<bool>,
+}
+
+/// HTTP basic credentials built from templates (`{accountSid}` / `{authToken}`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BasicApply {
+    pub username: String,
+    pub password: String,
+}
+
+/// `api`: where and how fast the provider's API is called.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Api {
+    /// May hold `{config.*}` placeholders; an integration's `config.baseUrl` overrides it.
+    pub base_url: String,
+    /// Extra headers sent with every request (e.g. `Accept: application/json`, Xero's
+    /// `xero-tenant-id: "{config.tenantId}"`); values are templates.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Absent = unlimited.
+    pub rate_limit: Option<RateLimit>,
+    /// Absent → test connection answers 400 `not_supported`.
+    pub health_check: Option<HealthCheck>,
+}
+
+/// A token bucket: capacity `requests`, refilled at `requests / perSeconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per_seconds: u32,
+}
+
+/// A cheap authenticated request whose status proves the credentials work.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HealthCheck {
+    #[serde(deserialize_with = "method")]
+    pub method: http::Method,
+    pub path: String,
+    pub expect: u16,
+}
+
+/// `webhook`: the default inbound verification scheme for the provider's webhooks.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WebhookDefaults {
+    pub scheme: WebhookScheme,
+    /// The provider's signature header, for `hmac_sha256` (e.g. Dropbox's `X-Dropbox-Signature`).
+    pub signature_header: Option<String>,
+}
+
+/// The inbound verification schemes of webhooks.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookScheme {
+    Standard,
+    HmacSha256,
+    Stripe,
+    Github,
+    Slack,
+    Meta,
+    Twilio,
+    Shopify,
+    HubspotV3,
+    Sendgrid,
+    GoogleChannel,
+    None,
+}
+
+impl WebhookScheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookScheme::Standard => "standard",
+            WebhookScheme::HmacSha256 => "hmac_sha256",
+            WebhookScheme::Stripe => "stripe",
+            WebhookScheme::Github => "github",
+            WebhookScheme::Slack => "slack",
+            WebhookScheme::Meta => "meta",
+            WebhookScheme::Twilio => "twilio",
+            WebhookScheme::Shopify => "shopify",
+            WebhookScheme::HubspotV3 => "hubspot_v3",
+            WebhookScheme::Sendgrid => "sendgrid",
+            WebhookScheme::GoogleChannel => "google_channel",
+            WebhookScheme::None => "none",
+        }
+    }
+}
+
+/// `sync`: the remote entities the one sync engine can read (and write).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SyncDef {
+    pub entities: BTreeMap<String, EntityDef>,
+}
+
+/// How to list (and optionally write) one remote entity.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EntityDef {
+    pub request: EntityRequest,
+    /// Dot path to the array of records in the response body; `""` = the body is the array.
+    pub records: String,
+    /// Dot path to the remote id inside a record.
+    pub id: String,
+    /// Dot path to the record's modification time.
+    pub updated_at: Option<String>,
+    /// A record whose value at `path` equals `equals` is a deletion marker.
+    pub deleted: Option<DeletedMarker>,
+    /// Absent = one page.
+    pub pagination: Option<Pagination>,
+    /// Absent or `{type: none}` = full sync with deletion detection.
+    pub incremental: Option<Incremental>,
+    /// Mappings a new integration starts with for this entity.
+    pub default_mappings: Option<DefaultMappings>,
+    /// How a local record is exported to this entity.
+    pub write: Option<WriteDef>,
+}
+
+impl EntityDef {
+    /// True when the entity is read incrementally (a sync token or an updated-since parameter).
+    pub fn is_incremental(&self) -> bool {
+        !matches!(self.incremental, None | Some(Incremental::None {}))
+    }
+}
+
+/// The list request; `path` and `params` values are templates.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EntityRequest {
+    #[serde(deserialize_with = "method")]
+    pub method: http::Method,
+    pub path: String,
+    #[serde(default, deserialize_with = "scalar_map")]
+    pub params: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeletedMarker {
+    pub path: String,
+    pub equals: Value,
+}
+
+/// How the next page is requested (sync.md "Declarative sync definitions").
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
+pub enum Pagination {
+    /// The value at `next` in the body is sent as `param` on the next request.
+    Cursor { param: String, next: String },
+    /// `param` = records seen so far, `limitParam` = `pageSize`.
+    Offset {
+        param: String,
+        limit_param: String,
+        page_size: u32,
+    },
+    /// `param` = page number from 1, `sizeParam` = `pageSize`.
+    Page {
+        param: String,
+        size_param: String,
+        page_size: u32,
+    },
+    /// RFC 8288 `Link: <...>; rel="next"`.
+    LinkHeader {},
+    /// Stripe: `param` = id of the last record while the body's `hasMore` path is true.
+    StartingAfter { param: String, has_more: String },
+}
+
+/// How only changes are fetched.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
+pub enum Incremental {
+    /// The body's `next` value is saved and sent as `param`; `expiredStatus` (Google: 410) means
+    /// the token expired and a full sync follows.
+    SyncToken {
+        param: String,
+        next: String,
+        expired_status: Option<u16>,
+    },
+    /// `param` = start of the last successful run minus 60 s, in `format`.
+    UpdatedSince {
+        param: String,
+        #[serde(default)]
+        format: TimeFormat,
+    },
+    /// Full sync with deletion detection.
+    None {},
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeFormat {
+    #[default]
+    Rfc3339,
+    EpochS,
+    EpochMs,
+}
+
+/// Default mappings of one remote entity to a local entity.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DefaultMappings {
+    pub local_entity: String,
+    pub fields: Vec<FieldMapping>,
+}
+
+/// One field mapping, in the shape of the sync settings' `fieldMappings` (without `localEntity`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FieldMapping {
+    pub local_field: String,
+    pub remote_field: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transform: Option<Transform>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transform_config: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_value: Option<Value>,
+}
+
+/// The mapping transforms of sync.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transform {
+    None,
+    DateFormat,
+    CurrencyConvert,
+    Custom,
+}
+
+/// Export of local records: the requests that create, update and delete a remote record.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WriteDef {
+    pub create: Option<WriteRequest>,
+    /// Its path holds `{remoteId}`.
+    pub update: Option<WriteRequest>,
+    /// Its path holds `{remoteId}`.
+    pub delete: Option<WriteRequest>,
+    /// Dot path to the new remote id in the create response; absent = the entity's `id` path.
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WriteRequest {
+    #[serde(deserialize_with = "method")]
+    pub method: http::Method,
+    pub path: String,
+    #[serde(default)]
+    pub body: BodyEncoding,
+}
+
+/// How an exported record is encoded (Stripe and Twilio take forms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyEncoding {
+    #[default]
+    Json,
+    Form,
+}
+
+/// A provider entry as written, before the per-mode rules are checked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawProvider {
+    pub(crate) name: String,
+    pub(crate) category: Category,
+    pub(crate) auth: RawAuth,
+    pub(crate) api: Option<Api>,
+    pub(crate) webhook: Option<WebhookDefaults>,
+    pub(crate) sync: Option<SyncDef>,
+}
+
+/// A YAML scalar (string, number or boolean) taken as text, so `singleEvents: true` and
+/// `singleEvents: "true"` mean the same query parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ScalarString(pub(crate) String);
+
+impl<'de> Deserialize<'de> for ScalarString {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl Visitor<'_> for ScalarVisitor {
+            type Value = ScalarString;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ScalarString, E> {
+                Ok(ScalarString(v.to_owned()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<ScalarString, E> {
+                Ok(ScalarString(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ScalarString, E> {
+                Ok(ScalarString(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ScalarString, E> {
+                Ok(ScalarString(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<ScalarString, E> {
+                Ok(ScalarString(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+fn scalar_map<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let raw = BTreeMap::<String, ScalarString>::deserialize(deserializer)?;
+    Ok(raw.into_iter().map(|(k, v)| (k, v.0)).collect())
+}
+
+/// An HTTP method in upper case (`GET`, `POST`, `PROPFIND`).
+fn method<'de, D: Deserializer<'de>>(deserializer: D) -> Result<http::Method, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.is_empty() || text != text.to_ascii_uppercase() {
+        return Err(de::Error::custom(format!(
+            "`{text}` is not an upper-case HTTP method"
+        )));
+    }
+    http::Method::from_bytes(text.as_bytes())
+        .map_err(|_| de::Error::custom(format!("`{text}` is not an HTTP method")))
+}

@@ -1,0 +1,194 @@
+//! Turning catalog templates into concrete provider requests: base URL (or the integration's
+//! `config.baseUrl`), path and parameters with placeholders rendered, `api.headers`, and the
+//! credentials applied as the catalog says.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
+use url::Url;
+
+use super::template::{percent_encode, MissingValue, Template, Values};
+use super::{Auth, CatalogError, CredentialApply, Provider};
+
+/// A provider request ready to be sent through the SSRF-guarded HTTP client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderRequest {
+    pub method: http::Method,
+    pub url: Url,
+    /// Includes the credential header, if any: redact before logging.
+    pub headers: Vec<(String, String)>,
+}
+
+/// The test-connection request and the status that means success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckRequest {
+    pub method: http::Method,
+    pub url: Url,
+    /// Includes the credential header, if any: redact before logging.
+    pub headers: Vec<(String, String)>,
+    pub expect: u16,
+}
+
+impl From<MissingValue> for CatalogError {
+    fn from(m: MissingValue) -> Self {
+        CatalogError::MissingValue {
+            placeholder: m.placeholder,
+            reason: m.reason.to_owned(),
+        }
+    }
+}
+
+fn parse(text: &str, what: &str) -> Result<Template, CatalogError> {
+    Template::parse(text).map_err(|reason| CatalogError::InvalidRequest(format!("{what}: {reason}")))
+}
+
+/// Renders a template whose values go into a header or through `Url`'s own encoding.
+fn render_raw(text: &str, what: &str, values: &Values<'_>) -> Result<String, CatalogError> {
+    Ok(parse(text, what)?.render(values, |_, _, v| v.to_owned())?)
+}
+
+/// Renders a URL path (and query) template: every value is percent-encoded.
+fn render_path(text: &str, what: &str, values: &Values<'_>) -> Result<String, CatalogError> {
+    Ok(parse(text, what)?.render(values, |_, _, v| percent_encode(v))?)
+}
+
+fn base_url(provider_base: &str, config: &Map<String, Value>, values: &Values<'_>) -> Result<String, CatalogError> {
+    let base = match config.get("baseUrl") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
+        Some(Value::Null) | None => {
+            // A leading placeholder is a whole URL (`{config.baseUrl}`); others are URL parts.
+            parse(provider_base, "api.baseUrl")?.render(values, |index, _, v| {
+                if index == 0 {
+                    v.to_owned()
+                } else {
+                    percent_encode(v)
+                }
+            })?
+        }
+        Some(Value::String(_)) => {
+            return Err(CatalogError::InvalidRequest("config.baseUrl is empty".to_owned()))
+        }
+        Some(_) => {
+            return Err(CatalogError::InvalidRequest(
+                "config.baseUrl must be a string".to_owned(),
+            ))
+        }
+    };
+    Ok(base.trim_end_matches('/').to_owned())
+}
+
+impl Provider {
+    /// Builds a request to `path` (a template, e.g. an entity's `request.path`) with `params`
+    /// (templates) as query parameters, `api.headers`, and the credentials applied: a header,
+    /// a query parameter, HTTP basic, or for oauth2 `Authorization: Bearer {accessToken}`.
+    /// The base is `config.baseUrl` when the integration has one, else `api.baseUrl`.
+    pub fn prepare_request(
+        &self,
+        method: http::Method,
+        path: &str,
+        params: &BTreeMap<String, String>,
+        values: &Values<'_>,
+    ) -> Result<ProviderRequest, CatalogError> {
+        let api = self.api.as_ref().ok_or(CatalogError::NoApi)?;
+        let base = base_url(&api.base_url, values.config, values)?;
+        let path = render_path(path, "path", values)?;
+        let mut url = Url::parse(&format!("{base}{path}")).map_err(|e| {
+            CatalogError::InvalidRequest(format!("the request URL is not valid: {e}"))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(CatalogError::InvalidRequest(
+                "the base URL must be an absolute http(s) URL".to_owned(),
+            ));
+        }
+        for (name, value) in params {
+            let value = render_raw(value, "params", values)?;
+            url.query_pairs_mut().append_pair(name, &value);
+        }
+        let mut headers = Vec::with_capacity(api.headers.len() + 1);
+        for (name, value) in &api.headers {
+            headers.push((name.clone(), render_raw(value, "api.headers", values)?));
+        }
+        self.apply_credentials(&mut url, &mut headers, values)?;
+        for (name, value) in &headers {
+            let valid_name = http::HeaderName::from_bytes(name.as_bytes()).is_ok();
+            if !valid_name || http::HeaderValue::from_str(value).is_err() {
+                // Never echo the value: it may be a credential.
+                return Err(CatalogError::InvalidRequest(format!(
+                    "header `{name}` is not valid after rendering"
+                )));
+            }
+        }
+        Ok(ProviderRequest {
+            method,
+            url,
+            headers,
+        })
+    }
+
+    /// The test-connection request for an integration with this `config` and these decrypted
+    /// `credentials` (the credential fields, or the OAuth token set with `accessToken`).
+    pub fn build_health_check(
+        &self,
+        config: &Map<String, Value>,
+        credentials: &Map<String, Value>,
+    ) -> Result<HealthCheckRequest, CatalogError> {
+        let check = self
+            .api
+            .as_ref()
+            .and_then(|a| a.health_check.as_ref())
+            .ok_or(CatalogError::NoHealthCheck)?;
+        let request = self.prepare_request(
+            check.method.clone(),
+            &check.path,
+            &BTreeMap::new(),
+            &Values::new(config, credentials),
+        )?;
+        Ok(HealthCheckRequest {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            expect: check.expect,
+        })
+    }
+
+    fn apply_credentials(
+        &self,
+        url: &mut Url,
+        headers: &mut Vec<(String, String)>,
+        values: &Values<'_>,
+    ) -> Result<(), CatalogError> {
+        let apply = match &self.auth {
+            Auth::None => return Ok(()),
+            Auth::OAuth2(oauth) => match &oauth.apply {
+                Some(apply) => apply,
+                None => {
+                    let token = render_raw("{accessToken}", "token", values)?;
+                    headers.push(("Authorization".to_owned(), format!("Bearer {token}")));
+                    return Ok(());
+                }
+            },
+            Auth::ApiKey(c) | Auth::Basic(c) => &c.apply,
+        };
+        match apply {
+            CredentialApply::Header { name, format } => {
+                let name = render_raw(name, "auth.apply.header", values)?;
+                headers.push((name, render_raw(format, "auth.apply.format", values)?));
+            }
+            CredentialApply::Query { name, format } => {
+                let name = render_raw(name, "auth.apply.query", values)?;
+                let value = render_raw(format, "auth.apply.format", values)?;
+                url.query_pairs_mut().append_pair(&name, &value);
+            }
+            CredentialApply::Basic { username, password } => {
+                let username = render_raw(username, "auth.apply.basic.username", values)?;
+                let password = render_raw(password, "auth.apply.basic.password", values)?;
+                let encoded = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{password}"));
+                headers.push(("Authorization".to_owned(), format!("Basic {encoded}")));
+            }
+            CredentialApply::Url => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,279 @@
+//! Placeholder templates used throughout the catalog (`api.baseUrl`, paths, params, headers, `apply`).
+//!
+//! Grammar: literal text with placeholders in braces; `{{` and `}}` stand for literal braces.
+//! - `{config.name}` — the integration's non-secret `config.name`; `{config.name|fallback}` renders
+//!   `fallback` when the integration has no such value (e.g. Google's `calendarId` → `primary`);
+//! - `{name}` — a credential field (api_key/basic) or a member of the OAuth token set (`accessToken`);
+//! - `{remoteId}` — the remote record id, only in export (`write`) paths.
+
+use serde_json::{Map, Value};
+
+/// Where a placeholder takes its value from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Source {
+    Config,
+    Credential,
+    RemoteId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Placeholder {
+    pub(crate) source: Source,
+    pub(crate) name: String,
+    pub(crate) fallback: Option<String>,
+}
+
+impl Placeholder {
+    /// The placeholder as written in the catalog, for error messages.
+    pub(crate) fn display(&self) -> String {
+        match self.source {
+            Source::Config => format!("{{config.{}}}", self.name),
+            Source::Credential | Source::RemoteId => format!("{{{}}}", self.name),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Segment {
+    Literal(String),
+    Placeholder(Placeholder),
+}
+
+/// A parsed template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Template {
+    pub(crate) segments: Vec<Segment>,
+}
+
+/// The name used for the remote record id in export paths.
+pub(crate) const REMOTE_ID: &str = "remoteId";
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Template {
+    /// Parses `text`; the error says what is wrong with the template.
+    pub(crate) fn parse(text: &str) -> Result<Template, String> {
+        let mut segments = Vec::new();
+        let mut literal = String::new();
+        let mut chars = text.char_indices().peekable();
+        while let Some((start, c)) = chars.next() {
+            match c {
+                '{' if chars.peek().map(|(_, n)| *n) == Some('{') => {
+                    chars.next();
+                    literal.push('{');
+                }
+                '}' if chars.peek().map(|(_, n)| *n) == Some('}') => {
+                    chars.next();
+                    literal.push('}');
+                }
+                '}' => return Err(format!("unmatched `}}` at byte {start} (write `}}}}` for a literal brace)")),
+                '{' => {
+                    let mut inner = String::new();
+                    let mut closed = false;
+                    for (_, n) in chars.by_ref() {
+                        if n == '}' {
+                            closed = true;
+                            break;
+                        }
+                        inner.push(n);
+                    }
+                    if !closed {
+                        return Err(format!("unclosed placeholder starting at byte {start}"));
+                    }
+                    if !literal.is_empty() {
+                        segments.push(Segment::Literal(std::mem::take(&mut literal)));
+                    }
+                    segments.push(Segment::Placeholder(parse_placeholder(&inner)?));
+                }
+                other => literal.push(other),
+            }
+        }
+        if !literal.is_empty() {
+            segments.push(Segment::Literal(literal));
+        }
+        Ok(Template { segments })
+    }
+
+    pub(crate) fn placeholders(&self) -> impl Iterator<Item = &Placeholder> {
+        self.segments.iter().filter_map(|segment| match segment {
+            Segment::Placeholder(p) => Some(p),
+            Segment::Literal(_) => None,
+        })
+    }
+
+    /// True when the template begins with a placeholder (a whole base URL such as `{config.baseUrl}`).
+    pub(crate) fn starts_with_placeholder(&self) -> bool {
+        matches!(self.segments.first(), Some(Segment::Placeholder(_)))
+    }
+
+    /// Renders the template. `encode(index, value)` decides how the value of the placeholder at
+    /// segment `index` is escaped (percent-encoding in URLs, nothing in headers); `preceding` is the
+    /// text rendered so far, so URL rendering can tell a path from a query.
+    pub(crate) fn render(
+        &self,
+        values: &Values<'_>,
+        encode: impl Fn(usize, &str, &str) -> String,
+    ) -> Result<String, MissingValue> {
+        let mut out = String::new();
+        for (index, segment) in self.segments.iter().enumerate() {
+            match segment {
+                Segment::Literal(text) => out.push_str(text),
+                Segment::Placeholder(p) => {
+                    let value = values.lookup(p)?;
+                    let encoded = encode(index, &out, &value);
+                    out.push_str(&encoded);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn parse_placeholder(inner: &str) -> Result<Placeholder, String> {
+    if let Some(rest) = inner.strip_prefix("config.") {
+        let (name, fallback) = match rest.split_once('|') {
+            Some((name, fallback)) => (name, Some(fallback.to_owned())),
+            None => (rest, None),
+        };
+        if !is_identifier(name) {
+            return Err(format!("`{{{inner}}}` is not a valid placeholder (expected {{config.name}})"));
+        }
+        return Ok(Placeholder {
+            source: Source::Config,
+            name: name.to_owned(),
+            fallback,
+        });
+    }
+    if !is_identifier(inner) {
+        return Err(format!(
+            "`{{{inner}}}` is not a valid placeholder (expected {{fieldName}} or {{config.name}})"
+        ));
+    }
+    let source = if inner == REMOTE_ID {
+        Source::RemoteId
+    } else {
+        Source::Credential
+    };
+    Ok(Placeholder {
+        source,
+        name: inner.to_owned(),
+        fallback: None,
+    })
+}
+
+/// A placeholder had no value to render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MissingValue {
+    pub(crate) placeholder: String,
+    pub(crate) reason: &'static str,
+}
+
+/// The values placeholders are rendered from.
+#[derive(Debug, Clone, Copy)]
+pub struct Values<'a> {
+    pub(crate) config: &'a Map<String, Value>,
+    pub(crate) credentials: &'a Map<String, Value>,
+    pub(crate) remote_id: Option<&'a str>,
+}
+
+impl<'a> Values<'a> {
+    /// Values from an integration's `config` and its decrypted credentials (the credential fields,
+    /// or for OAuth the token set with `accessToken`).
+    pub fn new(config: &'a Map<String, Value>, credentials: &'a Map<String, Value>) -> Self {
+        Values {
+            config,
+            credentials,
+            remote_id: None,
+        }
+    }
+
+    /// Adds the remote record id rendered into export paths as `{remoteId}`.
+    pub fn with_remote_id(self, remote_id: &'a str) -> Self {
+        Values {
+            remote_id: Some(remote_id),
+            ..self
+        }
+    }
+
+    fn lookup(&self, p: &Placeholder) -> Result<String, MissingValue> {
+        let missing = |reason| MissingValue {
+            placeholder: p.display(),
+            reason,
+        };
+        let value = match p.source {
+            Source::RemoteId => return self.remote_id.map(str::to_owned).ok_or(missing("no value")),
+            Source::Config => self.config.get(&p.name),
+            Source::Credential => self.credentials.get(&p.name),
+        };
+        match value {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(Value::Number(n)) => Ok(n.to_string()),
+            Some(Value::Bool(b)) => Ok(b.to_string()),
+            Some(Value::Null) | None => p.fallback.clone().ok_or(missing("no value")),
+            Some(Value::Array(_) | Value::Object(_)) => {
+                Err(missing("value is not a string, number or boolean"))
+            }
+        }
+    }
+}
+
+/// Percent-encodes `value` for a URL path segment or a query component: everything except
+/// unreserved characters is escaped, so a value can never add a path segment or a parameter.
+pub(crate) fn percent_encode(value: &str) -> String {
+    // form_urlencoded escapes all but `*-._` and alphanumerics, and writes a space as `+`;
+    // `+` itself is escaped, so every remaining `+` is a space and becomes `%20`.
+    url::form_urlencoded::byte_serialize(value.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn map(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn escaped_braces_render_as_literal_braces() {
+        let t = Template::parse(r#"{{"api_key":"{apiKey}"}}"#).expect("valid");
+        let creds = map(json!({"apiKey": "k1"}));
+        let config = Map::new();
+        let out = t
+            .render(&Values::new(&config, &creds), |_, _, v| v.to_owned())
+            .expect("renders");
+        assert_eq!(out, r#"{"api_key":"k1"}"#);
+    }
+
+    #[test]
+    fn config_placeholder_uses_its_fallback_when_the_value_is_absent() {
+        let t = Template::parse("/calendars/{config.calendarId|primary}/events").expect("valid");
+        let empty = Map::new();
+        let out = t
+            .render(&Values::new(&empty, &empty), |_, _, v| v.to_owned())
+            .expect("renders");
+        assert_eq!(out, "/calendars/primary/events");
+    }
+
+    #[test]
+    fn malformed_templates_are_rejected_with_a_reason() {
+        assert!(Template::parse("/a/{config.}").is_err());
+        assert!(Template::parse("/a/{unclosed").is_err());
+        assert!(Template::parse("/a/}").is_err());
+        assert!(Template::parse("/a/{with space}").is_err());
+    }
+
+    #[test]
+    fn percent_encoding_escapes_separators_and_spaces() {
+        assert_eq!(percent_encode("a/b?c#d e+f@g"), "a%2Fb%3Fc%23d%20e%2Bf%40g");
+    }
+}

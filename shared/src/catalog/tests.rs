@@ -1,0 +1,740 @@
+//! The catalog as a specification: the built-in entries, the file format's error messages, the
+//! `PROVIDERS_FILE` merge, request building and the public view.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+
+use super::validate::UrlPolicy;
+use super::*;
+
+/// Every provider of the original systems, as sync.md lists them.
+const SPEC_PROVIDERS: [(&str, Category); 28] = [
+    ("google_calendar", Category::Calendar),
+    ("outlook_calendar", Category::Calendar),
+    ("apple_calendar", Category::Calendar),
+    ("google_drive", Category::Storage),
+    ("dropbox", Category::Storage),
+    ("onedrive", Category::Storage),
+    ("quickbooks", Category::Accounting),
+    ("xero", Category::Accounting),
+    ("hashavshevet", Category::Accounting),
+    ("priority", Category::Accounting),
+    ("whatsapp_business", Category::Communication),
+    ("twilio", Category::Communication),
+    ("sendgrid", Category::Communication),
+    ("mailchimp", Category::Communication),
+    ("slack", Category::Communication),
+    ("kavenegar", Category::Communication),
+    ("stripe", Category::Payments),
+    ("payplus", Category::Payments),
+    ("cardcom", Category::Payments),
+    ("canva", Category::Design),
+    ("figma", Category::Design),
+    ("hubspot", Category::Crm),
+    ("monday", Category::Crm),
+    ("seha", Category::Health),
+    ("tatman", Category::Health),
+    ("openai", Category::Ai),
+    ("custom_webhook", Category::Custom),
+    ("custom_api", Category::Custom),
+];
+
+fn obj(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("test fixture must be an object, got {other}"),
+    }
+}
+
+fn builtin(slug: &str) -> Provider {
+    Catalog::builtin()
+        .get(slug)
+        .cloned()
+        .unwrap_or_else(|| panic!("{slug} is built in"))
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// A providers file in the temp dir, removed when dropped.
+struct ProvidersFile(PathBuf);
+
+impl ProvidersFile {
+    fn new(yaml: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "hub-catalog-test-{}-{}.yaml",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, yaml).expect("temp file is writable");
+        ProvidersFile(path)
+    }
+
+    fn load(&self) -> Result<Catalog, CatalogError> {
+        Catalog::load(Some(&self.0))
+    }
+
+    fn error(&self) -> String {
+        match self.load() {
+            Ok(_) => panic!("the providers file was expected to be rejected"),
+            Err(e) => e.to_string(),
+        }
+    }
+}
+
+impl Drop for ProvidersFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A minimal valid oauth2 entry for `acme_crm`, with `extra_auth` lines appended under `auth`.
+fn acme_oauth(extra_auth: &str) -> String {
+    format!(
+        "acme_crm:
+  name: Acme CRM
+  category: crm
+  auth:
+    mode: oauth2
+    authorizeUrl: https://auth.acme.example/authorize
+    scopes: [contacts.read]
+{extra_auth}
+  api:
+    baseUrl: https://api.acme.example/v2
+"
+    )
+}
+
+// ───────────── the built-in catalog ─────────────
+
+#[test]
+fn every_builtin_entry_parses_and_validates_with_https_urls_only() {
+    let parsed = parse_catalog(BUILTIN_YAML, BUILTIN_ORIGIN, UrlPolicy::HttpsOnly);
+
+    let providers = parsed.unwrap_or_else(|e| panic!("built-in catalog is invalid: {e}"));
+    assert_eq!(providers.len(), Catalog::builtin().iter().count());
+}
+
+#[test]
+fn every_provider_of_the_spec_is_built_in_with_its_category() {
+    let catalog = Catalog::builtin();
+
+    for (slug, category) in SPEC_PROVIDERS {
+        let provider = catalog
+            .get(slug)
+            .unwrap_or_else(|| panic!("{slug} is missing from the built-in catalog"));
+        assert_eq!(provider.category, category, "category of {slug}");
+    }
+}
+
+#[test]
+fn twilio_credentials_are_account_sid_and_auth_token_applied_as_basic_auth() {
+    let twilio = builtin("twilio");
+
+    assert_eq!(
+        twilio.credential_fields(),
+        &[
+            CredentialField { name: "accountSid".into(), secret: false },
+            CredentialField { name: "authToken".into(), secret: true },
+        ]
+    );
+    let request = twilio
+        .build_health_check(
+            &Map::new(),
+            &obj(json!({"accountSid": "AC123", "authToken": "tok"})),
+        )
+        .expect("builds");
+    let expected = base64::engine::general_purpose::STANDARD.encode("AC123:tok");
+    assert_eq!(header(&request.headers, "authorization"), Some(format!("Basic {expected}").as_str()));
+    assert_eq!(request.url.as_str(), "https://api.twilio.com/2010-04-01/Accounts/AC123.json");
+    assert_eq!(request.method, http::Method::GET);
+    assert_eq!(request.expect, 200);
+}
+
+#[test]
+fn google_calendar_asks_for_offline_access_and_syncs_events_with_a_sync_token() {
+    let google = builtin("google_calendar");
+
+    let oauth = google.oauth2().expect("oauth2");
+    assert_eq!(oauth.authorize_params.get("access_type").map(String::as_str), Some("offline"));
+    assert_eq!(oauth.authorize_params.get("prompt").map(String::as_str), Some("consent"));
+    assert!(oauth.pkce);
+    let event = google.entity("event").expect("event entity");
+    assert_eq!(
+        event.incremental,
+        Some(Incremental::SyncToken {
+            param: "syncToken".into(),
+            next: "nextSyncToken".into(),
+            expired_status: Some(410)
+        })
+    );
+    let mappings = event.default_mappings.as_ref().expect("default mappings");
+    assert_eq!(mappings.local_entity, "meeting");
+    assert!(mappings
+        .fields
+        .iter()
+        .any(|f| f.local_field == "title" && f.remote_field == "summary"));
+}
+
+// ───────────── file format errors ─────────────
+
+#[test]
+fn a_file_missing_an_oauth2_token_url_names_the_file_slug_and_field() {
+    let file = ProvidersFile::new(&acme_oauth(""));
+
+    let message = file.error();
+
+    assert_eq!(
+        message,
+        format!("providers file {}: provider \"acme_crm\": auth.tokenUrl: missing field", file.0.display())
+    );
+}
+
+#[test]
+fn an_unknown_field_name_is_an_error_naming_slug_and_path() {
+    let file = ProvidersFile::new(&acme_oauth(
+        "    tokenUrl: https://auth.acme.example/token\n    tokenUrll: https://typo.example",
+    ));
+
+    let message = file.error();
+
+    assert!(
+        message.contains("provider \"acme_crm\": auth.tokenUrll: unknown field"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_unknown_field_deep_in_a_sync_entity_is_reported_at_its_exact_path() {
+    let yaml = format!(
+        "{}  sync:
+    entities:
+      contact:
+        request: {{method: GET, path: /contacts}}
+        records: results
+        id: id
+        pagination: {{type: cursor, param: after, nextt: paging.next.after}}
+",
+        acme_oauth("    tokenUrl: https://auth.acme.example/token")
+    );
+    let file = ProvidersFile::new(&yaml);
+
+    let message = file.error();
+
+    assert!(
+        message.contains("provider \"acme_crm\": sync.entities.contact.pagination.nextt: unknown field"),
+        "{message}"
+    );
+}
+
+#[test]
+fn required_fields_of_each_mode_are_named_when_missing() {
+    let cases = [
+        (
+            "acme_crm:\n  category: crm\n  auth: {mode: none}\n",
+            "name: missing field",
+        ),
+        (
+            "acme_crm:\n  name: A\n  category: crm\n  auth: {mode: oauth2, tokenUrl: https://a.example/t, scopes: []}\n  api: {baseUrl: https://a.example}\n",
+            "auth.authorizeUrl: missing field",
+        ),
+        (
+            "acme_crm:\n  name: A\n  category: crm\n  auth: {mode: oauth2, authorizeUrl: https://a.example/a, tokenUrl: https://a.example/t}\n  api: {baseUrl: https://a.example}\n",
+            "auth.scopes: missing field",
+        ),
+        (
+            "acme_crm:\n  name: A\n  category: crm\n  auth: {mode: api_key, apply: {header: X-Key, format: \"{key}\"}}\n  api: {baseUrl: https://a.example}\n",
+            "auth.fields: missing field",
+        ),
+        (
+            "acme_crm:\n  name: A\n  category: crm\n  auth: {mode: basic, fields: [{name: user, secret: false}, {name: pass, secret: true}]}\n  api: {baseUrl: https://a.example}\n",
+            "auth.apply: missing field",
+        ),
+        (
+            "acme_crm:\n  name: A\n  category: crm\n  auth: {mode: api_key, fields: [{name: key, secret: true}], apply: {header: X-Key, format: \"{key}\"}}\n",
+            "api: missing field",
+        ),
+        (
+            "acme_crm:\n  name: A\n  category: crm\n  auth: {mode: none}\n  api: {rateLimit: {requests: 1, perSeconds: 1}}\n",
+            "api.baseUrl: missing field",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let message = ProvidersFile::new(yaml).error();
+        assert!(
+            message.ends_with(&format!("provider \"acme_crm\": {expected}")),
+            "expected `{expected}`, got `{message}`"
+        );
+    }
+}
+
+#[test]
+fn semantic_errors_name_the_field_and_the_problem() {
+    let api_key = |apply: &str, api: &str| {
+        format!("acme_crm:\n  name: A\n  category: crm\n  auth: {{mode: api_key, fields: [{{name: accountId, secret: false}}, {{name: key, secret: true}}], apply: {apply}}}\n  api: {api}\n")
+    };
+    let cases = [
+        (
+            api_key("{header: X-Key, format: \"{apikey}\"}", "{baseUrl: https://a.example}"),
+            "auth.apply.format: {apikey} names no credential field (declared: accountId, key)",
+        ),
+        (
+            api_key("{header: X-Key, format: \"{key}\"}", "{baseUrl: \"https://a.example/{key}\"}"),
+            "api.baseUrl: {key} is a secret field and may not appear in a URL unless auth.apply is {url: true}",
+        ),
+        (
+            api_key("{header: X-Key, format: \"{key}\"}", "{baseUrl: \"ftp://a.example\"}"),
+            "api.baseUrl: must be an absolute http(s) URL",
+        ),
+        (
+            api_key("{header: X-Key, query: key, format: \"{key}\"}", "{baseUrl: https://a.example}"),
+            "auth.apply: must have exactly one of `header`, `query`, `basic`, `url`",
+        ),
+        (
+            api_key(
+                "{header: X-Key, format: \"{key}\"}",
+                "{baseUrl: https://a.example, healthCheck: {method: GET, path: me, expect: 200}}",
+            ),
+            "api.healthCheck.path: must start with `/`",
+        ),
+        (
+            api_key(
+                "{header: X-Key, format: \"{key}\"}",
+                "{baseUrl: https://a.example, healthCheck: {method: get, path: /me, expect: 200}}",
+            ),
+            "api.healthCheck.method: `get` is not an upper-case HTTP method",
+        ),
+        (
+            format!("{}  webhook: {{scheme: hmac_sha1}}\n", api_key("{header: X-Key, format: \"{key}\"}", "{baseUrl: https://a.example}")),
+            "webhook.scheme: unknown variant `hmac_sha1`",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let message = ProvidersFile::new(&yaml).error();
+        assert!(
+            message.contains(&format!("provider \"acme_crm\": {expected}")),
+            "expected `{expected}`, got `{message}`"
+        );
+    }
+}
+
+#[test]
+fn a_field_of_another_mode_is_rejected() {
+    let yaml = "acme_crm:\n  name: A\n  category: crm\n  auth: {mode: none, scopes: [a]}\n";
+
+    let message = ProvidersFile::new(yaml).error();
+
+    assert!(message.ends_with("provider \"acme_crm\": auth.scopes: not used by mode none"), "{message}");
+}
+
+#[test]
+fn slugs_must_match_the_slug_pattern() {
+    for slug in ["Acme", "a", "9acme", "acme-crm"] {
+        let yaml = format!("{slug}:\n  name: A\n  category: custom\n  auth: {{mode: none}}\n");
+
+        let message = ProvidersFile::new(&yaml).error();
+
+        assert!(message.contains(&format!("\"{slug}\" is not a valid provider slug")), "{message}");
+    }
+}
+
+#[test]
+fn an_unreadable_or_malformed_providers_file_is_an_error() {
+    let missing = Catalog::load(Some(std::path::Path::new("/nonexistent/providers.yaml")));
+    assert!(matches!(missing, Err(CatalogError::ReadFile { .. })));
+
+    let list = ProvidersFile::new("- just\n- a list\n").error();
+    assert!(list.contains("expected a map of provider slug to entry"), "{list}");
+}
+
+// ───────────── PROVIDERS_FILE merge ─────────────
+
+#[test]
+fn providers_file_adds_new_slugs_and_replaces_builtin_entries_wholesale() {
+    let yaml = "
+acme_crm:
+  name: Acme CRM
+  category: crm
+  auth:
+    mode: oauth2
+    authorizeUrl: http://127.0.0.1:9000/authorize
+    tokenUrl: http://127.0.0.1:9000/token
+    scopes: [contacts.read, offline_access]
+    pkce: true
+  api:
+    baseUrl: http://127.0.0.1:9000/v2
+    healthCheck: {method: GET, path: /me, expect: 200}
+stripe:
+  name: Stripe (local)
+  category: payments
+  auth:
+    mode: api_key
+    fields: [{name: secretKey, secret: true}]
+    apply: {header: Authorization, format: \"Bearer {secretKey}\"}
+  api:
+    baseUrl: http://127.0.0.1:9001
+";
+    let file = ProvidersFile::new(yaml);
+
+    let catalog = file.load().expect("loads");
+
+    let acme = catalog.get("acme_crm").expect("added");
+    let oauth = acme.oauth2().expect("oauth2");
+    assert_eq!(oauth.scope_separator, " ", "default separator");
+    assert_eq!(oauth.token_auth, TokenAuth::Body, "default token auth");
+    assert!(oauth.pkce);
+    let stripe = catalog.get("stripe").expect("still present");
+    assert_eq!(stripe.name, "Stripe (local)");
+    assert_eq!(stripe.sync, None, "the built-in entry is replaced, not merged");
+    assert_eq!(stripe.webhook, None);
+    assert_eq!(catalog.get("google_calendar"), Catalog::builtin().get("google_calendar"));
+    let slugs: Vec<&str> = catalog.iter().map(|(slug, _)| slug).collect();
+    let mut sorted = slugs.clone();
+    sorted.sort_unstable();
+    assert_eq!(slugs, sorted, "iter() is sorted by slug");
+}
+
+#[test]
+fn an_empty_providers_file_leaves_the_builtin_catalog() {
+    let catalog = ProvidersFile::new("# nothing here\n").load().expect("loads");
+
+    assert_eq!(catalog.iter().count(), Catalog::builtin().iter().count());
+}
+
+// ───────────── health checks and request building ─────────────
+
+#[test]
+fn header_credentials_follow_the_catalog_format() {
+    let stripe = builtin("stripe");
+
+    let request = stripe
+        .build_health_check(&Map::new(), &obj(json!({"secretKey": "sk_test_123"})))
+        .expect("builds");
+
+    assert_eq!(request.url.as_str(), "https://api.stripe.com/v1/balance");
+    assert_eq!(header(&request.headers, "Authorization"), Some("Bearer sk_test_123"));
+}
+
+#[test]
+fn oauth2_providers_send_the_access_token_as_bearer() {
+    let google = builtin("google_calendar");
+
+    let request = google
+        .build_health_check(&Map::new(), &obj(json!({"accessToken": "ya29.tok", "refreshToken": "r"})))
+        .expect("builds");
+
+    assert_eq!(
+        request.url.as_str(),
+        "https://www.googleapis.com/calendar/v3/users/me/calendarList?maxResults=1"
+    );
+    assert_eq!(header(&request.headers, "authorization"), Some("Bearer ya29.tok"));
+}
+
+#[test]
+fn an_oauth2_apply_overrides_the_bearer_default() {
+    let monday = builtin("monday");
+    let request = monday
+        .prepare_request(
+            http::Method::POST,
+            "",
+            &Default::default(),
+            &Values::new(&Map::new(), &obj(json!({"accessToken": "tok"}))),
+        )
+        .expect("builds");
+
+    assert_eq!(request.url.as_str(), "https://api.monday.com/v2");
+    assert_eq!(header(&request.headers, "authorization"), Some("tok"));
+}
+
+#[test]
+fn query_credentials_are_added_as_an_encoded_parameter() {
+    let file = ProvidersFile::new(
+        "acme_sms:
+  name: Acme SMS
+  category: communication
+  auth:
+    mode: api_key
+    fields: [{name: apiKey, secret: true}]
+    apply: {query: api_key, format: \"{apiKey}\"}
+  api:
+    baseUrl: http://127.0.0.1:9000/v1
+    healthCheck: {method: GET, path: \"/account?verbose=1\", expect: 204}
+",
+    );
+    let catalog = file.load().expect("loads");
+
+    let request = catalog
+        .get("acme_sms")
+        .expect("loaded")
+        .build_health_check(&Map::new(), &obj(json!({"apiKey": "k&y=1"})))
+        .expect("builds");
+
+    assert_eq!(request.url.as_str(), "http://127.0.0.1:9000/v1/account?verbose=1&api_key=k%26y%3D1");
+    assert_eq!(request.expect, 204);
+    assert!(header(&request.headers, "authorization").is_none());
+}
+
+#[test]
+fn config_base_url_overrides_the_catalog_base_url() {
+    let stripe = builtin("stripe");
+
+    let request = stripe
+        .build_health_check(
+            &obj(json!({"baseUrl": "http://127.0.0.1:8089/stripe/"})),
+            &obj(json!({"secretKey": "sk"})),
+        )
+        .expect("builds");
+
+    assert_eq!(request.url.as_str(), "http://127.0.0.1:8089/stripe/v1/balance");
+}
+
+#[test]
+fn api_headers_and_config_placeholders_are_rendered() {
+    let xero = builtin("xero");
+
+    let request = xero
+        .build_health_check(&obj(json!({"tenantId": "t-42"})), &obj(json!({"accessToken": "tok"})))
+        .expect("builds");
+
+    assert_eq!(request.url.as_str(), "https://api.xero.com/api.xro/2.0/Organisation");
+    assert_eq!(header(&request.headers, "xero-tenant-id"), Some("t-42"));
+    assert_eq!(header(&request.headers, "accept"), Some("application/json"));
+}
+
+#[test]
+fn values_rendered_into_paths_are_percent_encoded() {
+    let google = builtin("google_calendar");
+    let event = google.entity("event").expect("event");
+    let config = obj(json!({"calendarId": "team/room a@group.calendar.google.com"}));
+    let creds = obj(json!({"accessToken": "tok"}));
+
+    let request = google
+        .prepare_request(
+            event.request.method.clone(),
+            &event.request.path,
+            &event.request.params,
+            &Values::new(&config, &creds),
+        )
+        .expect("builds");
+
+    assert_eq!(request.url.path(), "/calendar/v3/calendars/team%2Froom%20a%40group.calendar.google.com/events");
+    let pairs: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
+    assert!(pairs.contains(&("singleEvents".into(), "true".into())), "{pairs:?}");
+}
+
+#[test]
+fn config_placeholders_fall_back_to_their_default() {
+    let google = builtin("google_calendar");
+    let write = google.entity("event").and_then(|e| e.write.as_ref()).expect("write");
+    let update = write.update.as_ref().expect("update");
+    let creds = obj(json!({"accessToken": "tok"}));
+    let config = Map::new();
+
+    let request = google
+        .prepare_request(
+            update.method.clone(),
+            &update.path,
+            &Default::default(),
+            &Values::new(&config, &creds).with_remote_id("evt 1"),
+        )
+        .expect("builds");
+
+    assert_eq!(request.method, http::Method::PATCH);
+    assert_eq!(request.url.path(), "/calendar/v3/calendars/primary/events/evt%201");
+}
+
+#[test]
+fn a_key_in_the_url_is_rendered_into_the_base_url() {
+    let kavenegar = builtin("kavenegar");
+
+    let request = kavenegar
+        .build_health_check(&Map::new(), &obj(json!({"apiKey": "ab/cd"})))
+        .expect("builds");
+
+    assert_eq!(request.url.as_str(), "https://api.kavenegar.com/v1/ab%2Fcd/account/info.json");
+    assert!(request.headers.is_empty());
+}
+
+#[test]
+fn a_missing_placeholder_value_is_an_error_naming_it() {
+    let quickbooks = builtin("quickbooks");
+    let missing_config = quickbooks
+        .build_health_check(&Map::new(), &obj(json!({"accessToken": "tok"})))
+        .expect_err("realmId is missing");
+    assert_eq!(missing_config.to_string(), "cannot build the request: {config.realmId}: no value");
+
+    let google = builtin("google_calendar");
+    let missing_token = google
+        .build_health_check(&Map::new(), &Map::new())
+        .expect_err("no token");
+    assert_eq!(missing_token.to_string(), "cannot build the request: {accessToken}: no value");
+
+    let custom = builtin("custom_api");
+    let no_base = custom
+        .prepare_request(http::Method::GET, "/x", &Default::default(), &Values::new(&Map::new(), &obj(json!({"apiKey": "k"}))))
+        .expect_err("no base URL");
+    assert!(matches!(no_base, CatalogError::MissingValue { ref placeholder, .. } if placeholder == "{config.baseUrl}"));
+}
+
+#[test]
+fn a_non_scalar_placeholder_value_is_rejected_without_echoing_it() {
+    let twilio = builtin("twilio");
+
+    let error = twilio
+        .build_health_check(&Map::new(), &obj(json!({"accountSid": {"nested": "AC1"}, "authToken": "secret-tok"})))
+        .expect_err("object value");
+
+    let message = error.to_string();
+    assert!(message.contains("{accountSid}"), "{message}");
+    assert!(!message.contains("secret-tok"));
+}
+
+#[test]
+fn a_provider_without_health_check_cannot_be_tested() {
+    let seha = builtin("seha");
+
+    let error = seha
+        .build_health_check(&Map::new(), &obj(json!({"apiKey": "k"})))
+        .expect_err("no health check");
+
+    assert!(matches!(error, CatalogError::NoHealthCheck));
+}
+
+#[test]
+fn custom_api_takes_its_base_url_and_key_header_from_config() {
+    let custom = builtin("custom_api");
+    let creds = obj(json!({"apiKey": "k1"}));
+
+    let default_header = custom
+        .prepare_request(
+            http::Method::GET,
+            "/items",
+            &Default::default(),
+            &Values::new(&obj(json!({"baseUrl": "https://erp.example.com/api"})), &creds),
+        )
+        .expect("builds");
+    let own_header = custom
+        .prepare_request(
+            http::Method::GET,
+            "/items",
+            &Default::default(),
+            &Values::new(
+                &obj(json!({"baseUrl": "https://erp.example.com/api", "authHeader": "X-Api-Key", "authPrefix": ""})),
+                &creds,
+            ),
+        )
+        .expect("builds");
+
+    assert_eq!(default_header.url.as_str(), "https://erp.example.com/api/items");
+    assert_eq!(header(&default_header.headers, "Authorization"), Some("Bearer k1"));
+    assert_eq!(header(&own_header.headers, "X-Api-Key"), Some("k1"));
+}
+
+#[test]
+fn payplus_sends_its_keys_as_a_json_authorization_header() {
+    let payplus = builtin("payplus");
+
+    let request = payplus
+        .build_health_check(&Map::new(), &obj(json!({"apiKey": "a1", "secretKey": "s1"})))
+        .expect("builds");
+
+    assert_eq!(
+        header(&request.headers, "authorization"),
+        Some(r#"{"api_key":"a1","secret_key":"s1"}"#)
+    );
+}
+
+#[test]
+fn custom_api_entity_definitions_from_config_are_parsed_and_checked() {
+    let custom = builtin("custom_api");
+
+    let entities = custom
+        .parse_entities(&json!({
+            "item": {"request": {"method": "GET", "path": "/items", "params": {"limit": 50}},
+                     "records": "data", "id": "id",
+                     "pagination": {"type": "page", "param": "page", "sizeParam": "per_page", "pageSize": 50}}
+        }))
+        .expect("valid");
+    let item = entities.get("item").expect("parsed");
+    assert_eq!(item.request.params.get("limit").map(String::as_str), Some("50"));
+
+    let bad = custom
+        .parse_entities(&json!({"item": {"request": {"method": "GET", "path": "/items/{apiKey}"}, "records": "", "id": "id"}}))
+        .expect_err("secret in URL");
+    assert!(bad.to_string().starts_with("item.request.path: {apiKey} is a secret field"), "{bad}");
+
+    let unknown = custom
+        .parse_entities(&json!({"item": {"request": {"method": "GET", "path": "/i"}, "records": "", "id": "id", "extra": 1}}))
+        .expect_err("unknown field");
+    assert!(unknown.to_string().starts_with("item.extra: unknown field"), "{unknown}");
+}
+
+// ───────────── the public view ─────────────
+
+#[test]
+fn public_view_of_an_oauth_provider_lists_scopes_capabilities_and_limits() {
+    let google = builtin("google_calendar");
+
+    let view = google.public_view("google_calendar");
+
+    assert_eq!(
+        view,
+        json!({
+            "slug": "google_calendar",
+            "name": "Google Calendar",
+            "category": "calendar",
+            "authMode": "oauth2",
+            "scopes": [
+                "https://www.googleapis.com/auth/calendar.events",
+                "https://www.googleapis.com/auth/calendar.readonly"
+            ],
+            "credentialFields": [],
+            "capabilities": {
+                "syncEntities": ["event"],
+                "webhookScheme": "google_channel",
+                "actions": ["oauth_connect", "test_connection", "sync", "export", "webhooks"]
+            },
+            "healthCheck": true,
+            "rateLimit": {"requests": 600, "perSeconds": 60}
+        })
+    );
+}
+
+#[test]
+fn public_view_of_credential_and_webhook_only_providers() {
+    let twilio = builtin("twilio").public_view("twilio");
+    assert_eq!(twilio["authMode"], "basic");
+    assert_eq!(
+        twilio["credentialFields"],
+        json!([{"name": "accountSid", "secret": false}, {"name": "authToken", "secret": true}])
+    );
+    assert_eq!(twilio["scopes"], json!([]));
+    assert_eq!(twilio["rateLimit"], Value::Null);
+
+    let hook = builtin("custom_webhook").public_view("custom_webhook");
+    assert_eq!(
+        hook,
+        json!({
+            "slug": "custom_webhook", "name": "Custom webhook", "category": "custom",
+            "authMode": "none", "scopes": [], "credentialFields": [],
+            "capabilities": {"syncEntities": [], "webhookScheme": "hmac_sha256", "actions": ["webhooks"]},
+            "healthCheck": false, "rateLimit": null
+        })
+    );
+}
+
+#[test]
+fn categories_and_modes_parse_from_their_wire_names() {
+    assert_eq!("crm".parse::<Category>(), Ok(Category::Crm));
+    assert!("CRM".parse::<Category>().is_err());
+    assert_eq!(AuthMode::ApiKey.as_str(), "api_key");
+    assert_eq!(WebhookScheme::HubspotV3.as_str(), "hubspot_v3");
+}

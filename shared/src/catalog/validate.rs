@@ -1,0 +1,675 @@
+//! Checks beyond serde: the required fields of each auth mode, URLs, templates and their
+//! placeholders, and sane numbers. Produces the validated [`Provider`] or the first problem with
+//! its exact field path.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use url::Url;
+
+use super::model::{
+    Api, AuthMode, CredentialField, EntityDef, Incremental, Pagination, RawApply, RawAuth,
+    RawProvider, SyncDef, WebhookDefaults, WebhookScheme, WriteRequest,
+};
+use super::template::{Source, Template};
+use super::{Auth, CredentialApply, CredentialAuth, OAuth2, Provider};
+
+/// A problem with one field of an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FieldError {
+    pub(crate) path: String,
+    pub(crate) message: String,
+}
+
+fn err<T>(path: impl Into<String>, message: impl Into<String>) -> Result<T, FieldError> {
+    Err(FieldError {
+        path: path.into(),
+        message: message.into(),
+    })
+}
+
+/// Which URL schemes a catalog source may use. Built-in entries are https only; a
+/// `PROVIDERS_FILE` may point providers at local http servers (tests) — whether an http target
+/// may actually be called is the SSRF-guarded HTTP client's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UrlPolicy {
+    HttpsOnly,
+    HttpOrHttps,
+}
+
+impl UrlPolicy {
+    fn allows(self, scheme: &str) -> bool {
+        scheme == "https" || (self == UrlPolicy::HttpOrHttps && scheme == "http")
+    }
+
+    fn expected(self) -> &'static str {
+        match self {
+            UrlPolicy::HttpsOnly => "an absolute https URL",
+            UrlPolicy::HttpOrHttps => "an absolute http(s) URL",
+        }
+    }
+}
+
+/// Where a template is used, which decides the placeholders it may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// `api.baseUrl`, request paths and query parameters: `{config.*}` and non-secret fields (secret
+    /// ones only when `apply: {url: true}` says the provider wants them there).
+    Url,
+    /// Update and delete paths of `write`: as `Url`, plus `{remoteId}`.
+    WriteUrl,
+    /// Header values and `apply` formats: `{config.*}` and any credential.
+    Credential,
+    /// Header and query parameter names: `{config.*}` only.
+    Name,
+}
+
+/// The credentials an entry's templates may refer to.
+struct Scope<'a> {
+    mode: AuthMode,
+    fields: &'a [CredentialField],
+    secrets_in_url: bool,
+}
+
+impl Scope<'_> {
+    fn check(&self, text: &str, path: &str, place: Place) -> Result<Template, FieldError> {
+        let template = Template::parse(text).or_else(|reason| err(path, reason))?;
+        for p in template.placeholders() {
+            let shown = p.display();
+            match p.source {
+                Source::Config => {}
+                Source::RemoteId => {
+                    if place != Place::WriteUrl {
+                        return err(path, format!("{shown} is only allowed in write update/delete paths"));
+                    }
+                }
+                Source::Credential => match self.mode {
+                    AuthMode::OAuth2 => {
+                        if p.name != "accessToken" || place != Place::Credential {
+                            return err(
+                                path,
+                                format!("{shown}: an oauth2 provider only knows {{accessToken}}, in headers and apply formats"),
+                            );
+                        }
+                    }
+                    AuthMode::None => {
+                        return err(path, format!("{shown}: mode none has no credentials"));
+                    }
+                    AuthMode::ApiKey | AuthMode::Basic => {
+                        let Some(field) = self.fields.iter().find(|f| f.name == p.name) else {
+                            let declared: Vec<&str> =
+                                self.fields.iter().map(|f| f.name.as_str()).collect();
+                            return err(
+                                path,
+                                format!(
+                                    "{shown} names no credential field (declared: {})",
+                                    declared.join(", ")
+                                ),
+                            );
+                        };
+                        match place {
+                            Place::Name => {
+                                return err(path, format!("{shown}: names may only use {{config.*}}"));
+                            }
+                            Place::Url | Place::WriteUrl if field.secret && !self.secrets_in_url => {
+                                return err(
+                                    path,
+                                    format!("{shown} is a secret field and may not appear in a URL unless auth.apply is {{url: true}}"),
+                                );
+                            }
+                            _ => {}
+                        }
+                    }
+                },
+            }
+        }
+        Ok(template)
+    }
+}
+
+/// Stand-in values used to check that a template renders to something well-formed.
+fn render_sample(template: &Template) -> String {
+    use super::template::Segment;
+    template
+        .segments
+        .iter()
+        .map(|s| match s {
+            Segment::Literal(text) => text.clone(),
+            Segment::Placeholder(_) => "sample".to_owned(),
+        })
+        .collect()
+}
+
+fn check_absolute_url(text: &str, path: &str, policy: UrlPolicy) -> Result<Url, FieldError> {
+    if text.contains('{') {
+        return err(path, "placeholders are not allowed in this URL");
+    }
+    let url = Url::parse(text).or_else(|e| err(path, format!("not a URL: {e}")))?;
+    if !policy.allows(url.scheme()) || url.host_str().is_none_or(str::is_empty) {
+        return err(path, format!("must be {}", policy.expected()));
+    }
+    Ok(url)
+}
+
+fn check_base_url(text: &str, path: &str, policy: UrlPolicy, scope: &Scope<'_>) -> Result<(), FieldError> {
+    let template = scope.check(text, path, Place::Url)?;
+    if template.starts_with_placeholder() {
+        // A whole base URL from config (custom_api, per-customer hosts): checked when used.
+        let first_is_config = matches!(
+            template.placeholders().next(),
+            Some(p) if p.source == Source::Config
+        );
+        if !first_is_config {
+            return err(path, "may only start with a {config.*} placeholder");
+        }
+        return Ok(());
+    }
+    let url = Url::parse(&render_sample(&template)).or_else(|e| err(path, format!("not a URL: {e}")))?;
+    if !policy.allows(url.scheme()) || url.host_str().is_none_or(str::is_empty) {
+        return err(path, format!("must be {}", policy.expected()));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return err(path, "must not carry a query or fragment");
+    }
+    Ok(())
+}
+
+fn check_request_path(text: &str, path: &str, place: Place, scope: &Scope<'_>) -> Result<Template, FieldError> {
+    let template = scope.check(text, path, place)?;
+    if !text.starts_with('/') {
+        return err(path, "must start with `/`");
+    }
+    // The path is appended to the base URL; it must make a URL.
+    let sample = format!("https://example.com{}", render_sample(&template));
+    Url::parse(&sample).or_else(|e| err(path, format!("does not make a valid URL: {e}")))?;
+    Ok(template)
+}
+
+fn non_empty(value: &str, path: &str) -> Result<(), FieldError> {
+    if value.trim().is_empty() {
+        return err(path, "must not be empty");
+    }
+    Ok(())
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn check_header_name(name: &str, path: &str) -> Result<(), FieldError> {
+    http::HeaderName::from_bytes(name.as_bytes())
+        .map(|_| ())
+        .or_else(|_| err(path, format!("`{name}` is not a valid header name")))
+}
+
+fn check_header_value(template: &Template, path: &str) -> Result<(), FieldError> {
+    http::HeaderValue::from_str(&render_sample(template))
+        .map(|_| ())
+        .or_else(|_| err(path, "is not a valid header value"))
+}
+
+/// Fields a mode does not use must be absent, so a typo'd mode is not silently accepted.
+fn reject_unused(raw: &RawAuth, names: &[&str]) -> Result<(), FieldError> {
+    let present = [
+        ("authorizeUrl", raw.authorize_url.is_some()),
+        ("tokenUrl", raw.token_url.is_some()),
+        ("revokeUrl", raw.revoke_url.is_some()),
+        ("issuer", raw.issuer.is_some()),
+        ("scopes", raw.scopes.is_some()),
+        ("scopeSeparator", raw.scope_separator.is_some()),
+        ("pkce", raw.pkce.is_some()),
+        ("tokenAuth", raw.token_auth.is_some()),
+        ("authorizeParams", raw.authorize_params.is_some()),
+        ("fields", raw.fields.is_some()),
+        ("apply", raw.apply.is_some()),
+    ];
+    for (name, is_present) in present {
+        if is_present && names.contains(&name) {
+            return err(
+                format!("auth.{name}"),
+                format!("not used by mode {}", raw.mode.as_str()),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn missing(path: &str) -> FieldError {
+    FieldError {
+        path: path.to_owned(),
+        message: "missing field".to_owned(),
+    }
+}
+
+const OAUTH_ONLY: [&str; 9] = [
+    "authorizeUrl",
+    "tokenUrl",
+    "revokeUrl",
+    "issuer",
+    "scopes",
+    "scopeSeparator",
+    "pkce",
+    "tokenAuth",
+    "authorizeParams",
+];
+
+/// Query parameters the connect flow sets itself.
+const RESERVED_AUTHORIZE_PARAMS: [&str; 7] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+];
+
+fn check_fields(fields: &[CredentialField]) -> Result<(), FieldError> {
+    if fields.is_empty() {
+        return err("auth.fields", "must declare at least one credential field");
+    }
+    let mut seen = BTreeSet::new();
+    for (i, field) in fields.iter().enumerate() {
+        let path = format!("auth.fields[{i}].name");
+        if !is_identifier(&field.name) {
+            return err(path, format!("`{}` is not a valid field name (letters, digits, `_`)", field.name));
+        }
+        if field.name == super::template::REMOTE_ID {
+            return err(path, "`remoteId` is reserved");
+        }
+        if !seen.insert(field.name.as_str()) {
+            return err(path, format!("`{}` is declared twice", field.name));
+        }
+    }
+    if !fields.iter().any(|f| f.secret) {
+        return err("auth.fields", "at least one credential field must be secret");
+    }
+    Ok(())
+}
+
+fn check_apply(raw: &RawApply, scope: &Scope<'_>) -> Result<CredentialApply, FieldError> {
+    let kinds = [raw.header.is_some(), raw.query.is_some(), raw.basic.is_some(), raw.url.is_some()]
+        .into_iter()
+        .filter(|k| *k)
+        .count();
+    if kinds != 1 {
+        return err("auth.apply", "must have exactly one of `header`, `query`, `basic`, `url`");
+    }
+    if let Some(basic) = &raw.basic {
+        if raw.format.is_some() {
+            return err("auth.apply.format", "not used with `basic`");
+        }
+        scope.check(&basic.username, "auth.apply.basic.username", Place::Credential)?;
+        scope.check(&basic.password, "auth.apply.basic.password", Place::Credential)?;
+        return Ok(CredentialApply::Basic {
+            username: basic.username.clone(),
+            password: basic.password.clone(),
+        });
+    }
+    if let Some(url) = raw.url {
+        if !url {
+            return err("auth.apply.url", "must be true when given");
+        }
+        if raw.format.is_some() {
+            return err("auth.apply.format", "not used with `url`");
+        }
+        return Ok(CredentialApply::Url);
+    }
+    let format = raw.format.as_deref().ok_or_else(|| missing("auth.apply.format"))?;
+    let format_template = scope.check(format, "auth.apply.format", Place::Credential)?;
+    if let Some(header) = &raw.header {
+        let name = scope.check(header, "auth.apply.header", Place::Name)?;
+        if name.placeholders().next().is_none() {
+            check_header_name(header, "auth.apply.header")?;
+        }
+        check_header_value(&format_template, "auth.apply.format")?;
+        return Ok(CredentialApply::Header {
+            name: header.clone(),
+            format: format.to_owned(),
+        });
+    }
+    let query = raw.query.as_deref().unwrap_or_default();
+    non_empty(query, "auth.apply.query")?;
+    scope.check(query, "auth.apply.query", Place::Name)?;
+    Ok(CredentialApply::Query {
+        name: query.to_owned(),
+        format: format.to_owned(),
+    })
+}
+
+fn check_oauth2(raw: &RawAuth, policy: UrlPolicy) -> Result<OAuth2, FieldError> {
+    reject_unused(raw, &["fields"])?;
+    let authorize_url = check_absolute_url(
+        raw.authorize_url.as_deref().ok_or_else(|| missing("auth.authorizeUrl"))?,
+        "auth.authorizeUrl",
+        policy,
+    )?;
+    let token_url = check_absolute_url(
+        raw.token_url.as_deref().ok_or_else(|| missing("auth.tokenUrl"))?,
+        "auth.tokenUrl",
+        policy,
+    )?;
+    let revoke_url = raw
+        .revoke_url
+        .as_deref()
+        .map(|u| check_absolute_url(u, "auth.revokeUrl", policy))
+        .transpose()?;
+    if let Some(issuer) = &raw.issuer {
+        check_absolute_url(issuer, "auth.issuer", policy)?;
+    }
+    let scopes = raw.scopes.clone().ok_or_else(|| missing("auth.scopes"))?;
+    let scope_separator = raw.scope_separator.clone().unwrap_or_else(|| " ".to_owned());
+    if scope_separator.is_empty() {
+        return err("auth.scopeSeparator", "must not be empty");
+    }
+    for (i, scope) in scopes.iter().enumerate() {
+        let path = format!("auth.scopes[{i}]");
+        non_empty(scope, &path)?;
+        if scope.contains(&scope_separator) || scope.contains(char::is_whitespace) {
+            return err(path, "must not contain the scope separator or whitespace");
+        }
+    }
+    let mut authorize_params = BTreeMap::new();
+    for (key, value) in raw.authorize_params.iter().flatten() {
+        let path = format!("auth.authorizeParams.{key}");
+        non_empty(key, &path)?;
+        if RESERVED_AUTHORIZE_PARAMS.contains(&key.as_str()) {
+            return err(path, "is set by the connect flow itself");
+        }
+        authorize_params.insert(key.clone(), value.0.clone());
+    }
+    let scope = Scope {
+        mode: AuthMode::OAuth2,
+        fields: &[],
+        secrets_in_url: false,
+    };
+    let apply = match &raw.apply {
+        Some(apply) => {
+            let apply = check_apply(apply, &scope)?;
+            if matches!(apply, CredentialApply::Url) {
+                return err("auth.apply.url", "not supported for oauth2");
+            }
+            Some(apply)
+        }
+        None => None,
+    };
+    Ok(OAuth2 {
+        authorize_url,
+        token_url,
+        revoke_url,
+        issuer: raw.issuer.clone(),
+        scopes,
+        scope_separator,
+        pkce: raw.pkce.unwrap_or(false),
+        token_auth: raw.token_auth.unwrap_or_default(),
+        authorize_params,
+        apply,
+    })
+}
+
+fn check_auth(raw: &RawAuth, policy: UrlPolicy) -> Result<Auth, FieldError> {
+    match raw.mode {
+        AuthMode::OAuth2 => check_oauth2(raw, policy).map(Auth::OAuth2),
+        AuthMode::ApiKey | AuthMode::Basic => {
+            reject_unused(raw, &OAUTH_ONLY)?;
+            let fields = raw.fields.clone().ok_or_else(|| missing("auth.fields"))?;
+            let raw_apply = raw.apply.as_ref().ok_or_else(|| missing("auth.apply"))?;
+            check_fields(&fields)?;
+            let scope = Scope {
+                mode: raw.mode,
+                fields: &fields,
+                secrets_in_url: raw_apply.url == Some(true),
+            };
+            let apply = check_apply(raw_apply, &scope)?;
+            if raw.mode == AuthMode::Basic && !matches!(apply, CredentialApply::Basic { .. }) {
+                return err("auth.apply", "mode basic applies credentials with `basic`");
+            }
+            let auth = CredentialAuth { fields, apply };
+            Ok(if raw.mode == AuthMode::Basic {
+                Auth::Basic(auth)
+            } else {
+                Auth::ApiKey(auth)
+            })
+        }
+        AuthMode::None => {
+            let mut all = OAUTH_ONLY.to_vec();
+            all.extend(["fields", "apply"]);
+            reject_unused(raw, &all)?;
+            Ok(Auth::None)
+        }
+    }
+}
+
+fn check_api(api: &Api, policy: UrlPolicy, scope: &Scope<'_>) -> Result<(), FieldError> {
+    check_base_url(&api.base_url, "api.baseUrl", policy, scope)?;
+    for (name, value) in &api.headers {
+        let path = format!("api.headers.{name}");
+        check_header_name(name, &path)?;
+        let template = scope.check(value, &path, Place::Credential)?;
+        check_header_value(&template, &path)?;
+    }
+    if let Some(limit) = api.rate_limit {
+        if limit.requests == 0 {
+            return err("api.rateLimit.requests", "must be at least 1");
+        }
+        if limit.per_seconds == 0 {
+            return err("api.rateLimit.perSeconds", "must be at least 1");
+        }
+    }
+    if let Some(check) = &api.health_check {
+        check_request_path(&check.path, "api.healthCheck.path", Place::Url, scope)?;
+        if !(100..=599).contains(&check.expect) {
+            return err("api.healthCheck.expect", "must be an HTTP status (100-599)");
+        }
+    }
+    if scope.secrets_in_url {
+        let secret_in = |text: &str| {
+            Template::parse(text).is_ok_and(|t| {
+                t.placeholders().any(|p| {
+                    p.source == Source::Credential
+                        && scope.fields.iter().any(|f| f.secret && f.name == p.name)
+                })
+            })
+        };
+        let in_health = api.health_check.as_ref().is_some_and(|c| secret_in(&c.path));
+        if !secret_in(&api.base_url) && !in_health {
+            return err(
+                "auth.apply.url",
+                "no secret credential placeholder appears in api.baseUrl or api.healthCheck.path",
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_webhook(webhook: &WebhookDefaults) -> Result<(), FieldError> {
+    if let Some(header) = &webhook.signature_header {
+        if webhook.scheme != WebhookScheme::HmacSha256 {
+            return err("webhook.signatureHeader", "only used by scheme hmac_sha256");
+        }
+        check_header_name(header, "webhook.signatureHeader")?;
+    }
+    Ok(())
+}
+
+fn check_write_request(
+    request: &WriteRequest,
+    path: &str,
+    needs_remote_id: bool,
+    scope: &Scope<'_>,
+) -> Result<(), FieldError> {
+    let place = if needs_remote_id { Place::WriteUrl } else { Place::Url };
+    let template = check_request_path(&request.path, &format!("{path}.path"), place, scope)?;
+    let has_remote_id = template.placeholders().any(|p| p.source == Source::RemoteId);
+    if needs_remote_id && !has_remote_id {
+        return err(format!("{path}.path"), "must contain {remoteId}");
+    }
+    Ok(())
+}
+
+/// Checks one entity definition; `path` is where it sits (`sync.entities.event`).
+fn check_entity(entity: &EntityDef, path: &str, scope: &Scope<'_>) -> Result<(), FieldError> {
+    check_request_path(&entity.request.path, &format!("{path}.request.path"), Place::Url, scope)?;
+    for (key, value) in &entity.request.params {
+        let p = format!("{path}.request.params.{key}");
+        non_empty(key, &p)?;
+        scope.check(value, &p, Place::Url)?;
+    }
+    non_empty(&entity.id, &format!("{path}.id"))?;
+    if let Some(updated) = &entity.updated_at {
+        non_empty(updated, &format!("{path}.updatedAt"))?;
+    }
+    if let Some(deleted) = &entity.deleted {
+        non_empty(&deleted.path, &format!("{path}.deleted.path"))?;
+    }
+    if let Some(pagination) = &entity.pagination {
+        let p = format!("{path}.pagination");
+        match pagination {
+            Pagination::Cursor { param, next } => {
+                non_empty(param, &format!("{p}.param"))?;
+                non_empty(next, &format!("{p}.next"))?;
+            }
+            Pagination::Offset { param, limit_param, page_size } => {
+                non_empty(param, &format!("{p}.param"))?;
+                non_empty(limit_param, &format!("{p}.limitParam"))?;
+                if *page_size == 0 {
+                    return err(format!("{p}.pageSize"), "must be at least 1");
+                }
+            }
+            Pagination::Page { param, size_param, page_size } => {
+                non_empty(param, &format!("{p}.param"))?;
+                non_empty(size_param, &format!("{p}.sizeParam"))?;
+                if *page_size == 0 {
+                    return err(format!("{p}.pageSize"), "must be at least 1");
+                }
+            }
+            Pagination::LinkHeader {} => {}
+            Pagination::StartingAfter { param, has_more } => {
+                non_empty(param, &format!("{p}.param"))?;
+                non_empty(has_more, &format!("{p}.hasMore"))?;
+            }
+        }
+    }
+    if let Some(incremental) = &entity.incremental {
+        let p = format!("{path}.incremental");
+        match incremental {
+            Incremental::SyncToken { param, next, expired_status } => {
+                non_empty(param, &format!("{p}.param"))?;
+                non_empty(next, &format!("{p}.next"))?;
+                if expired_status.is_some_and(|s| !(400..=599).contains(&s)) {
+                    return err(format!("{p}.expiredStatus"), "must be an HTTP error status (400-599)");
+                }
+            }
+            Incremental::UpdatedSince { param, .. } => non_empty(param, &format!("{p}.param"))?,
+            Incremental::None {} => {}
+        }
+    }
+    if let Some(mappings) = &entity.default_mappings {
+        let p = format!("{path}.defaultMappings");
+        if !is_identifier(&mappings.local_entity) {
+            return err(format!("{p}.localEntity"), "must be an entity name (letters, digits, `_`)");
+        }
+        if mappings.fields.is_empty() {
+            return err(format!("{p}.fields"), "must list at least one mapping");
+        }
+        for (i, field) in mappings.fields.iter().enumerate() {
+            non_empty(&field.local_field, &format!("{p}.fields[{i}].localField"))?;
+            non_empty(&field.remote_field, &format!("{p}.fields[{i}].remoteField"))?;
+        }
+    }
+    if let Some(write) = &entity.write {
+        let p = format!("{path}.write");
+        if write.create.is_none() && write.update.is_none() && write.delete.is_none() {
+            return err(p, "must define at least one of create, update, delete");
+        }
+        if let Some(create) = &write.create {
+            check_write_request(create, &format!("{p}.create"), false, scope)?;
+        }
+        if let Some(update) = &write.update {
+            check_write_request(update, &format!("{p}.update"), true, scope)?;
+        }
+        if let Some(delete) = &write.delete {
+            check_write_request(delete, &format!("{p}.delete"), true, scope)?;
+        }
+        if let Some(id) = &write.id {
+            non_empty(id, &format!("{p}.id"))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_sync(sync: &SyncDef, scope: &Scope<'_>) -> Result<(), FieldError> {
+    for (name, entity) in &sync.entities {
+        let path = format!("sync.entities.{name}");
+        if !name.starts_with(|c: char| c.is_ascii_lowercase())
+            || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return err(path, "entity names are lower case letters, digits and `_`");
+        }
+        check_entity(entity, &path, scope)?;
+    }
+    Ok(())
+}
+
+/// Validates a parsed entry and builds the [`Provider`].
+pub(crate) fn validate_provider(raw: RawProvider, policy: UrlPolicy) -> Result<Provider, FieldError> {
+    non_empty(&raw.name, "name")?;
+    let auth = check_auth(&raw.auth, policy)?;
+    let fields: &[CredentialField] = match &auth {
+        Auth::ApiKey(c) | Auth::Basic(c) => &c.fields,
+        Auth::OAuth2(_) | Auth::None => &[],
+    };
+    let scope = Scope {
+        mode: raw.auth.mode,
+        fields,
+        secrets_in_url: matches!(
+            &auth,
+            Auth::ApiKey(CredentialAuth { apply: CredentialApply::Url, .. })
+        ),
+    };
+    match &raw.api {
+        Some(api) => check_api(api, policy, &scope)?,
+        None if raw.auth.mode != AuthMode::None => return Err(missing("api")),
+        None => {}
+    }
+    if let Some(webhook) = &raw.webhook {
+        check_webhook(webhook)?;
+    }
+    if let Some(sync) = &raw.sync {
+        if raw.api.is_none() {
+            return err("sync", "needs api.baseUrl to read from");
+        }
+        check_sync(sync, &scope)?;
+    }
+    Ok(Provider {
+        name: raw.name,
+        category: raw.category,
+        auth,
+        api: raw.api,
+        webhook: raw.webhook,
+        sync: raw.sync,
+    })
+}
+
+/// Validates entity definitions supplied outside the catalog (a `custom_api` integration's
+/// `config`), against the provider's credential fields, with http allowed (tenant URLs are
+/// guarded by the HTTP client).
+pub(crate) fn validate_external_entities(
+    provider: &Provider,
+    entities: &BTreeMap<String, EntityDef>,
+) -> Result<(), FieldError> {
+    let fields: &[CredentialField] = provider.credential_fields();
+    let scope = Scope {
+        mode: provider.auth_mode(),
+        fields,
+        secrets_in_url: matches!(
+            &provider.auth,
+            Auth::ApiKey(CredentialAuth { apply: CredentialApply::Url, .. })
+        ),
+    };
+    for (name, entity) in entities {
+        check_entity(entity, name, &scope)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,202 @@
+//! Configuration from the environment, validated once at start-up (architecture.md "Configuration").
+//! A missing or malformed value stops the function with a message naming the variable.
+
+use std::path::PathBuf;
+
+use url::Url;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("configuration: {variable} is not set")]
+    Missing { variable: &'static str },
+    #[error("configuration: {variable} is invalid: {reason}")]
+    Invalid { variable: &'static str, reason: String },
+}
+
+/// Every function reads the same configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table_name: String,
+    /// A key ARN, key id or `alias/...`.
+    pub kms_key_id: String,
+    pub sync_queue_url: Url,
+    pub dispatch_queue_url: Url,
+    /// No trailing slash: route paths are appended to it.
+    pub public_base_url: String,
+    /// URL prefixes an OAuth `returnUrl` must start with; empty refuses every return URL.
+    pub allowed_return_urls: Vec<String>,
+    /// The JWT claim naming the tenant (default `tenant_id`).
+    pub tenant_claim: String,
+    pub providers_file: Option<PathBuf>,
+    /// Lets tenants target loopback/private addresses and plain `http` (the local stack only).
+    pub allow_private_targets: bool,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads through `lookup` so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |variable: &'static str| -> Option<String> {
+            lookup(variable).filter(|value| !value.trim().is_empty())
+        };
+        let required = |variable: &'static str| get(variable).ok_or(ConfigError::Missing { variable });
+
+        if get("AWS_REGION").is_none() && get("AWS_DEFAULT_REGION").is_none() {
+            return Err(ConfigError::Missing { variable: "AWS_REGION" });
+        }
+
+        let table_name = required("TABLE_NAME")?;
+        let table_ok = (3..=255).contains(&table_name.len())
+            && table_name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !table_ok {
+            return Err(invalid("TABLE_NAME", "3-255 characters of A-Z a-z 0-9 _ - ."));
+        }
+
+        let kms_key_id = required("KMS_KEY_ID")?;
+        let key_ok = kms_key_id.starts_with("alias/")
+            || kms_key_id.starts_with("arn:")
+            || (kms_key_id.len() == 36 && kms_key_id.chars().all(|c| c.is_ascii_hexdigit() || c == '-'));
+        if !key_ok {
+            return Err(invalid("KMS_KEY_ID", "expected a key ARN, a key id or alias/<name>"));
+        }
+
+        let sync_queue_url = parse_http_url("SYNC_QUEUE_URL", &required("SYNC_QUEUE_URL")?)?;
+        let dispatch_queue_url = parse_http_url("DISPATCH_QUEUE_URL", &required("DISPATCH_QUEUE_URL")?)?;
+
+        let public_base = parse_http_url("PUBLIC_BASE_URL", &required("PUBLIC_BASE_URL")?)?;
+        if public_base.query().is_some() || public_base.fragment().is_some() {
+            return Err(invalid("PUBLIC_BASE_URL", "must not carry a query or fragment"));
+        }
+        let public_base_url = public_base.as_str().trim_end_matches('/').to_string();
+
+        let allowed_return_urls = match get("ALLOWED_RETURN_URLS") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|entry| !entry.is_empty())
+                .map(|entry| parse_http_url("ALLOWED_RETURN_URLS", entry).map(|_| entry.to_string()))
+                .collect::<Result<_, _>>()?,
+        };
+
+        let tenant_claim = get("TENANT_CLAIM").unwrap_or_else(|| "tenant_id".to_string());
+        if !tenant_claim.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '.' | '/')) {
+            return Err(invalid("TENANT_CLAIM", "a claim name of A-Z a-z 0-9 _ - : . /"));
+        }
+
+        let providers_file = get("PROVIDERS_FILE").map(PathBuf::from);
+        if let Some(path) = &providers_file {
+            if !path.is_file() {
+                return Err(invalid("PROVIDERS_FILE", &format!("{} is not a readable file", path.display())));
+            }
+        }
+
+        let allow_private_targets = match get("ALLOW_PRIVATE_TARGETS").as_deref() {
+            None => false,
+            Some(value) => parse_bool(value).ok_or_else(|| invalid("ALLOW_PRIVATE_TARGETS", "expected true or false"))?,
+        };
+
+        Ok(Config {
+            table_name,
+            kms_key_id,
+            sync_queue_url,
+            dispatch_queue_url,
+            public_base_url,
+            allowed_return_urls,
+            tenant_claim,
+            providers_file,
+            allow_private_targets,
+        })
+    }
+}
+
+fn invalid(variable: &'static str, reason: &str) -> ConfigError {
+    ConfigError::Invalid { variable, reason: reason.to_string() }
+}
+
+fn parse_http_url(variable: &'static str, value: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value.trim()).map_err(|e| invalid(variable, &format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(invalid(variable, "expected an absolute http(s) URL"));
+    }
+    Ok(url)
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn complete() -> HashMap<&'static str, String> {
+        HashMap::from([
+            ("AWS_REGION", "us-east-1".to_string()),
+            ("TABLE_NAME", "integrations-hub".to_string()),
+            ("KMS_KEY_ID", "alias/integrations-hub-secrets".to_string()),
+            ("SYNC_QUEUE_URL", "http://127.0.0.1:4566/000000000000/sync".to_string()),
+            ("DISPATCH_QUEUE_URL", "http://127.0.0.1:4566/000000000000/dispatch".to_string()),
+            ("PUBLIC_BASE_URL", "http://127.0.0.1:3000/".to_string()),
+            ("ALLOWED_RETURN_URLS", "http://localhost:5173/, https://app.example.com/done".to_string()),
+        ])
+    }
+
+    fn load(vars: &HashMap<&'static str, String>) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn a_complete_environment_loads_with_defaults() {
+        let config = load(&complete()).expect("valid");
+        assert_eq!(config.public_base_url, "http://127.0.0.1:3000");
+        assert_eq!(config.tenant_claim, "tenant_id");
+        assert_eq!(config.allowed_return_urls.len(), 2);
+        assert!(!config.allow_private_targets);
+        assert!(config.providers_file.is_none());
+    }
+
+    #[test]
+    fn each_missing_required_variable_is_named() {
+        for variable in ["TABLE_NAME", "KMS_KEY_ID", "SYNC_QUEUE_URL", "DISPATCH_QUEUE_URL", "PUBLIC_BASE_URL"] {
+            let mut vars = complete();
+            vars.remove(variable);
+            assert_eq!(load(&vars).unwrap_err(), ConfigError::Missing { variable });
+        }
+    }
+
+    #[test]
+    fn malformed_values_name_the_variable() {
+        for (variable, value) in [
+            ("KMS_KEY_ID", "my-key"),
+            ("SYNC_QUEUE_URL", "not a url"),
+            ("PUBLIC_BASE_URL", "ftp://example.com"),
+            ("ALLOW_PRIVATE_TARGETS", "maybe"),
+            ("ALLOWED_RETURN_URLS", "https://ok.example.com,javascript:alert(1)"),
+            ("PROVIDERS_FILE", "/nonexistent/providers.yaml"),
+        ] {
+            let mut vars = complete();
+            vars.insert(variable, value.to_string());
+            let error = load(&vars).unwrap_err();
+            assert!(matches!(error, ConfigError::Invalid { variable: v, .. } if v == variable), "{error}");
+            assert!(error.to_string().contains(variable));
+        }
+    }
+
+    #[test]
+    fn allow_private_targets_accepts_true_and_false() {
+        let mut vars = complete();
+        vars.insert("ALLOW_PRIVATE_TARGETS", "true".into());
+        assert!(load(&vars).expect("valid").allow_private_targets);
+        vars.insert("ALLOW_PRIVATE_TARGETS", "false".into());
+        assert!(!load(&vars).expect("valid").allow_private_targets);
+    }
+}

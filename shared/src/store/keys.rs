@@ -1,0 +1,70 @@
+//! The one DynamoDB key scheme of the product (also written down in docs/data-model.md).
+//!
+//! One table; partition key `pk`, sort key `sk`, both strings; one sparse GSI `gsi1` (`gsi1pk`,
+//! `gsi1sk`) for work that is due. Every tenant-owned item lives under a partition that starts with
+//! `TENANT#<tenantId>`, and every read builds that prefix from the verified tenant, never from input.
+//! Tenant ids cannot contain `#` (see `TenantId`), so one tenant's prefix is never another's.
+
+use crate::domain::TenantId;
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+pub const GSI1: &str = "gsi1";
+pub const GSI1_PK: &str = "gsi1pk";
+pub const GSI1_SK: &str = "gsi1sk";
+/// Epoch seconds; DynamoDB TTL removes the item some time after, and reads ignore it at once.
+pub const EXPIRES_AT: &str = "expiresAt";
+
+/// The partition of a tenant's resources: integrations, connection-key claims, rate buckets.
+pub fn tenant_pk(tenant: &TenantId) -> String {
+    format!("TENANT#{tenant}")
+}
+
+pub const INTEGRATION_SK_PREFIX: &str = "INT#";
+
+/// An integration: `pk = TENANT#<t>`, `sk = INT#<integrationId>` (ids sort by creation time).
+pub fn integration_sk(integration_id: &str) -> String {
+    format!("{INTEGRATION_SK_PREFIX}{integration_id}")
+}
+
+/// The claim that makes `(tenant, provider, connectionKey)` unique: written in the same transaction
+/// as the integration, with `attribute_not_exists`.
+pub fn connection_sk(provider: &str, connection_key: &str) -> String {
+    format!("CONN#{provider}#{connection_key}")
+}
+
+/// The partition of one integration's logs, newest first by `sk`.
+pub fn integration_logs_pk(tenant: &TenantId, integration_id: &str) -> String {
+    format!("TENANT#{tenant}#INTLOG#{integration_id}")
+}
+
+pub const LOG_SK_PREFIX: &str = "LOG#";
+
+pub fn log_sk(log_id: &str) -> String {
+    format!("{LOG_SK_PREFIX}{log_id}")
+}
+
+/// A per-(tenant, provider) token bucket shared by every function (sync.md "Rate limits").
+pub fn rate_bucket_sk(provider: &str) -> String {
+    format!("RATE#{provider}")
+}
+
+/// Items that belong to no tenant (the cursor-signing key).
+pub const SYSTEM_PK: &str = "SYSTEM";
+pub const CURSOR_KEY_SK: &str = "CURSOR_KEY";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_documented_scheme() {
+        let tenant = TenantId::parse("acme").expect("valid");
+        assert_eq!(tenant_pk(&tenant), "TENANT#acme");
+        assert_eq!(integration_sk("int_1"), "INT#int_1");
+        assert_eq!(connection_sk("stripe", "default"), "CONN#stripe#default");
+        assert_eq!(integration_logs_pk(&tenant, "int_1"), "TENANT#acme#INTLOG#int_1");
+        assert_eq!(log_sk("log_1"), "LOG#log_1");
+        assert_eq!(rate_bucket_sk("stripe"), "RATE#stripe");
+    }
+}

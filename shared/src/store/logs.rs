@@ -1,0 +1,222 @@
+//! Integration logs (api.md "Integration logs"): one item per sync, test, refresh or webhook event,
+//! newest first, kept 30 days (webhooks.md "Retention").
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::query::{Page, PagedQuery};
+use super::{aws_error, keys, s, CursorCodec, InvalidCursor, Item, Store, StoreError};
+use crate::domain::TenantId;
+
+pub const INTEGRATION_LOG_RETENTION_DAYS: i64 = 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogAction {
+    Sync,
+    Import,
+    Export,
+    Test,
+    Refresh,
+    WebhookReceived,
+    WebhookSent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogStatus {
+    Success,
+    Partial,
+    Failed,
+}
+
+/// A log entry as stored and as the API returns it (the key attributes are not serialised out).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationLog {
+    pub id: String,
+    pub integration_id: String,
+    pub action: LogAction,
+    /// `incoming` | `outgoing`, or null.
+    pub direction: Option<String>,
+    pub status: LogStatus,
+    pub summary: Option<Value>,
+    #[serde(default)]
+    pub failed_items: Vec<Value>,
+    pub error_message: Option<String>,
+    pub error_code: Option<String>,
+    pub started_at: String,
+    pub completed_at: String,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    pub action: Option<LogAction>,
+    pub status: Option<LogStatus>,
+}
+
+impl LogAction {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LogAction::Sync => "sync",
+            LogAction::Import => "import",
+            LogAction::Export => "export",
+            LogAction::Test => "test",
+            LogAction::Refresh => "refresh",
+            LogAction::WebhookReceived => "webhook_received",
+            LogAction::WebhookSent => "webhook_sent",
+        }
+    }
+}
+
+impl LogStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LogStatus::Success => "success",
+            LogStatus::Partial => "partial",
+            LogStatus::Failed => "failed",
+        }
+    }
+}
+
+impl LogFilter {
+    /// Cursors are bound to the integration and filter they were issued under.
+    fn scope(&self, integration_id: &str) -> String {
+        format!(
+            "logs/{integration_id}?action={}&status={}",
+            self.action.map(LogAction::as_str).unwrap_or(""),
+            self.status.map(LogStatus::as_str).unwrap_or("")
+        )
+    }
+}
+
+impl Store {
+    pub async fn put_integration_log(&self, tenant: &TenantId, log: &IntegrationLog) -> Result<(), StoreError> {
+        let mut item: Item = serde_dynamo::to_item(log).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        item.insert(keys::PK.into(), s(keys::integration_logs_pk(tenant, &log.integration_id)));
+        item.insert(keys::SK.into(), s(keys::log_sk(&log.id)));
+        item.insert("type".into(), s("integration_log"));
+        let expires = chrono::Utc::now() + chrono::Duration::days(INTEGRATION_LOG_RETENTION_DAYS);
+        item.insert(keys::EXPIRES_AT.into(), AttributeValue::N(expires.timestamp().to_string()));
+        self.dynamo()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| aws_error("PutItem", e))?;
+        Ok(())
+    }
+
+    pub async fn list_integration_logs(
+        &self,
+        tenant: &TenantId,
+        integration_id: &str,
+        filter: &LogFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Result<Page<IntegrationLog>, InvalidCursor>, StoreError> {
+        let scope = filter.scope(integration_id);
+        let key = self.cursor_key().await?;
+        let codec = CursorCodec::new(key);
+        let start_after = match cursor {
+            Some(cursor) => match codec.decode(tenant, &scope, cursor) {
+                Ok(position) if position.starts_with(keys::LOG_SK_PREFIX) => Some(position),
+                _ => return Ok(Err(InvalidCursor)),
+            },
+            None => None,
+        };
+        let mut query = PagedQuery {
+            pk: keys::integration_logs_pk(tenant, integration_id),
+            sk_prefix: keys::LOG_SK_PREFIX,
+            newest_first: true,
+            conditions: Vec::new(),
+            names: HashMap::new(),
+            values: HashMap::new(),
+            limit,
+            start_after,
+            ignore_expired: true,
+        };
+        if let Some(action) = filter.action {
+            query.conditions.push("#action = :action".into());
+            query.names.insert("#action".into(), "action".into());
+            query.values.insert(":action".into(), s(action.as_str()));
+        }
+        if let Some(status) = filter.status {
+            query.conditions.push("#status = :status".into());
+            query.names.insert("#status".into(), "status".into());
+            query.values.insert(":status".into(), s(status.as_str()));
+        }
+        let (items, next) = self.query_page(query).await?;
+        let items = items
+            .into_iter()
+            .map(|item| serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("log item: {e}"))))
+            .collect::<Result<Vec<IntegrationLog>, _>>()?;
+        let next_cursor = next.map(|position| codec.encode(tenant, &scope, &position));
+        Ok(Ok(Page { items, next_cursor }))
+    }
+
+    /// Removes every log of a deleted integration (25 per BatchWriteItem, unprocessed items retried).
+    pub(crate) async fn delete_integration_logs(&self, tenant: &TenantId, integration_id: &str) -> Result<(), StoreError> {
+        let pk = keys::integration_logs_pk(tenant, integration_id);
+        let mut start_key = None;
+        loop {
+            let out = self
+                .dynamo()
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .projection_expression("#pk, sk")
+                .set_exclusive_start_key(start_key.take())
+                .send()
+                .await
+                .map_err(|e| aws_error("Query", e))?;
+            let requests: Vec<WriteRequest> = out
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|key| DeleteRequest::builder().set_key(Some(key)).build().ok())
+                .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                .collect();
+            for chunk in requests.chunks(25) {
+                self.batch_write_all(chunk.to_vec()).await?;
+            }
+            match out.last_evaluated_key {
+                Some(key) => start_key = Some(key),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// BatchWriteItem with the unprocessed items retried (backing off) until none are left.
+    pub(crate) async fn batch_write_all(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        let mut delay = std::time::Duration::from_millis(50);
+        for _ in 0..8 {
+            if requests.is_empty() {
+                return Ok(());
+            }
+            let out = self
+                .dynamo()
+                .batch_write_item()
+                .request_items(self.table(), requests)
+                .send()
+                .await
+                .map_err(|e| aws_error("BatchWriteItem", e))?;
+            requests = out
+                .unprocessed_items
+                .and_then(|mut unprocessed| unprocessed.remove(self.table()))
+                .unwrap_or_default();
+            if !requests.is_empty() {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+        Err(StoreError::Unavailable { operation: "BatchWriteItem", detail: "items stayed unprocessed".into() })
+    }
+}

@@ -1,0 +1,201 @@
+//! The DynamoDB store: one table, the key scheme of [`keys`], optimistic versions, transactions for
+//! uniqueness, TTL-aware reads and signed list cursors.
+
+mod cursor;
+mod integrations;
+pub mod keys;
+mod logs;
+mod query;
+mod rate_limit;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use rand::RngCore;
+use tokio::sync::OnceCell;
+use zeroize::Zeroizing;
+
+pub use cursor::{CursorCodec, InvalidCursor};
+pub use integrations::{
+    CheckOutcome, CreateIntegrationError, IntegrationChanges, IntegrationFilter, IntegrationItem, StatusTransition, UpdateIntegrationError,
+};
+pub use logs::{IntegrationLog, LogAction, LogFilter, LogStatus};
+pub use query::Page;
+pub use rate_limit::Admission;
+
+use crate::crypto::{EnvelopeCipher, SecretSlot};
+use crate::error::ApiError;
+
+/// The tenant-less encryption context of the cursor-signing key: `#` cannot start a tenant id.
+const SYSTEM_TENANT: &str = "#system";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Throttled or briefly unreachable: the caller may retry.
+    #[error("DynamoDB is unavailable for {operation}: {detail}")]
+    Unavailable { operation: &'static str, detail: String },
+    #[error("DynamoDB {operation} failed: {detail}")]
+    Failed { operation: &'static str, detail: String },
+    #[error("a stored item is not readable: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Crypto(#[from] crate::crypto::CryptoError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match &error {
+            StoreError::Unavailable { .. } => ApiError::unavailable(&error),
+            StoreError::Crypto(crypto) if crypto.is_retryable() => ApiError::unavailable(&error),
+            _ => ApiError::internal(&error),
+        }
+    }
+}
+
+/// Error codes of DynamoDB that mean "try again", not "this request is wrong".
+const RETRYABLE_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionInProgressException",
+];
+
+pub(crate) fn aws_error<E, R>(operation: &'static str, error: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let retryable = match &error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
+        SdkError::ServiceError(service) => service.err().code().is_some_and(|code| RETRYABLE_CODES.contains(&code)),
+        _ => false,
+    };
+    let detail = match error.code() {
+        Some(code) => format!("{code}: {}", error.message().unwrap_or("no message")),
+        None => aws_sdk_dynamodb::error::DisplayErrorContext(&error).to_string(),
+    };
+    if retryable {
+        StoreError::Unavailable { operation, detail }
+    } else {
+        StoreError::Failed { operation, detail }
+    }
+}
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub(crate) fn now_epoch_seconds() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// RFC 3339 UTC with milliseconds, the one timestamp format of the API.
+pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dynamo: aws_sdk_dynamodb::Client,
+    table: String,
+    cipher: EnvelopeCipher,
+    cursor_key: OnceCell<Zeroizing<Vec<u8>>>,
+}
+
+impl Store {
+    pub fn new(dynamo: aws_sdk_dynamodb::Client, table: impl Into<String>, cipher: EnvelopeCipher) -> Store {
+        Store {
+            inner: Arc::new(Inner { dynamo, table: table.into(), cipher, cursor_key: OnceCell::new() }),
+        }
+    }
+
+    pub fn dynamo(&self) -> &aws_sdk_dynamodb::Client {
+        &self.inner.dynamo
+    }
+
+    pub fn table(&self) -> &str {
+        &self.inner.table
+    }
+
+    pub fn cipher(&self) -> &EnvelopeCipher {
+        &self.inner.cipher
+    }
+
+    /// The key that signs list cursors: one per deployment, kept as an envelope in the table, created
+    /// by whichever function needs it first (a conditional put settles races), loaded once per process.
+    pub(crate) async fn cursor_key(&self) -> Result<&[u8], StoreError> {
+        let key = self.inner.cursor_key.get_or_try_init(|| self.load_or_create_cursor_key()).await?;
+        Ok(key.as_slice())
+    }
+
+    async fn load_or_create_cursor_key(&self) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        let slot = SecretSlot { tenant_id: SYSTEM_TENANT, owner_id: "cursor-key", field: "secret" };
+        if let Some(envelope) = self.read_cursor_key_envelope().await? {
+            return Ok(self.cipher().open(slot, &envelope).await?);
+        }
+        let mut fresh = Zeroizing::new(vec![0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(&mut fresh);
+        let envelope = self.cipher().seal(slot, &fresh).await?;
+        let put = self
+            .dynamo()
+            .put_item()
+            .table_name(self.table())
+            .item(keys::PK, s(keys::SYSTEM_PK))
+            .item(keys::SK, s(keys::CURSOR_KEY_SK))
+            .item("type", s("cursor_key"))
+            .item("envelope", AttributeValue::B(envelope.into()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(fresh),
+            Err(error) if is_conditional_check_failure(&error) => {
+                let envelope = self
+                    .read_cursor_key_envelope()
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt("the cursor key vanished after a race".to_string()))?;
+                Ok(self.cipher().open(slot, &envelope).await?)
+            }
+            Err(error) => Err(aws_error("PutItem", error)),
+        }
+    }
+
+    async fn read_cursor_key_envelope(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let out = self
+            .dynamo()
+            .get_item()
+            .table_name(self.table())
+            .key(keys::PK, s(keys::SYSTEM_PK))
+            .key(keys::SK, s(keys::CURSOR_KEY_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| aws_error("GetItem", e))?;
+        match out.item.and_then(|mut item| item.remove("envelope")) {
+            Some(AttributeValue::B(blob)) => Ok(Some(blob.into_inner())),
+            Some(_) => Err(StoreError::Corrupt("the cursor key item has no binary envelope".to_string())),
+            None => Ok(None),
+        }
+    }
+}
+
+fn is_conditional_check_failure<R>(error: &SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, R>) -> bool {
+    matches!(
+        error,
+        SdkError::ServiceError(service) if service.err().is_conditional_check_failed_exception()
+    )
+}

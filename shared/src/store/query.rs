@@ -1,0 +1,96 @@
+//! One paged Query over a partition, shared by every list route: filters, TTL-awareness and a
+//! continuation position that is the sort key of the last item returned (so each item is listed once).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::{aws_error, keys, now_epoch_seconds, s, Item, Store, StoreError};
+
+/// One page of a list: `nextCursor` is null on the last page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// How many DynamoDB pages one API page may read before it returns short (sparse filters).
+const MAX_ROUND_TRIPS: usize = 10;
+const READ_BATCH: i32 = 100;
+
+pub(crate) struct PagedQuery {
+    pub pk: String,
+    pub sk_prefix: &'static str,
+    pub newest_first: bool,
+    /// Filter expression conditions joined with AND; names `#f0..`, values `:f0..` are the caller's.
+    pub conditions: Vec<String>,
+    pub names: HashMap<String, String>,
+    pub values: HashMap<String, AttributeValue>,
+    pub limit: usize,
+    pub start_after: Option<String>,
+    pub ignore_expired: bool,
+}
+
+impl Store {
+    /// Returns up to `limit` items and, when more may follow, the sort key to continue after.
+    pub(crate) async fn query_page(&self, query: PagedQuery) -> Result<(Vec<Item>, Option<String>), StoreError> {
+        let PagedQuery { pk, sk_prefix, newest_first, mut conditions, mut names, mut values, limit, start_after, ignore_expired } =
+            query;
+        names.insert("#pk".into(), keys::PK.into());
+        names.insert("#sk".into(), keys::SK.into());
+        values.insert(":pk".into(), s(pk.clone()));
+        values.insert(":prefix".into(), s(sk_prefix));
+        if ignore_expired {
+            names.insert("#exp".into(), keys::EXPIRES_AT.into());
+            values.insert(":now".into(), AttributeValue::N(now_epoch_seconds().to_string()));
+            conditions.push("(attribute_not_exists(#exp) OR #exp > :now)".into());
+        }
+        let filter = (!conditions.is_empty()).then(|| conditions.join(" AND "));
+        let unfiltered = filter.is_none();
+
+        let mut collected: Vec<Item> = Vec::with_capacity(limit + 1);
+        let mut start_key = start_after.map(|sk| HashMap::from([(keys::PK.to_string(), s(pk.clone())), (keys::SK.to_string(), s(sk))]));
+        for _ in 0..MAX_ROUND_TRIPS {
+            let wanted = (limit + 1 - collected.len()) as i32;
+            let out = self
+                .dynamo()
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .set_filter_expression(filter.clone())
+                .set_expression_attribute_names(Some(names.clone()))
+                .set_expression_attribute_values(Some(values.clone()))
+                .scan_index_forward(!newest_first)
+                .limit(if unfiltered { wanted } else { READ_BATCH })
+                .set_exclusive_start_key(start_key.take())
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| aws_error("Query", e))?;
+            collected.extend(out.items.unwrap_or_default());
+            if collected.len() > limit {
+                collected.truncate(limit);
+                let next = sort_key_of(collected.last())?;
+                return Ok((collected, next));
+            }
+            match out.last_evaluated_key {
+                Some(key) => start_key = Some(key),
+                None => return Ok((collected, None)),
+            }
+        }
+        // Sparse filter: return a short page and continue from where the reads stopped.
+        let next = start_key
+            .as_ref()
+            .and_then(|key| key.get(keys::SK))
+            .and_then(|sk| sk.as_s().ok())
+            .cloned();
+        Ok((collected, next))
+    }
+}
+
+fn sort_key_of(item: Option<&Item>) -> Result<Option<String>, StoreError> {
+    match item.and_then(|item| item.get(keys::SK)) {
+        Some(AttributeValue::S(sk)) => Ok(Some(sk.clone())),
+        _ => Err(StoreError::Corrupt("a listed item has no string sort key".into())),
+    }
+}

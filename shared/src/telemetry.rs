@@ -1,0 +1,16 @@
+//! Structured JSON logs (tracing), one subscriber per process.
+
+use tracing_subscriber::EnvFilter;
+
+/// JSON lines to stdout (what Lambda's JSON log format expects), level from `RUST_LOG` (default info).
+/// Safe to call twice: the second call does nothing.
+pub fn init_json_logs() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
