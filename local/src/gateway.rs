@@ -24,12 +24,14 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
+use axum::response::IntoResponse;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hub_shared::error::ApiError;
 use rand::Rng;
 use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
@@ -42,7 +44,7 @@ use crate::jwt::{JwtError, JwtVerifier};
 /// API Gateway's request payload quota for HTTP APIs. Functions enforce their own, smaller limit.
 pub const MAX_REQUEST_BODY_BYTES: usize = 10 * 1024 * 1024;
 
-/// API Gateway's maximum integration timeout for HTTP APIs.
+/// API Gateway's maximum (and default) integration timeout for HTTP APIs.
 pub const INTEGRATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The account id moto uses by default, so ARNs look like the local AWS's own.
@@ -53,7 +55,6 @@ const STAGE: &str = "$default";
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const APIGW_REQUEST_ID: HeaderName = HeaderName::from_static("apigw-requestid");
-const PROBLEM_JSON: &str = "application/problem+json";
 
 /// One route of the HTTP API, as the SAM template declares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +67,17 @@ pub struct GatewayRoute {
     pub function: String,
     /// Public routes skip the JWT authorizer.
     pub public: bool,
+}
+
+impl From<crate::template::HttpRoute> for GatewayRoute {
+    fn from(route: crate::template::HttpRoute) -> GatewayRoute {
+        GatewayRoute {
+            method: route.method,
+            path: route.path,
+            function: route.function,
+            public: route.public,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +107,7 @@ pub struct Gateway {
     routes: Vec<Route>,
     functions: HashMap<String, axum::Router>,
     verifier: JwtVerifier,
+    integration_timeout: Duration,
 }
 
 impl Gateway {
@@ -118,7 +131,15 @@ impl Gateway {
             routes: parsed,
             functions,
             verifier,
+            integration_timeout: INTEGRATION_TIMEOUT,
         })
+    }
+
+    /// How long a function may take to answer before the caller gets 503 (default
+    /// [`INTEGRATION_TIMEOUT`]; shorter in tests).
+    pub fn with_integration_timeout(mut self, timeout: Duration) -> Gateway {
+        self.integration_timeout = timeout;
+        self
     }
 
     /// Logical names of functions that routes point to but that were not registered (sorted,
@@ -149,6 +170,7 @@ impl Gateway {
             routes: self.routes,
             functions: self.functions,
             verifier: self.verifier,
+            integration_timeout: self.integration_timeout,
             local_addr,
         });
         let app = axum::Router::new()
@@ -165,12 +187,13 @@ impl Gateway {
 
     /// Binds `127.0.0.1` on a free port and serves in a background task (tests, tools).
     pub async fn spawn_local(self) -> Result<RunningGateway, GatewayError> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|source| GatewayError::Bind {
-                addr: "127.0.0.1:0".to_owned(),
-                source,
-            })?;
+        let listener =
+            TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|source| GatewayError::Bind {
+                    addr: "127.0.0.1:0".to_owned(),
+                    source,
+                })?;
         let addr = listener.local_addr().map_err(|source| GatewayError::Bind {
             addr: "127.0.0.1:0".to_owned(),
             source,
@@ -229,6 +252,7 @@ struct Shared {
     routes: Vec<Route>,
     functions: HashMap<String, axum::Router>,
     verifier: JwtVerifier,
+    integration_timeout: Duration,
     local_addr: SocketAddr,
 }
 
@@ -283,14 +307,17 @@ impl Route {
             });
         }
         let method_name = route.method.trim().to_ascii_uppercase();
-        let method = match method_name.as_str() {
-            "ANY" => None,
-            "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => Some(
-                Method::from_bytes(method_name.as_bytes())
-                    .map_err(|_| invalid("the method is not an HTTP method"))?,
-            ),
-            _ => return Err(invalid("the method must be one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS or ANY")),
-        };
+        let method =
+            match method_name.as_str() {
+                "ANY" => None,
+                "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => Some(
+                    Method::from_bytes(method_name.as_bytes())
+                        .map_err(|_| invalid("the method is not an HTTP method"))?,
+                ),
+                _ => return Err(invalid(
+                    "the method must be one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS or ANY",
+                )),
+            };
         let Some(rest) = route.path.strip_prefix('/') else {
             return Err(invalid("the path must start with `/`"));
         };
@@ -302,7 +329,9 @@ impl Route {
                     part.strip_prefix('{').and_then(|p| p.strip_suffix("+}"))
                 {
                     if index + 1 != parts.len() {
-                        return Err(invalid("a greedy `{name+}` variable must be the last segment"));
+                        return Err(invalid(
+                            "a greedy `{name+}` variable must be the last segment",
+                        ));
                     }
                     Segment::Greedy(name.to_owned())
                 } else if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}'))
@@ -460,13 +489,23 @@ async fn route_and_invoke(
 ) -> (Response<Body>, Option<String>) {
     let raw_path = request.uri().path().to_owned();
     if !raw_path.starts_with('/') {
-        return (api_gateway_message(StatusCode::NOT_FOUND, "Not Found"), None);
+        return (
+            api_gateway_message(StatusCode::NOT_FOUND, "Not Found"),
+            None,
+        );
     }
     if has_dot_segment(&raw_path) {
-        return (api_gateway_message(StatusCode::BAD_REQUEST, "Bad Request"), None);
+        return (
+            api_gateway_message(StatusCode::BAD_REQUEST, "Bad Request"),
+            None,
+        );
     }
-    let Some((route, raw_params)) = select_route(&shared.routes, request.method(), &raw_path) else {
-        return (api_gateway_message(StatusCode::NOT_FOUND, "Not Found"), None);
+    let Some((route, raw_params)) = select_route(&shared.routes, request.method(), &raw_path)
+    else {
+        return (
+            api_gateway_message(StatusCode::NOT_FOUND, "Not Found"),
+            None,
+        );
     };
     let route_key = Some(route.key.clone());
 
@@ -486,10 +525,13 @@ async fn route_and_invoke(
             route.key, route.function
         );
         tracing::error!(requestId = %request_id, "{detail}");
-        return (
-            problem(StatusCode::BAD_GATEWAY, "Bad Gateway", &detail, "function_not_registered"),
-            route_key,
+        let problem = ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "function_not_registered",
+            "Bad Gateway",
+            detail,
         );
+        return (problem.into_response(), route_key);
     };
 
     let (parts, body) = request.into_parts();
@@ -502,12 +544,18 @@ async fn route_and_invoke(
             )
         }
         Err(_) => {
-            return (api_gateway_message(StatusCode::BAD_REQUEST, "Bad Request"), route_key);
+            return (
+                api_gateway_message(StatusCode::BAD_REQUEST, "Bad Request"),
+                route_key,
+            );
         }
     };
 
     let Some(host) = request_host(&parts.headers, shared.local_addr) else {
-        return (api_gateway_message(StatusCode::BAD_REQUEST, "Bad Request"), route_key);
+        return (
+            api_gateway_message(StatusCode::BAD_REQUEST, "Bad Request"),
+            route_key,
+        );
     };
     let incoming = IncomingRequest {
         method: &parts.method,
@@ -521,7 +569,14 @@ async fn route_and_invoke(
         body: &body,
     };
     let now = Utc::now();
-    let event = api_gateway_v2_event(route, &raw_params, claims.as_ref(), request_id, now, &incoming);
+    let event = api_gateway_v2_event(
+        route,
+        &raw_params,
+        claims.as_ref(),
+        request_id,
+        now,
+        &incoming,
+    );
     let Some(mut lambda_request) = lambda_request_from_event(&event) else {
         tracing::error!(requestId = %request_id, "lambda_http refused the API Gateway event the gateway built");
         return (
@@ -529,14 +584,17 @@ async fn route_and_invoke(
             route_key,
         );
     };
-    lambda_request
-        .extensions_mut()
-        .insert(lambda_context(&route.function, &incoming, now));
+    lambda_request.extensions_mut().insert(lambda_context(
+        &route.function,
+        &incoming,
+        now,
+        shared.integration_timeout,
+    ));
 
     // The invocation runs in its own task so that a panicking handler is answered as API Gateway
     // answers a crashed Lambda instead of dropping the connection.
     let invocation = tokio::spawn(function.oneshot(lambda_request));
-    let response = match tokio::time::timeout(INTEGRATION_TIMEOUT, invocation).await {
+    let response = match tokio::time::timeout(shared.integration_timeout, invocation).await {
         Ok(Ok(Ok(response))) => response,
         Ok(Ok(Err(infallible))) => match infallible {},
         Ok(Err(join_error)) => {
@@ -544,7 +602,7 @@ async fn route_and_invoke(
             api_gateway_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
         }
         Err(_) => {
-            tracing::error!(requestId = %request_id, function = %route.function, "the function did not answer within {} s", INTEGRATION_TIMEOUT.as_secs());
+            tracing::error!(requestId = %request_id, function = %route.function, "the function did not answer within {} ms", shared.integration_timeout.as_millis());
             api_gateway_message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
         }
     };
@@ -610,12 +668,14 @@ fn lambda_context(
     function: &str,
     incoming: &IncomingRequest<'_>,
     now: DateTime<Utc>,
+    timeout: Duration,
 ) -> lambda_http::Context {
-    let deadline = now.timestamp_millis().max(0) as u64 + INTEGRATION_TIMEOUT.as_millis() as u64;
+    let deadline = now.timestamp_millis().max(0) as u64 + timeout.as_millis() as u64;
     let mut context = lambda_http::Context::default();
     context.request_id = new_lambda_request_id();
     context.deadline = deadline;
-    context.invoked_function_arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function}");
+    context.invoked_function_arn =
+        format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function}");
     context.xray_trace_id = incoming
         .headers
         .get("x-amzn-trace-id")
@@ -686,7 +746,10 @@ fn api_gateway_v2_event(
         None => incoming.source_ip.to_string(),
     };
     headers.insert("x-forwarded-for".to_owned(), json!(forwarded_for));
-    headers.insert("x-forwarded-port".to_owned(), json!(incoming.local_port.to_string()));
+    headers.insert(
+        "x-forwarded-port".to_owned(),
+        json!(incoming.local_port.to_string()),
+    );
     headers.insert("x-forwarded-proto".to_owned(), json!("http"));
     if !headers.contains_key("x-amzn-trace-id") {
         headers.insert("x-amzn-trace-id".to_owned(), json!(new_trace_id(now)));
@@ -888,32 +951,10 @@ fn api_gateway_message(status: StatusCode, message: &str) -> Response<Body> {
     json_response(status, "application/json", &json!({ "message": message }))
 }
 
-/// An RFC 9457 problem, the shape of every error the API documents.
-fn problem(status: StatusCode, title: &str, detail: &str, code: &str) -> Response<Body> {
-    json_response(
-        status,
-        PROBLEM_JSON,
-        &json!({
-            "type": "about:blank",
-            "title": title,
-            "status": status.as_u16(),
-            "detail": detail,
-            "code": code,
-        }),
-    )
-}
-
+/// The gateway's 401, built by the same problem builder the functions use, so a client sees one
+/// shape whether the gateway or a function refused it.
 fn unauthorized(error: &JwtError) -> Response<Body> {
-    let mut response = problem(
-        StatusCode::UNAUTHORIZED,
-        "Unauthorized",
-        &error.to_string(),
-        "unauthorized",
-    );
-    response
-        .headers_mut()
-        .insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    response
+    ApiError::unauthorized(error.to_string()).into_response()
 }
 
 fn json_response(status: StatusCode, content_type: &'static str, body: &Value) -> Response<Body> {
@@ -1036,7 +1077,10 @@ mod tests {
         let routes = parsed(&[("GET", "/api/integrations/{id}")]);
 
         assert_eq!(selected(&routes, Method::GET, "/api/integrations/"), None);
-        assert_eq!(selected(&routes, Method::GET, "/api/integrations/1/x"), None);
+        assert_eq!(
+            selected(&routes, Method::GET, "/api/integrations/1/x"),
+            None
+        );
         assert_eq!(selected(&routes, Method::POST, "/api/integrations/1"), None);
     }
 
@@ -1044,7 +1088,10 @@ mod tests {
     fn root_route_matches_only_root() {
         let routes = parsed(&[("GET", "/")]);
 
-        assert_eq!(selected(&routes, Method::GET, "/").as_deref(), Some("GET /"));
+        assert_eq!(
+            selected(&routes, Method::GET, "/").as_deref(),
+            Some("GET /")
+        );
         assert_eq!(selected(&routes, Method::GET, "/x"), None);
     }
 
@@ -1161,12 +1208,18 @@ mod tests {
         assert_eq!(host("a b"), None);
         assert_eq!(host("user@host"), None);
         assert_eq!(host("host:99999"), None);
-        assert_eq!(request_host(&HeaderMap::new(), local).as_deref(), Some("127.0.0.1:3000"));
+        assert_eq!(
+            request_host(&HeaderMap::new(), local).as_deref(),
+            Some("127.0.0.1:3000")
+        );
     }
 
     #[test]
     fn domain_prefix_is_the_first_label() {
-        assert_eq!(domain_prefix("abc123.execute-api.us-east-1.amazonaws.com"), "abc123");
+        assert_eq!(
+            domain_prefix("abc123.execute-api.us-east-1.amazonaws.com"),
+            "abc123"
+        );
         assert_eq!(domain_prefix("localhost:3000"), "localhost");
     }
 

@@ -92,7 +92,9 @@ impl JwtVerifier {
         let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(JwtError::Malformed("a JWT has exactly three dot-separated parts"));
+            return Err(JwtError::Malformed(
+                "a JWT has exactly three dot-separated parts",
+            ));
         };
 
         let header = decode_json_object(header_b64, "the header is not base64url-encoded JSON")?;
@@ -372,7 +374,10 @@ mod tests {
     #[test]
     fn header_without_alg_or_with_crit_is_malformed() {
         let claims = claims_with(json!({}));
-        for header in [json!({"typ": "JWT"}), json!({"alg": "HS256", "crit": ["b64"]})] {
+        for header in [
+            json!({"typ": "JWT"}),
+            json!({"alg": "HS256", "crit": ["b64"]}),
+        ] {
             let token = token_with_header(&header, &claims);
 
             assert!(
@@ -459,7 +464,12 @@ mod tests {
 
     #[test]
     fn wrong_or_missing_audience_is_rejected() {
-        for aud in [json!("other-api"), json!(["a", "b"]), json!(42), Value::Null] {
+        for aud in [
+            json!("other-api"),
+            json!(["a", "b"]),
+            json!(42),
+            Value::Null,
+        ] {
             let token = token_with(json!({ "aud": aud }));
 
             assert_eq!(
@@ -533,8 +543,7 @@ mod tests {
     #[test]
     fn random_garbage_never_verifies_and_never_panics() {
         let mut rng = rand::thread_rng();
-        let alphabet: Vec<char> =
-            "abcXYZ019-_.=+/ \u{e9}\u{1F600}{}\"".chars().collect();
+        let alphabet: Vec<char> = "abcXYZ019-_.=+/ \u{e9}\u{1F600}{}\"".chars().collect();
         for _ in 0..5_000 {
             let len = rng.gen_range(0..80);
             let token: String = (0..len)
@@ -560,7 +569,14 @@ mod tests {
 
     #[test]
     fn dev_token_carries_tenant_subject_issuer_and_audience() {
-        let token = dev_token(SECRET, "demo", "dev-user", "https://issuer.local", "hub-api", 600);
+        let token = dev_token(
+            SECRET,
+            "demo",
+            "dev-user",
+            "https://issuer.local",
+            "hub-api",
+            600,
+        );
         let now = chrono::Utc::now().timestamp();
 
         let claims = verifier().verify(&token, now).expect("dev token verifies");

@@ -6,3 +6,4 @@ pub mod gateway;
 pub mod jwt;
 pub mod template;
 pub mod provision;
+pub mod stack;

@@ -1,1 +1,106 @@
-fn main() {}
+//! `make run`: moto, the template's resources, and every HTTP function on http://127.0.0.1:3000.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use hub_local::jwt::dev_token;
+use hub_local::moto::Moto;
+use hub_local::provision::StackNames;
+use hub_local::stack::{local_sdk_config, LocalStack, StackOptions};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber_init();
+    let settings = Settings::from_env()?;
+    let moto = Moto::reuse_or_start(settings.moto_port, &PathBuf::from("target/local")).await?;
+    let sdk = local_sdk_config(moto.endpoint());
+
+    let mut options = StackOptions::new(StackNames::with_prefix(&settings.prefix), settings.listen);
+    options.jwt_secret = settings.jwt_secret.clone();
+    options.allow_private_targets = settings.allow_private_targets;
+    options.providers_file = settings.providers_file.clone();
+    if let Some(claim) = &settings.tenant_claim {
+        options.tenant_claim = claim.clone();
+    }
+    if let Some(urls) = &settings.allowed_return_urls {
+        options.allowed_return_urls = urls.clone();
+    }
+    let stack = LocalStack::start(&sdk, options.clone()).await?;
+
+    let token = dev_token(
+        settings.jwt_secret.as_bytes(),
+        "demo",
+        "dev-user",
+        &options.jwt_issuer,
+        &options.jwt_audience,
+        7 * 24 * 3600,
+    );
+    println!();
+    println!("Integrations Hub local stack");
+    println!("  API        {}", stack.url);
+    println!(
+        "  moto       {} ({})",
+        moto.endpoint(),
+        if moto.owns_process() { "started here" } else { "reused" }
+    );
+    println!("  table      {}", stack.provisioned.table_name);
+    println!("  KMS key    {}", stack.provisioned.key_id);
+    println!("  routes     {}", stack.routes.len());
+    println!("  private targets allowed: {}", settings.allow_private_targets);
+    println!();
+    println!("Dev JWT for tenant `demo` (valid 7 days):");
+    println!("  export TOKEN={token}");
+    println!();
+    println!("Try:");
+    println!("  curl -s -H \"Authorization: Bearer $TOKEN\" {}/api/providers?category=payments", stack.url);
+    println!();
+    println!("Ctrl-C stops everything.");
+
+    tokio::signal::ctrl_c().await?;
+    println!("stopping…");
+    stack.stop().await?;
+    moto.stop().await;
+    Ok(())
+}
+
+struct Settings {
+    listen: SocketAddr,
+    moto_port: u16,
+    prefix: String,
+    jwt_secret: String,
+    allow_private_targets: bool,
+    providers_file: Option<PathBuf>,
+    tenant_claim: Option<String>,
+    allowed_return_urls: Option<Vec<String>>,
+}
+
+impl Settings {
+    fn from_env() -> Result<Settings, String> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let port = |name: &str, default: u16| -> Result<u16, String> {
+            var(name).map_or(Ok(default), |v| v.parse().map_err(|_| format!("{name} must be a port number, got {v}")))
+        };
+        let listen = SocketAddr::from(([127, 0, 0, 1], port("LOCAL_PORT", 3000)?));
+        let allow_private_targets = match var("ALLOW_PRIVATE_TARGETS").as_deref() {
+            None => true,
+            Some("true" | "1") => true,
+            Some("false" | "0") => false,
+            Some(other) => return Err(format!("ALLOW_PRIVATE_TARGETS must be true or false, got {other}")),
+        };
+        Ok(Settings {
+            listen,
+            moto_port: port("MOTO_PORT", 4566)?,
+            prefix: var("LOCAL_STACK_PREFIX").unwrap_or_else(|| "integrations-hub".to_string()),
+            jwt_secret: var("LOCAL_JWT_SECRET").unwrap_or_else(|| hub_local::stack::DEFAULT_JWT_SECRET.to_string()),
+            allow_private_targets,
+            providers_file: var("PROVIDERS_FILE").map(PathBuf::from),
+            tenant_claim: var("TENANT_CLAIM"),
+            allowed_return_urls: var("ALLOWED_RETURN_URLS")
+                .map(|list| list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()),
+        })
+    }
+}
+
+fn tracing_subscriber_init() {
+    hub_shared::telemetry::init_json_logs();
+}

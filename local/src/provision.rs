@@ -16,8 +16,9 @@ use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use aws_sdk_sqs::types::QueueAttributeName;
 
 use crate::template::{
-    template_definitions, IndexDefinition, KeyDefinition, KeyElement, QueueDefinition, TableDefinition,
-    TemplateError, DISPATCH_DEAD_LETTER_QUEUE, DISPATCH_QUEUE, SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE,
+    template_definitions, IndexDefinition, KeyDefinition, KeyElement, QueueDefinition,
+    TableDefinition, TemplateError, DISPATCH_DEAD_LETTER_QUEUE, DISPATCH_QUEUE,
+    SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE,
 };
 
 /// How long a freshly created table may take to become ACTIVE (immediate in moto).
@@ -81,23 +82,45 @@ pub enum ProvisionError {
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error("{service} {operation} for {resource} failed: {message}")]
-    Aws { service: &'static str, operation: &'static str, resource: String, message: String },
+    Aws {
+        service: &'static str,
+        operation: &'static str,
+        resource: String,
+        message: String,
+    },
     #[error("{service} {operation} for {resource} answered without {field}")]
-    IncompleteAnswer { service: &'static str, operation: &'static str, resource: String, field: &'static str },
+    IncompleteAnswer {
+        service: &'static str,
+        operation: &'static str,
+        resource: String,
+        field: &'static str,
+    },
     #[error(
-        "table {table} already exists with key schema {found}, but the template declares {expected}: \
+        "table {table} already exists with key schema ({found}), but the template declares ({expected}): \
          delete the table (or reset moto) and provision again"
     )]
-    TableKeySchemaDiffers { table: String, found: String, expected: String },
+    TableKeySchemaDiffers {
+        table: String,
+        found: String,
+        expected: String,
+    },
     #[error("the template declares queue {logical_id}, which StackNames has no name for")]
     UnnamedQueue { logical_id: String },
     #[error("the template declares no queue {logical_id}")]
     MissingQueue { logical_id: &'static str },
     #[error("queue {logical_id} redrives to {dead_letter_queue}, which is not a dead-letter queue of the template")]
-    UnknownDeadLetterQueue { logical_id: String, dead_letter_queue: String },
+    UnknownDeadLetterQueue {
+        logical_id: String,
+        dead_letter_queue: String,
+    },
 }
 
-fn aws_error<E>(service: &'static str, operation: &'static str, resource: &str, error: E) -> ProvisionError
+fn aws_error<E>(
+    service: &'static str,
+    operation: &'static str,
+    resource: &str,
+    error: E,
+) -> ProvisionError
 where
     E: std::error::Error,
 {
@@ -112,7 +135,12 @@ where
 /// Creates (or reuses) the template's table, secrets key + alias and four queues under `names`.
 pub async fn provision(sdk: &SdkConfig, names: &StackNames) -> Result<Provisioned, ProvisionError> {
     let definitions = template_definitions()?;
-    for logical_id in [SYNC_QUEUE, SYNC_DEAD_LETTER_QUEUE, DISPATCH_QUEUE, DISPATCH_DEAD_LETTER_QUEUE] {
+    for logical_id in [
+        SYNC_QUEUE,
+        SYNC_DEAD_LETTER_QUEUE,
+        DISPATCH_QUEUE,
+        DISPATCH_DEAD_LETTER_QUEUE,
+    ] {
         if definitions.queue(logical_id).is_none() {
             return Err(ProvisionError::MissingQueue { logical_id });
         }
@@ -126,7 +154,10 @@ pub async fn provision(sdk: &SdkConfig, names: &StackNames) -> Result<Provisione
         provision_queues(&sqs, names, &definitions.queues),
     )?;
     let url = |logical_id: &'static str| {
-        queue_urls.get(logical_id).cloned().ok_or(ProvisionError::MissingQueue { logical_id })
+        queue_urls
+            .get(logical_id)
+            .cloned()
+            .ok_or(ProvisionError::MissingQueue { logical_id })
     };
     Ok(Provisioned {
         table_name: names.table.clone(),
@@ -146,7 +177,13 @@ async fn provision_table(
 ) -> Result<(), ProvisionError> {
     let existing = match client.describe_table().table_name(table).send().await {
         Ok(output) => output.table,
-        Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => None,
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            None
+        }
         Err(error) => return Err(aws_error("DynamoDB", "DescribeTable", table, error)),
     };
     match existing {
@@ -158,7 +195,14 @@ async fn provision_table(
         .table_name(table)
         .wait(TABLE_ACTIVE_TIMEOUT)
         .await
-        .map_err(|error| aws_error("DynamoDB", "DescribeTable (waiting for ACTIVE)", table, error))?;
+        .map_err(|error| {
+            aws_error(
+                "DynamoDB",
+                "DescribeTable (waiting for ACTIVE)",
+                table,
+                error,
+            )
+        })?;
     ensure_time_to_live(client, table, definition).await
 }
 
@@ -167,23 +211,35 @@ async fn create_table(
     table: &str,
     definition: &TableDefinition,
 ) -> Result<(), ProvisionError> {
-    let build_error = |error| aws_error("DynamoDB", "CreateTable (building the request)", table, error);
+    let build_error = |error| {
+        aws_error(
+            "DynamoDB",
+            "CreateTable (building the request)",
+            table,
+            error,
+        )
+    };
     let mut request = client
         .create_table()
         .table_name(table)
         .billing_mode(ddb::BillingMode::from(definition.billing_mode.as_str()))
-        .set_key_schema(Some(key_schema(&definition.key_schema).map_err(build_error)?));
+        .set_key_schema(Some(
+            key_schema(&definition.key_schema).map_err(build_error)?,
+        ));
     for attribute in &definition.attribute_definitions {
         request = request.attribute_definitions(
             ddb::AttributeDefinition::builder()
                 .attribute_name(&attribute.attribute_name)
-                .attribute_type(ddb::ScalarAttributeType::from(attribute.attribute_type.as_str()))
+                .attribute_type(ddb::ScalarAttributeType::from(
+                    attribute.attribute_type.as_str(),
+                ))
                 .build()
                 .map_err(build_error)?,
         );
     }
     for index in &definition.global_secondary_indexes {
-        request = request.global_secondary_indexes(global_secondary_index(index).map_err(build_error)?);
+        request =
+            request.global_secondary_indexes(global_secondary_index(index).map_err(build_error)?);
     }
     match request.send().await {
         Ok(_) => {
@@ -191,7 +247,13 @@ async fn create_table(
             Ok(())
         }
         // Another provisioning run created it meanwhile.
-        Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => Ok(()),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            Ok(())
+        }
         Err(error) => Err(aws_error("DynamoDB", "CreateTable", table, error)),
     }
 }
@@ -204,37 +266,62 @@ async fn add_missing_indexes(
     definition: &TableDefinition,
     description: &ddb::TableDescription,
 ) -> Result<(), ProvisionError> {
-    let found: Vec<(String, String)> = description
+    // Written as "pk HASH, sk RANGE" so the error reads at a glance.
+    let found = description
         .key_schema()
         .iter()
-        .map(|element| (element.attribute_name().to_string(), element.key_type().as_str().to_string()))
-        .collect();
-    let expected: Vec<(String, String)> = definition
+        .map(|element| {
+            format!(
+                "{} {}",
+                element.attribute_name(),
+                element.key_type().as_str()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let expected = definition
         .key_schema
         .iter()
-        .map(|element| (element.attribute_name.clone(), element.key_type.clone()))
-        .collect();
+        .map(|element| format!("{} {}", element.attribute_name, element.key_type))
+        .collect::<Vec<_>>()
+        .join(", ");
     if found != expected {
         return Err(ProvisionError::TableKeySchemaDiffers {
             table: table.to_string(),
-            found: format!("{found:?}"),
-            expected: format!("{expected:?}"),
+            found,
+            expected,
         });
     }
-    let existing: Vec<&str> =
-        description.global_secondary_indexes().iter().filter_map(|index| index.index_name()).collect();
-    let build_error = |error| aws_error("DynamoDB", "UpdateTable (building the request)", table, error);
+    let existing: Vec<&str> = description
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|index| index.index_name())
+        .collect();
+    let build_error = |error| {
+        aws_error(
+            "DynamoDB",
+            "UpdateTable (building the request)",
+            table,
+            error,
+        )
+    };
     for index in &definition.global_secondary_indexes {
         if existing.contains(&index.index_name.as_str()) {
             continue;
         }
         let mut request = client.update_table().table_name(table);
         for attribute in &definition.attribute_definitions {
-            if index.key_schema.iter().any(|key| key.attribute_name == attribute.attribute_name) {
+            if index
+                .key_schema
+                .iter()
+                .any(|key| key.attribute_name == attribute.attribute_name)
+            {
                 request = request.attribute_definitions(
                     ddb::AttributeDefinition::builder()
                         .attribute_name(&attribute.attribute_name)
-                        .attribute_type(ddb::ScalarAttributeType::from(attribute.attribute_type.as_str()))
+                        .attribute_type(ddb::ScalarAttributeType::from(
+                            attribute.attribute_type.as_str(),
+                        ))
                         .build()
                         .map_err(build_error)?,
                 );
@@ -247,7 +334,11 @@ async fn add_missing_indexes(
             .build()
             .map_err(build_error)?;
         request
-            .global_secondary_index_updates(ddb::GlobalSecondaryIndexUpdate::builder().create(create).build())
+            .global_secondary_index_updates(
+                ddb::GlobalSecondaryIndexUpdate::builder()
+                    .create(create)
+                    .build(),
+            )
             .send()
             .await
             .map_err(|error| aws_error("DynamoDB", "UpdateTable", table, error))?;
@@ -283,7 +374,14 @@ async fn ensure_time_to_live(
         .attribute_name(attribute)
         .enabled(true)
         .build()
-        .map_err(|error| aws_error("DynamoDB", "UpdateTimeToLive (building the request)", table, error))?;
+        .map_err(|error| {
+            aws_error(
+                "DynamoDB",
+                "UpdateTimeToLive (building the request)",
+                table,
+                error,
+            )
+        })?;
     client
         .update_time_to_live()
         .table_name(table)
@@ -294,7 +392,9 @@ async fn ensure_time_to_live(
     Ok(())
 }
 
-fn key_schema(elements: &[KeyElement]) -> Result<Vec<ddb::KeySchemaElement>, aws_sdk_dynamodb::error::BuildError> {
+fn key_schema(
+    elements: &[KeyElement],
+) -> Result<Vec<ddb::KeySchemaElement>, aws_sdk_dynamodb::error::BuildError> {
     elements
         .iter()
         .map(|element| {
@@ -309,7 +409,9 @@ fn key_schema(elements: &[KeyElement]) -> Result<Vec<ddb::KeySchemaElement>, aws
 fn projection(index: &IndexDefinition) -> ddb::Projection {
     ddb::Projection::builder()
         .projection_type(ddb::ProjectionType::from(index.projection_type.as_str()))
-        .set_non_key_attributes((!index.non_key_attributes.is_empty()).then(|| index.non_key_attributes.clone()))
+        .set_non_key_attributes(
+            (!index.non_key_attributes.is_empty()).then(|| index.non_key_attributes.clone()),
+        )
         .build()
 }
 
@@ -336,7 +438,9 @@ async fn provision_key(
     }
     let created = client
         .create_key()
-        .description(format!("{alias}: data keys for secret envelopes (local stack)"))
+        .description(format!(
+            "{alias}: data keys for secret envelopes (local stack)"
+        ))
         .set_key_spec(definition.key_spec.as_deref().map(KeySpec::from))
         .set_key_usage(definition.key_usage.as_deref().map(KeyUsageType::from))
         .send()
@@ -353,19 +457,32 @@ async fn provision_key(
         })?
         .to_string();
     ensure_key_rotation(client, alias, &arn, definition).await?;
-    match client.create_alias().alias_name(alias).target_key_id(&arn).send().await {
+    match client
+        .create_alias()
+        .alias_name(alias)
+        .target_key_id(&arn)
+        .send()
+        .await
+    {
         Ok(_) => {
             tracing::info!(alias, key = %arn, "created KMS key and alias");
             Ok(arn)
         }
         // Another provisioning run won the race: use its key and retire ours.
-        Err(error) if error.as_service_error().is_some_and(|e| e.is_already_exists_exception()) => {
-            let winner = key_behind_alias(client, alias).await?.ok_or(ProvisionError::IncompleteAnswer {
-                service: "KMS",
-                operation: "DescribeKey",
-                resource: alias.to_string(),
-                field: "the key of an alias CreateAlias reported as existing",
-            })?;
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_already_exists_exception()) =>
+        {
+            let winner =
+                key_behind_alias(client, alias)
+                    .await?
+                    .ok_or(ProvisionError::IncompleteAnswer {
+                        service: "KMS",
+                        operation: "DescribeKey",
+                        resource: alias.to_string(),
+                        field: "the key of an alias CreateAlias reported as existing",
+                    })?;
             if let Err(error) = client
                 .schedule_key_deletion()
                 .key_id(&arn)
@@ -381,20 +498,30 @@ async fn provision_key(
     }
 }
 
-async fn key_behind_alias(client: &aws_sdk_kms::Client, alias: &str) -> Result<Option<String>, ProvisionError> {
+async fn key_behind_alias(
+    client: &aws_sdk_kms::Client,
+    alias: &str,
+) -> Result<Option<String>, ProvisionError> {
     match client.describe_key().key_id(alias).send().await {
         Ok(output) => {
-            let arn = output.key_metadata().and_then(|metadata| metadata.arn()).ok_or(
-                ProvisionError::IncompleteAnswer {
+            let arn = output
+                .key_metadata()
+                .and_then(|metadata| metadata.arn())
+                .ok_or(ProvisionError::IncompleteAnswer {
                     service: "KMS",
                     operation: "DescribeKey",
                     resource: alias.to_string(),
                     field: "KeyMetadata.Arn",
-                },
-            )?;
+                })?;
             Ok(Some(arn.to_string()))
         }
-        Err(error) if error.as_service_error().is_some_and(|e| e.is_not_found_exception()) => Ok(None),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_not_found_exception()) =>
+        {
+            Ok(None)
+        }
         Err(error) => Err(aws_error("KMS", "DescribeKey", alias, error)),
     }
 }
@@ -425,12 +552,16 @@ async fn provision_queues(
 ) -> Result<HashMap<String, String>, ProvisionError> {
     let mut urls = HashMap::new();
     let mut arns = HashMap::new();
-    let (dead_letter, redriven): (Vec<&QueueDefinition>, Vec<&QueueDefinition>) =
-        definitions.iter().partition(|definition| definition.redrive.is_none());
+    let (dead_letter, redriven): (Vec<&QueueDefinition>, Vec<&QueueDefinition>) = definitions
+        .iter()
+        .partition(|definition| definition.redrive.is_none());
     for definition in dead_letter.into_iter().chain(redriven) {
-        let name = names
-            .queue(&definition.logical_id)
-            .ok_or_else(|| ProvisionError::UnnamedQueue { logical_id: definition.logical_id.clone() })?;
+        let name =
+            names
+                .queue(&definition.logical_id)
+                .ok_or_else(|| ProvisionError::UnnamedQueue {
+                    logical_id: definition.logical_id.clone(),
+                })?;
         let redrive_policy = match &definition.redrive {
             Some(redrive) => {
                 let arn = arns.get(&redrive.dead_letter_queue).ok_or_else(|| {
@@ -439,11 +570,14 @@ async fn provision_queues(
                         dead_letter_queue: redrive.dead_letter_queue.clone(),
                     }
                 })?;
-                Some(serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": redrive.max_receive_count}))
+                Some(
+                    serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": redrive.max_receive_count}),
+                )
             }
             None => None,
         };
-        let (url, arn) = ensure_queue(client, name, queue_attributes(definition, redrive_policy)).await?;
+        let (url, arn) =
+            ensure_queue(client, name, queue_attributes(definition, redrive_policy)).await?;
         urls.insert(definition.logical_id.clone(), url);
         arns.insert(definition.logical_id.clone(), arn);
     }
@@ -473,7 +607,13 @@ async fn ensure_queue(
 ) -> Result<(String, String), ProvisionError> {
     let url = match client.get_queue_url().queue_name(name).send().await {
         Ok(output) => Some(queue_url(output.queue_url(), "GetQueueUrl", name)?),
-        Err(error) if error.as_service_error().is_some_and(|e| e.is_queue_does_not_exist()) => None,
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_queue_does_not_exist()) =>
+        {
+            None
+        }
         Err(error) => return Err(aws_error("SQS", "GetQueueUrl", name, error)),
     };
     let url = match url {
@@ -518,13 +658,18 @@ async fn ensure_queue(
     Ok((url, arn))
 }
 
-fn queue_url(url: Option<&str>, operation: &'static str, name: &str) -> Result<String, ProvisionError> {
-    url.map(str::to_string).ok_or(ProvisionError::IncompleteAnswer {
-        service: "SQS",
-        operation,
-        resource: name.to_string(),
-        field: "QueueUrl",
-    })
+fn queue_url(
+    url: Option<&str>,
+    operation: &'static str,
+    name: &str,
+) -> Result<String, ProvisionError> {
+    url.map(str::to_string)
+        .ok_or(ProvisionError::IncompleteAnswer {
+            service: "SQS",
+            operation,
+            resource: name.to_string(),
+            field: "QueueUrl",
+        })
 }
 
 #[cfg(test)]

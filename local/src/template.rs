@@ -42,7 +42,11 @@ pub enum TemplateError {
     #[error("infra/template.yaml: {path} is missing")]
     Missing { path: String },
     #[error("infra/template.yaml: {path} should be {expected}, but is {found}")]
-    Unexpected { path: String, expected: String, found: String },
+    Unexpected {
+        path: String,
+        expected: String,
+        found: String,
+    },
 }
 
 /// One HTTP API route of a function, as API Gateway will serve it.
@@ -69,7 +73,9 @@ pub struct TemplateDefinitions {
 
 impl TemplateDefinitions {
     pub fn queue(&self, logical_id: &str) -> Option<&QueueDefinition> {
-        self.queues.iter().find(|queue| queue.logical_id == logical_id)
+        self.queues
+            .iter()
+            .find(|queue| queue.logical_id == logical_id)
     }
 }
 
@@ -151,11 +157,16 @@ impl Template {
     }
 
     pub fn parse(yaml: &str) -> Result<Template, TemplateError> {
-        Ok(Template { root: serde_yaml::from_str(yaml)? })
+        Ok(Template {
+            root: serde_yaml::from_str(yaml)?,
+        })
     }
 
     fn root(&self) -> Node<'_> {
-        Node { path: String::new(), value: &self.root }
+        Node {
+            path: String::new(),
+            value: &self.root,
+        }
     }
 
     /// A resource's node by logical id, checked to be of `resource_type`.
@@ -169,7 +180,10 @@ impl Template {
     }
 
     /// Every resource of `resource_type`, in template order.
-    fn resources_of_type(&self, resource_type: &str) -> Result<Vec<(String, Node<'_>)>, TemplateError> {
+    fn resources_of_type(
+        &self,
+        resource_type: &str,
+    ) -> Result<Vec<(String, Node<'_>)>, TemplateError> {
         let mut found = Vec::new();
         for (logical_id, resource) in self.root().field("Resources")?.entries()? {
             if resource.field("Type")?.literal()? == resource_type {
@@ -192,7 +206,10 @@ impl Template {
                 }
                 let properties = event.field("Properties")?;
                 let authorizer = match properties.optional_field("Auth")? {
-                    Some(auth) => auth.optional_field("Authorizer")?.map(|a| a.literal()).transpose()?,
+                    Some(auth) => auth
+                        .optional_field("Authorizer")?
+                        .map(|a| a.literal())
+                        .transpose()?,
                     None => None,
                 };
                 let public = match authorizer {
@@ -212,11 +229,16 @@ impl Template {
 
     /// The default authorizer of the API an event is attached to (its `ApiId`, else SAM's implicit
     /// API), where the API's own `Auth` takes precedence over `Globals.HttpApi.Auth`.
-    fn default_authorizer(&self, event_properties: &Node<'_>) -> Result<Option<String>, TemplateError> {
+    fn default_authorizer(
+        &self,
+        event_properties: &Node<'_>,
+    ) -> Result<Option<String>, TemplateError> {
         if let Some(api_id) = event_properties.optional_field("ApiId")? {
             let api = self.resource(&api_id.reference()?, "AWS::Serverless::HttpApi")?;
-            if let Some(name) = default_authorizer_of(&api.field("Properties")?)? {
-                return Ok(Some(name));
+            if let Some(properties) = api.optional_field("Properties")? {
+                if let Some(name) = default_authorizer_of(&properties)? {
+                    return Ok(Some(name));
+                }
             }
         }
         match self.root().optional_field("Globals")? {
@@ -243,7 +265,10 @@ impl Template {
 
 fn default_authorizer_of(api_properties: &Node<'_>) -> Result<Option<String>, TemplateError> {
     match api_properties.optional_field("Auth")? {
-        Some(auth) => auth.optional_field("DefaultAuthorizer")?.map(|name| name.literal()).transpose(),
+        Some(auth) => auth
+            .optional_field("DefaultAuthorizer")?
+            .map(|name| name.literal())
+            .transpose(),
         None => Ok(None),
     }
 }
@@ -253,7 +278,9 @@ fn table_definition(resource: &Node<'_>) -> Result<TableDefinition, TemplateErro
     let billing = properties.field("BillingMode")?;
     let billing_mode = billing.literal()?;
     if billing_mode != "PAY_PER_REQUEST" {
-        return Err(billing.unexpected("PAY_PER_REQUEST (the local stack creates on-demand tables only)"));
+        return Err(
+            billing.unexpected("PAY_PER_REQUEST (the local stack creates on-demand tables only)")
+        );
     }
     let attribute_definitions = properties
         .field("AttributeDefinitions")?
@@ -267,11 +294,17 @@ fn table_definition(resource: &Node<'_>) -> Result<TableDefinition, TemplateErro
         })
         .collect::<Result<_, TemplateError>>()?;
     let global_secondary_indexes = match properties.optional_field("GlobalSecondaryIndexes")? {
-        Some(indexes) => indexes.items()?.iter().map(index_definition).collect::<Result<_, _>>()?,
+        Some(indexes) => indexes
+            .items()?
+            .iter()
+            .map(index_definition)
+            .collect::<Result<_, _>>()?,
         None => Vec::new(),
     };
     let time_to_live_attribute = match properties.optional_field("TimeToLiveSpecification")? {
-        Some(ttl) if ttl.field("Enabled")?.boolean()? => Some(ttl.field("AttributeName")?.literal()?),
+        Some(ttl) if ttl.field("Enabled")?.boolean()? => {
+            Some(ttl.field("AttributeName")?.literal()?)
+        }
         _ => None,
     };
     Ok(TableDefinition {
@@ -298,7 +331,11 @@ fn key_schema(node: &Node<'_>) -> Result<Vec<KeyElement>, TemplateError> {
 fn index_definition(index: &Node<'_>) -> Result<IndexDefinition, TemplateError> {
     let projection = index.field("Projection")?;
     let non_key_attributes = match projection.optional_field("NonKeyAttributes")? {
-        Some(names) => names.items()?.iter().map(Node::literal).collect::<Result<_, _>>()?,
+        Some(names) => names
+            .items()?
+            .iter()
+            .map(Node::literal)
+            .collect::<Result<_, _>>()?,
         None => Vec::new(),
     };
     Ok(IndexDefinition {
@@ -312,7 +349,10 @@ fn index_definition(index: &Node<'_>) -> Result<IndexDefinition, TemplateError> 
 fn key_definition(resource: &Node<'_>) -> Result<KeyDefinition, TemplateError> {
     let properties = resource.field("Properties")?;
     let optional_literal = |name: &str| -> Result<Option<String>, TemplateError> {
-        properties.optional_field(name)?.map(|value| value.literal()).transpose()
+        properties
+            .optional_field(name)?
+            .map(|value| value.literal())
+            .transpose()
     };
     Ok(KeyDefinition {
         key_spec: optional_literal("KeySpec")?,
@@ -324,15 +364,21 @@ fn key_definition(resource: &Node<'_>) -> Result<KeyDefinition, TemplateError> {
     })
 }
 
-fn queue_definition(logical_id: String, resource: &Node<'_>) -> Result<QueueDefinition, TemplateError> {
+fn queue_definition(
+    logical_id: String,
+    resource: &Node<'_>,
+) -> Result<QueueDefinition, TemplateError> {
     let mut attributes = BTreeMap::new();
     let mut redrive = None;
     if let Some(properties) = resource.optional_field("Properties")? {
         for (name, value) in properties.entries()? {
             if name == "RedrivePolicy" {
-                let (dead_letter_queue, attribute) = value.field("deadLetterTargetArn")?.get_att()?;
+                let (dead_letter_queue, attribute) =
+                    value.field("deadLetterTargetArn")?.get_att()?;
                 if attribute != "Arn" {
-                    return Err(value.field("deadLetterTargetArn")?.unexpected("!GetAtt <queue>.Arn"));
+                    return Err(value
+                        .field("deadLetterTargetArn")?
+                        .unexpected("!GetAtt <queue>.Arn"));
                 }
                 redrive = Some(RedriveDefinition {
                     dead_letter_queue,
@@ -343,13 +389,19 @@ fn queue_definition(logical_id: String, resource: &Node<'_>) -> Result<QueueDefi
             } else if !IGNORED_QUEUE_PROPERTIES.contains(&name.as_str()) {
                 return Err(TemplateError::Unexpected {
                     path: value.path,
-                    expected: "a queue property the local stack copies (extend template.rs to copy it)".into(),
+                    expected:
+                        "a queue property the local stack copies (extend template.rs to copy it)"
+                            .into(),
                     found: "an unsupported property".into(),
                 });
             }
         }
     }
-    Ok(QueueDefinition { logical_id, attributes, redrive })
+    Ok(QueueDefinition {
+        logical_id,
+        attributes,
+        redrive,
+    })
 }
 
 /// A value in the template with the path that leads to it, for error messages.
@@ -361,13 +413,19 @@ struct Node<'a> {
 
 impl<'a> Node<'a> {
     fn child(&self, segment: &str, value: &'a Value) -> Node<'a> {
-        let path = if self.path.is_empty() { segment.to_string() } else { format!("{}.{segment}", self.path) };
+        let path = if self.path.is_empty() {
+            segment.to_string()
+        } else {
+            format!("{}.{segment}", self.path)
+        };
         Node { path, value }
     }
 
     fn field(&self, key: &str) -> Result<Node<'a>, TemplateError> {
         self.optional_field(key)?
-            .ok_or_else(|| TemplateError::Missing { path: self.child(key, self.value).path })
+            .ok_or_else(|| TemplateError::Missing {
+                path: self.child(key, self.value).path,
+            })
     }
 
     fn optional_field(&self, key: &str) -> Result<Option<Node<'a>>, TemplateError> {
@@ -402,7 +460,10 @@ impl<'a> Node<'a> {
         Ok(items
             .iter()
             .enumerate()
-            .map(|(index, value)| Node { path: format!("{}[{index}]", self.path), value })
+            .map(|(index, value)| Node {
+                path: format!("{}[{index}]", self.path),
+                value,
+            })
             .collect())
     }
 
@@ -425,7 +486,9 @@ impl<'a> Node<'a> {
     }
 
     fn number(&self) -> Result<u32, TemplateError> {
-        self.literal()?.parse().map_err(|_| self.unexpected("a non-negative integer"))
+        self.literal()?
+            .parse()
+            .map_err(|_| self.unexpected("a non-negative integer"))
     }
 
     /// The logical id named by `!Ref X` / `{Ref: X}`.
@@ -443,8 +506,16 @@ impl<'a> Node<'a> {
         };
         let argument = self.child("Fn::GetAtt", argument);
         let parts = match argument.value {
-            Value::Sequence(_) => argument.items()?.iter().map(Node::literal).collect::<Result<Vec<_>, _>>()?,
-            _ => argument.literal()?.splitn(2, '.').map(str::to_string).collect(),
+            Value::Sequence(_) => argument
+                .items()?
+                .iter()
+                .map(Node::literal)
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => argument
+                .literal()?
+                .splitn(2, '.')
+                .map(str::to_string)
+                .collect(),
         };
         match <[String; 2]>::try_from(parts) {
             Ok([logical_id, attribute]) => Ok((logical_id, attribute)),
@@ -467,15 +538,25 @@ fn intrinsic(value: &Value) -> Option<(&str, &Value)> {
         Value::Tagged(tagged) => {
             let name = tagged.tag.to_string();
             let name = name.trim_start_matches('!');
-            let long = if name == "Ref" || name == "Condition" { name.to_string() } else { format!("Fn::{name}") };
+            let long = if name == "Ref" || name == "Condition" {
+                name.to_string()
+            } else {
+                format!("Fn::{name}")
+            };
             // The long-form names are a small closed set; map back to a &'static str.
-            INTRINSICS.iter().find(|known| **known == long).map(|known| (*known, &tagged.value))
+            INTRINSICS
+                .iter()
+                .find(|known| **known == long)
+                .map(|known| (*known, &tagged.value))
         }
         Value::Mapping(mapping) if mapping.len() == 1 => {
             let (Value::String(name), argument) = mapping.iter().next()? else {
                 return None;
             };
-            INTRINSICS.iter().find(|known| *known == name).map(|known| (*known, argument))
+            INTRINSICS
+                .iter()
+                .find(|known| *known == name)
+                .map(|known| (*known, argument))
         }
         _ => None,
     }
@@ -557,13 +638,26 @@ Resources:
 
     #[test]
     fn routes_use_the_global_default_authorizer_unless_the_route_says_none() {
-        let routes = Template::parse(SMALL_TEMPLATE).unwrap().http_routes().unwrap();
+        let routes = Template::parse(SMALL_TEMPLATE)
+            .unwrap()
+            .http_routes()
+            .unwrap();
 
         assert_eq!(
             routes,
             vec![
-                HttpRoute { method: "POST".into(), path: "/a".into(), function: "Fn".into(), public: false },
-                HttpRoute { method: "GET".into(), path: "/b".into(), function: "Fn".into(), public: true },
+                HttpRoute {
+                    method: "POST".into(),
+                    path: "/a".into(),
+                    function: "Fn".into(),
+                    public: false
+                },
+                HttpRoute {
+                    method: "GET".into(),
+                    path: "/b".into(),
+                    function: "Fn".into(),
+                    public: true
+                },
             ]
         );
     }
@@ -590,25 +684,40 @@ Resources:
             QueueDefinition {
                 logical_id: "Q".into(),
                 attributes: BTreeMap::from([("VisibilityTimeout".to_string(), "60".to_string())]),
-                redrive: Some(RedriveDefinition { dead_letter_queue: "Dlq".into(), max_receive_count: 3 }),
+                redrive: Some(RedriveDefinition {
+                    dead_letter_queue: "Dlq".into(),
+                    max_receive_count: 3
+                }),
             }
         );
         assert_eq!(queues[1].redrive, None);
 
         let short = SMALL_TEMPLATE.replace(r#"{ "Fn::GetAtt": [Dlq, Arn] }"#, "!GetAtt Dlq.Arn");
         let template = Template::parse(&short).unwrap();
-        let (logical_id, resource) = template.resources_of_type("AWS::SQS::Queue").unwrap().remove(0);
-        let redrive = queue_definition(logical_id, &resource).unwrap().redrive.unwrap();
+        let (logical_id, resource) = template
+            .resources_of_type("AWS::SQS::Queue")
+            .unwrap()
+            .remove(0);
+        let redrive = queue_definition(logical_id, &resource)
+            .unwrap()
+            .redrive
+            .unwrap();
         assert_eq!(redrive.dead_letter_queue, "Dlq");
     }
 
     #[test]
     fn an_intrinsic_where_a_literal_must_be_copied_is_refused_with_its_path() {
-        let template = SMALL_TEMPLATE.replace("VisibilityTimeout: 60", "VisibilityTimeout: !Ref Timeout");
+        let template =
+            SMALL_TEMPLATE.replace("VisibilityTimeout: 60", "VisibilityTimeout: !Ref Timeout");
         let template = Template::parse(&template).unwrap();
-        let (logical_id, resource) = template.resources_of_type("AWS::SQS::Queue").unwrap().remove(0);
+        let (logical_id, resource) = template
+            .resources_of_type("AWS::SQS::Queue")
+            .unwrap()
+            .remove(0);
 
-        let error = queue_definition(logical_id, &resource).unwrap_err().to_string();
+        let error = queue_definition(logical_id, &resource)
+            .unwrap_err()
+            .to_string();
 
         assert_eq!(
             error,
@@ -621,16 +730,28 @@ Resources:
     fn an_unknown_queue_property_is_refused_rather_than_silently_dropped() {
         let template = SMALL_TEMPLATE.replace("VisibilityTimeout: 60", "FifoQueue: true");
         let template = Template::parse(&template).unwrap();
-        let (logical_id, resource) = template.resources_of_type("AWS::SQS::Queue").unwrap().remove(0);
+        let (logical_id, resource) = template
+            .resources_of_type("AWS::SQS::Queue")
+            .unwrap()
+            .remove(0);
 
-        let error = queue_definition(logical_id, &resource).unwrap_err().to_string();
+        let error = queue_definition(logical_id, &resource)
+            .unwrap_err()
+            .to_string();
 
-        assert!(error.contains("Resources.Q.Properties.FifoQueue"), "{error}");
+        assert!(
+            error.contains("Resources.Q.Properties.FifoQueue"),
+            "{error}"
+        );
     }
 
     #[test]
     fn a_missing_table_is_named_in_the_error() {
-        let error = Template::parse(SMALL_TEMPLATE).unwrap().definitions().unwrap_err().to_string();
+        let error = Template::parse(SMALL_TEMPLATE)
+            .unwrap()
+            .definitions()
+            .unwrap_err()
+            .to_string();
 
         assert_eq!(error, "infra/template.yaml: Resources.Table is missing");
     }
@@ -640,8 +761,14 @@ Resources:
         let definitions = template_definitions().unwrap();
 
         assert_eq!(definitions.table.billing_mode, "PAY_PER_REQUEST");
-        assert_eq!(definitions.table.time_to_live_attribute.as_deref(), Some("expiresAt"));
-        assert_eq!(definitions.table.global_secondary_indexes[0].index_name, "gsi1");
+        assert_eq!(
+            definitions.table.time_to_live_attribute.as_deref(),
+            Some("expiresAt")
+        );
+        assert_eq!(
+            definitions.table.global_secondary_indexes[0].index_name,
+            "gsi1"
+        );
         assert!(definitions.secrets_key.enable_key_rotation);
         assert_eq!(definitions.queues.len(), 4);
     }

@@ -165,7 +165,11 @@ impl EnvelopeCipher {
     }
 
     /// Seals `plaintext` for `slot` into a version-1 envelope with a fresh random nonce.
-    pub async fn seal(&self, slot: SecretSlot<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    pub async fn seal(
+        &self,
+        slot: SecretSlot<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
         let (key, encrypted_data_key) = self.data_key_for_seal(slot.tenant_id).await?;
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let nonce_bytes: [u8; NONCE_LEN] = nonce.into();
@@ -244,7 +248,9 @@ impl EnvelopeCipher {
     ) -> Result<(Arc<DataKey>, Arc<[u8]>), CryptoError> {
         let inner = &self.inner;
         let limits = inner.encrypt_cache.limits();
-        let slot = inner.encrypt_cache.tenant_slot(tenant_id, inner.clock.now());
+        let slot = inner
+            .encrypt_cache
+            .tenant_slot(tenant_id, inner.clock.now());
         let mut active = slot.lock().await;
         if let Some(cached) = active
             .as_mut()
@@ -269,7 +275,9 @@ impl EnvelopeCipher {
     ) -> Result<(Arc<DataKey>, Arc<[u8]>), CryptoError> {
         const OPERATION: KmsOperation = KmsOperation::GenerateDataKey;
         let inner = &self.inner;
-        inner.generate_data_key_calls.fetch_add(1, Ordering::Relaxed);
+        inner
+            .generate_data_key_calls
+            .fetch_add(1, Ordering::Relaxed);
         tracing::debug!(tenant_id, "KMS GenerateDataKey");
         let mut output = inner
             .kms
@@ -386,7 +394,8 @@ mod tests {
     use wiremock::matchers::{header, method};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
-    const KEY_ARN: &str = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    const KEY_ARN: &str =
+        "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
     const FAKE_DATA_KEY: [u8; 32] = [0x42; 32];
     const FAKE_ENCRYPTED_KEY: &[u8] = b"fake-kms-ciphertext-blob";
 
@@ -485,13 +494,29 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_kms_is_retryable() {
-        // Given a KMS endpoint nobody listens on
-        let server = MockServer::start().await;
-        let client = kms_client(&server);
-        drop(server);
-        let cipher = EnvelopeCipher::new(client, KEY_ARN);
+        // Given a KMS endpoint nobody listens on (a port just bound and released)
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("free port")
+            .port();
+        let config = aws_sdk_kms::Config::builder()
+            .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+            .region(aws_sdk_kms::config::Region::new("us-east-1"))
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .credentials_provider(aws_sdk_kms::config::Credentials::new(
+                "test", "test", None, None, "unit",
+            ))
+            .retry_config(aws_sdk_kms::config::retry::RetryConfig::disabled())
+            .build();
+        let cipher = EnvelopeCipher::new(aws_sdk_kms::Client::from_conf(config), KEY_ARN);
+        // When a secret is sealed
         let error = cipher.seal(slot("t1"), b"{}").await.expect_err("no KMS");
+        // Then the failure is worth retrying
         assert!(error.is_retryable(), "{error}");
+        assert_eq!(
+            error.to_string(),
+            "KMS GenerateDataKey is unavailable (connection failure); the request can be retried"
+        );
     }
 
     #[tokio::test]
@@ -563,8 +588,14 @@ mod tests {
             .await;
         let cipher = EnvelopeCipher::new(kms_client(&server), KEY_ARN);
         for envelope in [&b""[..], b"\x02\x00\x01x", b"\x01\x00", b"\x01\xff\xffabc"] {
-            let error = cipher.open(slot("t1"), envelope).await.expect_err("malformed");
-            assert!(matches!(error, CryptoError::MalformedEnvelope(_)), "{error:?}");
+            let error = cipher
+                .open(slot("t1"), envelope)
+                .await
+                .expect_err("malformed");
+            assert!(
+                matches!(error, CryptoError::MalformedEnvelope(_)),
+                "{error:?}"
+            );
         }
         assert_eq!(cipher.kms_calls(), 0);
     }
@@ -576,19 +607,28 @@ mod tests {
         let secret = serde_json::json!({"accessToken": "at-1", "refreshToken": "rt-1"});
 
         let envelope = cipher.seal_json(slot("t1"), &secret).await.expect("sealed");
-        let opened: serde_json::Value = cipher.open_json(slot("t1"), &envelope).await.expect("opened");
+        let opened: serde_json::Value = cipher
+            .open_json(slot("t1"), &envelope)
+            .await
+            .expect("opened");
         let raw = cipher.open(slot("t1"), &envelope).await.expect("opened");
 
         assert_eq!(opened, secret);
         assert_eq!(&raw[..], br#"{"accessToken":"at-1","refreshToken":"rt-1"}"#);
-        assert!(!envelope.windows(4).any(|w| w == b"at-1"), "no plaintext in the envelope");
+        assert!(
+            !envelope.windows(4).any(|w| w == b"at-1"),
+            "no plaintext in the envelope"
+        );
     }
 
     #[tokio::test]
     async fn open_json_of_another_shape_reports_position_but_not_the_value() {
         let server = fake_kms().await;
         let cipher = EnvelopeCipher::new(kms_client(&server), KEY_ARN);
-        let envelope = cipher.seal_json(slot("t1"), "hunter2").await.expect("sealed");
+        let envelope = cipher
+            .seal_json(slot("t1"), "hunter2")
+            .await
+            .expect("sealed");
 
         let error = cipher
             .open_json::<u64>(slot("t1"), &envelope)
@@ -618,7 +658,10 @@ mod tests {
                 "{other:?}: {error:?}"
             );
         }
-        assert_eq!(&cipher.open(sealed_for, &envelope).await.expect("own slot")[..], b"\"whsec\"");
+        assert_eq!(
+            &cipher.open(sealed_for, &envelope).await.expect("own slot")[..],
+            b"\"whsec\""
+        );
     }
 
     #[test]
@@ -627,7 +670,7 @@ mod tests {
     }
 
     #[test]
-    fn debug_output_names_the_key_but_no_key_material() {
+    fn debug_output_names_the_kms_key_and_call_counts() {
         let server_uri = "http://127.0.0.1:9";
         let config = aws_sdk_kms::Config::builder()
             .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
@@ -636,6 +679,9 @@ mod tests {
             .build();
         let cipher = EnvelopeCipher::new(aws_sdk_kms::Client::from_conf(config), "alias/hub");
         let debug = format!("{cipher:?}");
-        assert!(debug.contains("alias/hub") && debug.contains("kms_calls"), "{debug}");
+        assert!(
+            debug.contains("alias/hub") && debug.contains("kms_calls"),
+            "{debug}"
+        );
     }
 }

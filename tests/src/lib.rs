@@ -61,3 +61,141 @@ pub fn unique_name(prefix: &str) -> String {
         .unwrap_or(0);
     format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
 }
+
+pub use app::{spawn_app, spawn_app_with, Reply, TestApp};
+
+mod app {
+    use std::sync::Mutex;
+
+    use hub_local::jwt::dev_token;
+    use hub_local::provision::StackNames;
+    use hub_local::stack::{LocalStack, StackOptions};
+    use serde_json::Value;
+
+    /// The whole local stack (provisioned resources, functions, gateway) on a free port, with fresh
+    /// resource names, and an HTTP client that remembers every response for secret scans.
+    pub struct TestApp {
+        pub url: String,
+        pub http: reqwest::Client,
+        pub options: StackOptions,
+        pub stack: LocalStack,
+        responses: Mutex<Vec<String>>,
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct Reply {
+        pub status: u16,
+        pub headers: reqwest::header::HeaderMap,
+        pub text: String,
+    }
+
+    impl Reply {
+        pub fn json(&self) -> Value {
+            serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+        }
+
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers.get(name).and_then(|v| v.to_str().ok())
+        }
+    }
+
+    pub async fn spawn_app() -> TestApp {
+        spawn_app_with(|_| {}).await
+    }
+
+    pub async fn spawn_app_with(customise: impl FnOnce(&mut StackOptions)) -> TestApp {
+        let names = StackNames::with_prefix(&super::unique_name("hub"));
+        let mut options = StackOptions::new(names, "127.0.0.1:0".parse().expect("address"));
+        customise(&mut options);
+        let stack = LocalStack::start(&super::sdk_config(), options.clone()).await.expect("local stack starts");
+        TestApp {
+            url: stack.url.clone(),
+            http: reqwest::Client::new(),
+            options,
+            stack,
+            responses: Mutex::new(Vec::new()),
+        }
+    }
+
+    impl TestApp {
+        /// A valid token for `tenant` (subject `user-<tenant>`).
+        pub fn token(&self, tenant: &str) -> String {
+            dev_token(
+                self.options.jwt_secret.as_bytes(),
+                tenant,
+                &format!("user-{tenant}"),
+                &self.options.jwt_issuer,
+                &self.options.jwt_audience,
+                3600,
+            )
+        }
+
+        pub fn request(&self, method: reqwest::Method, tenant: &str, path: &str) -> reqwest::RequestBuilder {
+            self.http
+                .request(method, format!("{}{path}", self.url))
+                .bearer_auth(self.token(tenant))
+        }
+
+        pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+            let response = request.send().await.expect("the gateway answers");
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let text = response.text().await.expect("body");
+            self.responses.lock().expect("lock").push(text.clone());
+            Reply { status, headers, text }
+        }
+
+        pub async fn get(&self, tenant: &str, path: &str) -> Reply {
+            self.send(self.request(reqwest::Method::GET, tenant, path)).await
+        }
+
+        pub async fn delete(&self, tenant: &str, path: &str) -> Reply {
+            self.send(self.request(reqwest::Method::DELETE, tenant, path)).await
+        }
+
+        pub async fn post_json(&self, tenant: &str, path: &str, body: &Value) -> Reply {
+            self.send(self.request(reqwest::Method::POST, tenant, path).json(body)).await
+        }
+
+        pub async fn patch_json(&self, tenant: &str, path: &str, body: &Value, if_match: Option<&str>) -> Reply {
+            let mut request = self.request(reqwest::Method::PATCH, tenant, path).json(body);
+            if let Some(version) = if_match {
+                request = request.header("if-match", version);
+            }
+            self.send(request).await
+        }
+
+        /// Creates an integration and returns its resource (panics unless 201).
+        pub async fn create_integration(&self, tenant: &str, body: &Value) -> Value {
+            let reply = self.post_json(tenant, "/api/integrations", body).await;
+            assert_eq!(reply.status, 201, "create failed: {}", reply.text);
+            reply.json()
+        }
+
+        /// Every response body this app has returned so far.
+        pub fn response_bodies(&self) -> Vec<String> {
+            self.responses.lock().expect("lock").clone()
+        }
+
+        /// Every item of the table, as boto3 or a scan would see it (binary attributes as bytes).
+        pub async fn scan_table(&self) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+            let client = aws_sdk_dynamodb::Client::new(&super::sdk_config());
+            let mut items = Vec::new();
+            let mut start = None;
+            loop {
+                let out = client
+                    .scan()
+                    .table_name(&self.stack.provisioned.table_name)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .expect("scan");
+                items.extend(out.items.unwrap_or_default());
+                match out.last_evaluated_key {
+                    Some(key) => start = Some(key),
+                    None => return items,
+                }
+            }
+        }
+    }
+}

@@ -14,19 +14,27 @@ use hub_tests::{sdk_config, unique_name};
 
 async fn provision_fresh_stack() -> (StackNames, Provisioned) {
     let names = StackNames::with_prefix(&unique_name("provision"));
-    let provisioned = provision(&sdk_config(), &names).await.expect("provisioning succeeds");
+    let provisioned = provision(&sdk_config(), &names)
+        .await
+        .expect("provisioning succeeds");
     (names, provisioned)
 }
 
 fn key(attribute_name: &str, key_type: &str) -> KeyElement {
-    KeyElement { attribute_name: attribute_name.into(), key_type: key_type.into() }
+    KeyElement {
+        attribute_name: attribute_name.into(),
+        key_type: key_type.into(),
+    }
 }
 
 #[tokio::test]
 async fn provisioned_table_has_the_template_keys_index_billing_and_ttl() {
     // Given the template's table definition
     let expected = template_definitions().expect("template parses").table;
-    assert_eq!(expected.key_schema, vec![key("pk", "HASH"), key("sk", "RANGE")]);
+    assert_eq!(
+        expected.key_schema,
+        vec![key("pk", "HASH"), key("sk", "RANGE")]
+    );
 
     // When a fresh stack is provisioned
     let (names, provisioned) = provision_fresh_stack().await;
@@ -85,9 +93,14 @@ async fn provisioned_table_has_the_template_keys_index_billing_and_ttl() {
         .collect();
     assert_eq!(indexes, expected.global_secondary_indexes);
     assert_eq!(indexes[0].index_name, "gsi1");
-    assert_eq!(indexes[0].key_schema, vec![key("gsi1pk", "HASH"), key("gsi1sk", "RANGE")]);
+    assert_eq!(
+        indexes[0].key_schema,
+        vec![key("gsi1pk", "HASH"), key("gsi1sk", "RANGE")]
+    );
 
-    let billing = table.billing_mode_summary().and_then(|summary| summary.billing_mode());
+    let billing = table
+        .billing_mode_summary()
+        .and_then(|summary| summary.billing_mode());
     assert_eq!(billing, Some(&BillingMode::PayPerRequest));
 
     let ttl = dynamodb
@@ -99,7 +112,10 @@ async fn provisioned_table_has_the_template_keys_index_billing_and_ttl() {
         .time_to_live_description
         .expect("TTL description");
     assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
-    assert_eq!(ttl.attribute_name(), expected.time_to_live_attribute.as_deref());
+    assert_eq!(
+        ttl.attribute_name(),
+        expected.time_to_live_attribute.as_deref()
+    );
     assert_eq!(ttl.attribute_name(), Some("expiresAt"));
 }
 
@@ -109,13 +125,18 @@ async fn provisioning_again_reuses_the_table_key_and_queues() {
     let (names, first) = provision_fresh_stack().await;
 
     // When it is provisioned again
-    let second = provision(&sdk_config(), &names).await.expect("second provisioning succeeds");
+    let second = provision(&sdk_config(), &names)
+        .await
+        .expect("second provisioning succeeds");
 
     // Then every resource is the same one
     assert_eq!(second, first);
     let kms = aws_sdk_kms::Client::new(&sdk_config());
     let aliases = kms.list_aliases().send().await.expect("ListAliases");
-    let ours = aliases.aliases().iter().filter(|alias| alias.alias_name() == Some(names.key_alias.as_str()));
+    let ours = aliases
+        .aliases()
+        .iter()
+        .filter(|alias| alias.alias_name() == Some(names.key_alias.as_str()));
     assert_eq!(ours.count(), 1);
 }
 
@@ -129,11 +150,22 @@ async fn concurrent_provisioning_of_one_stack_converges_on_the_same_resources() 
     let (left, right) = tokio::join!(provision(&sdk, &names), provision(&sdk, &names));
 
     // Then both succeed and agree on every resource, and the alias names that key
-    let (left, right) = (left.expect("first provisioning"), right.expect("second provisioning"));
+    let (left, right) = (
+        left.expect("first provisioning"),
+        right.expect("second provisioning"),
+    );
     assert_eq!(left, right);
     let kms = aws_sdk_kms::Client::new(&sdk);
-    let described = kms.describe_key().key_id(&names.key_alias).send().await.expect("alias resolves");
-    assert_eq!(described.key_metadata().and_then(|metadata| metadata.arn()), Some(left.key_arn.as_str()));
+    let described = kms
+        .describe_key()
+        .key_id(&names.key_alias)
+        .send()
+        .await
+        .expect("alias resolves");
+    assert_eq!(
+        described.key_metadata().and_then(|metadata| metadata.arn()),
+        Some(left.key_arn.as_str())
+    );
 }
 
 #[tokio::test]
@@ -143,7 +175,12 @@ async fn key_alias_resolves_to_a_rotating_symmetric_key_that_issues_data_keys() 
     let kms = aws_sdk_kms::Client::new(&sdk_config());
 
     // When the key is looked up by its alias
-    let described = kms.describe_key().key_id(&provisioned.key_id).send().await.expect("DescribeKey by alias");
+    let described = kms
+        .describe_key()
+        .key_id(&provisioned.key_id)
+        .send()
+        .await
+        .expect("DescribeKey by alias");
 
     // Then it is the provisioned key, with the template's spec and rotation
     assert_eq!(provisioned.key_id, names.key_alias);
@@ -151,8 +188,12 @@ async fn key_alias_resolves_to_a_rotating_symmetric_key_that_issues_data_keys() 
     assert_eq!(metadata.arn(), Some(provisioned.key_arn.as_str()));
     assert_eq!(metadata.key_spec(), Some(&KeySpec::SymmetricDefault));
     assert_eq!(metadata.key_usage(), Some(&KeyUsageType::EncryptDecrypt));
-    let rotation =
-        kms.get_key_rotation_status().key_id(&provisioned.key_arn).send().await.expect("GetKeyRotationStatus");
+    let rotation = kms
+        .get_key_rotation_status()
+        .key_id(&provisioned.key_arn)
+        .send()
+        .await
+        .expect("GetKeyRotationStatus");
     assert!(rotation.key_rotation_enabled());
 
     // And the alias works as KMS_KEY_ID for the envelope cipher's GenerateDataKey
@@ -164,10 +205,16 @@ async fn key_alias_resolves_to_a_rotating_symmetric_key_that_issues_data_keys() 
         .send()
         .await
         .expect("GenerateDataKey with the alias");
-    assert_eq!(data_key.plaintext().map(|blob| blob.as_ref().len()), Some(32));
+    assert_eq!(
+        data_key.plaintext().map(|blob| blob.as_ref().len()),
+        Some(32)
+    );
 }
 
-async fn queue_attributes(sqs: &aws_sdk_sqs::Client, url: &str) -> HashMap<QueueAttributeName, String> {
+async fn queue_attributes(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> HashMap<QueueAttributeName, String> {
     sqs.get_queue_attributes()
         .queue_url(url)
         .attribute_names(QueueAttributeName::All)
@@ -189,31 +236,58 @@ async fn queues_have_the_template_attributes_and_redrive_to_their_dead_letter_qu
     // Then each queue carries every attribute the template sets
     let sqs = aws_sdk_sqs::Client::new(&sdk_config());
     let queues = [
-        ("SyncQueue", &provisioned.sync_queue_url, Some(&provisioned.sync_dead_letter_queue_url)),
-        ("SyncDeadLetterQueue", &provisioned.sync_dead_letter_queue_url, None),
-        ("DispatchQueue", &provisioned.dispatch_queue_url, Some(&provisioned.dispatch_dead_letter_queue_url)),
-        ("DispatchDeadLetterQueue", &provisioned.dispatch_dead_letter_queue_url, None),
+        (
+            "SyncQueue",
+            &provisioned.sync_queue_url,
+            Some(&provisioned.sync_dead_letter_queue_url),
+        ),
+        (
+            "SyncDeadLetterQueue",
+            &provisioned.sync_dead_letter_queue_url,
+            None,
+        ),
+        (
+            "DispatchQueue",
+            &provisioned.dispatch_queue_url,
+            Some(&provisioned.dispatch_dead_letter_queue_url),
+        ),
+        (
+            "DispatchDeadLetterQueue",
+            &provisioned.dispatch_dead_letter_queue_url,
+            None,
+        ),
     ];
     for (logical_id, url, dead_letter_url) in queues {
-        let definition = definitions.queue(logical_id).expect("queue in the template");
+        let definition = definitions
+            .queue(logical_id)
+            .expect("queue in the template");
         let attributes = queue_attributes(&sqs, url).await;
         for (name, value) in &definition.attributes {
             let actual = attributes.get(&QueueAttributeName::from(name.as_str()));
             assert_eq!(actual, Some(value), "{logical_id} {name}");
         }
-        assert_eq!(attributes.get(&QueueAttributeName::ReceiveMessageWaitTimeSeconds).map(String::as_str), Some("20"));
+        assert_eq!(
+            attributes
+                .get(&QueueAttributeName::ReceiveMessageWaitTimeSeconds)
+                .map(String::as_str),
+            Some("20")
+        );
 
         // And the main queues redrive to their own dead-letter queue after the template's receive count
         match (dead_letter_url, &definition.redrive) {
             (Some(dead_letter_url), Some(redrive)) => {
                 let dead_letter = queue_attributes(&sqs, dead_letter_url).await;
                 let policy: serde_json::Value = serde_json::from_str(
-                    attributes.get(&QueueAttributeName::RedrivePolicy).expect("redrive policy"),
+                    attributes
+                        .get(&QueueAttributeName::RedrivePolicy)
+                        .expect("redrive policy"),
                 )
                 .expect("redrive policy is JSON");
                 assert_eq!(
                     policy["deadLetterTargetArn"].as_str(),
-                    dead_letter.get(&QueueAttributeName::QueueArn).map(String::as_str),
+                    dead_letter
+                        .get(&QueueAttributeName::QueueArn)
+                        .map(String::as_str),
                     "{logical_id}"
                 );
                 let max_receive_count = match &policy["maxReceiveCount"] {
@@ -223,12 +297,17 @@ async fn queues_have_the_template_attributes_and_redrive_to_their_dead_letter_qu
                 assert_eq!(max_receive_count, Some(redrive.max_receive_count));
                 assert_eq!(redrive.max_receive_count, 5);
                 assert_eq!(
-                    dead_letter.get(&QueueAttributeName::MessageRetentionPeriod).map(String::as_str),
+                    dead_letter
+                        .get(&QueueAttributeName::MessageRetentionPeriod)
+                        .map(String::as_str),
                     Some("1209600")
                 );
             }
             (None, None) => {
-                assert!(!attributes.contains_key(&QueueAttributeName::RedrivePolicy), "{logical_id}");
+                assert!(
+                    !attributes.contains_key(&QueueAttributeName::RedrivePolicy),
+                    "{logical_id}"
+                );
             }
             _ => panic!("{logical_id}: the template and the test disagree on which queues redrive"),
         }
@@ -276,7 +355,10 @@ async fn a_message_received_too_often_moves_to_the_dead_letter_queue() {
         .send()
         .await
         .expect("ReceiveMessage on the DLQ");
-    assert_eq!(parked.messages().first().and_then(|message| message.body()), Some("poison"));
+    assert_eq!(
+        parked.messages().first().and_then(|message| message.body()),
+        Some("poison")
+    );
 }
 
 #[tokio::test]
@@ -292,13 +374,18 @@ async fn provisioning_brings_a_drifted_queue_back_to_the_template() {
         .expect("SetQueueAttributes");
 
     // When the stack is provisioned again
-    provision(&sdk_config(), &names).await.expect("provisioning succeeds");
+    provision(&sdk_config(), &names)
+        .await
+        .expect("provisioning succeeds");
 
     // Then the queue has the template's visibility timeout again
     let expected = template_definitions().expect("template parses");
     let expected = &expected.queue("SyncQueue").expect("SyncQueue").attributes["VisibilityTimeout"];
     let attributes = queue_attributes(&sqs, &provisioned.sync_queue_url).await;
-    assert_eq!(attributes.get(&QueueAttributeName::VisibilityTimeout), Some(expected));
+    assert_eq!(
+        attributes.get(&QueueAttributeName::VisibilityTimeout),
+        Some(expected)
+    );
 }
 
 #[test]
@@ -328,5 +415,84 @@ fn http_routes_are_the_integrations_routes_with_only_health_and_openapi_public()
             route("POST", "/api/integrations/{id}/test", false),
             route("ANY", "/api/{proxy+}", false),
         ]
+    );
+}
+
+async fn create_table_by_hand(table: &str, range_key: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition as Attribute, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let attribute = |name: &str| {
+        Attribute::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attribute")
+    };
+    let element = |name: &str, key_type: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+            .expect("key element")
+    };
+    aws_sdk_dynamodb::Client::new(&sdk_config())
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute(range_key))
+        .key_schema(element("pk", KeyType::Hash))
+        .key_schema(element(range_key, KeyType::Range))
+        .send()
+        .await
+        .expect("CreateTable");
+}
+
+#[tokio::test]
+async fn an_existing_table_without_the_index_gains_it() {
+    // Given a table with the template's key but created before the sync-due index existed
+    let names = StackNames::with_prefix(&unique_name("provision-old-table"));
+    create_table_by_hand(&names.table, "sk").await;
+
+    // When the stack is provisioned
+    provision(&sdk_config(), &names)
+        .await
+        .expect("provisioning succeeds");
+
+    // Then the table has the template's index
+    let table = aws_sdk_dynamodb::Client::new(&sdk_config())
+        .describe_table()
+        .table_name(&names.table)
+        .send()
+        .await
+        .expect("DescribeTable")
+        .table
+        .expect("table description");
+    let index_names: Vec<&str> = table
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|index| index.index_name())
+        .collect();
+    assert_eq!(index_names, vec!["gsi1"]);
+}
+
+#[tokio::test]
+async fn an_existing_table_with_another_key_is_refused_with_a_reason() {
+    // Given a table of the same name whose sort key is not the template's
+    let names = StackNames::with_prefix(&unique_name("provision-wrong-key"));
+    create_table_by_hand(&names.table, "id").await;
+
+    // When the stack is provisioned
+    let error = provision(&sdk_config(), &names)
+        .await
+        .expect_err("a foreign table is not reused");
+
+    // Then the error names the table and both key schemas
+    let message = error.to_string();
+    assert!(message.contains(&names.table), "{message}");
+    assert!(
+        message.contains("\"id\"") && message.contains("\"sk\""),
+        "{message}"
     );
 }

@@ -105,7 +105,16 @@ fn display_path(path: &str) -> String {
 /// Unknown and missing fields are named by the field itself, not by its parent object.
 fn describe(path: &str, error: &serde_json::Error) -> FieldError {
     let message = strip_position(&error.to_string());
-    let join = |name: &str| if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
+    // The path of an unknown field already ends with it; a missing field's path is its parent.
+    let join = |name: &str| {
+        if path.is_empty() || path == name {
+            name.to_string()
+        } else if path.ends_with(&format!(".{name}")) {
+            path.to_string()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
     if let Some(name) = quoted_after(&message, "unknown field `") {
         return FieldError::new(join(&name), "unknown field");
     }

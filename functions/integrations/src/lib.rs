@@ -83,10 +83,29 @@ async fn request_id(request: Request, next: Next) -> Response {
 
 /// axum answers a known path with a wrong method by a bare 405: make it a problem, keeping `Allow`.
 async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
     let response = next.run(request).await;
     if response.status() == StatusCode::METHOD_NOT_ALLOWED && !response.headers().contains_key(header::CONTENT_TYPE) {
-        let allow = response.headers().get(header::ALLOW).cloned().unwrap_or(HeaderValue::from_static(""));
-        return ApiError::method_not_allowed(allow).into_response();
+        let allow = allowed_methods(&path).join(", ");
+        return ApiError::method_not_allowed(HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static("")))
+            .into_response();
     }
     response
+}
+
+/// The methods [`ROUTES`] serves on `path` (template segments `{x}` match any one segment).
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let mut methods: Vec<&'static str> = ROUTES
+        .iter()
+        .filter(|(_, template)| {
+            let parts: Vec<&str> = template.split('/').collect();
+            parts.len() == segments.len()
+                && parts.iter().zip(&segments).all(|(part, segment)| part.starts_with('{') || part == segment)
+        })
+        .map(|(method, _)| *method)
+        .collect();
+    methods.sort_unstable();
+    methods.dedup();
+    methods
 }

@@ -83,7 +83,8 @@ pub enum CatalogError {
 /// How the tenant's credentials authenticate requests, per mode.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Auth {
-    OAuth2(OAuth2),
+    /// Boxed: the OAuth settings are much larger than the other modes'.
+    OAuth2(Box<OAuth2>),
     ApiKey(CredentialAuth),
     Basic(CredentialAuth),
     None,
@@ -154,7 +155,7 @@ impl Provider {
     /// The OAuth settings, for oauth2 providers.
     pub fn oauth2(&self) -> Option<&OAuth2> {
         match &self.auth {
-            Auth::OAuth2(o) => Some(o),
+            Auth::OAuth2(o) => Some(o.as_ref()),
             _ => None,
         }
     }
@@ -224,11 +225,12 @@ impl Provider {
     ) -> Result<BTreeMap<String, EntityDef>, CatalogError> {
         let entities: BTreeMap<String, EntityDef> = serde_path_to_error::deserialize(definitions)
             .map_err(|e| {
-                let (path, message) = describe_serde_error(e.path(), e.inner().to_string());
-                CatalogError::InvalidDefinition { path, message }
-            })?;
-        validate::validate_external_entities(self, &entities)
-            .map_err(|FieldError { path, message }| CatalogError::InvalidDefinition { path, message })?;
+            let (path, message) = describe_serde_error(e.path(), e.inner().to_string());
+            CatalogError::InvalidDefinition { path, message }
+        })?;
+        validate::validate_external_entities(self, &entities).map_err(
+            |FieldError { path, message }| CatalogError::InvalidDefinition { path, message },
+        )?;
         Ok(entities)
     }
 }
@@ -319,7 +321,10 @@ fn describe_serde_error(path: &serde_path_to_error::Path, message: String) -> (S
     if path.is_empty() {
         path.push('.');
     }
-    (path, message)
+    (
+        path,
+        message.replace("struct RawProvider", "a provider entry (a map)"),
+    )
 }
 
 fn parse_catalog(
@@ -336,7 +341,11 @@ fn parse_catalog(
     let entries = match document {
         serde_yaml::Value::Null => return Ok(BTreeMap::new()),
         serde_yaml::Value::Mapping(entries) => entries,
-        _ => return Err(document_error("expected a map of provider slug to entry".to_owned())),
+        _ => {
+            return Err(document_error(
+                "expected a map of provider slug to entry".to_owned(),
+            ))
+        }
     };
     let mut providers = BTreeMap::new();
     for (key, entry) in entries {

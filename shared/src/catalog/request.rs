@@ -11,8 +11,9 @@ use url::Url;
 use super::template::{percent_encode, MissingValue, Template, Values};
 use super::{Auth, CatalogError, CredentialApply, Provider};
 
-/// A provider request ready to be sent through the SSRF-guarded HTTP client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A provider request ready to be sent through the SSRF-guarded HTTP client. Its `Debug` shows
+/// only the method, the origin and the header names: URL and headers may carry credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ProviderRequest {
     pub method: http::Method,
     pub url: Url,
@@ -20,14 +21,49 @@ pub struct ProviderRequest {
     pub headers: Vec<(String, String)>,
 }
 
-/// The test-connection request and the status that means success.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The test-connection request and the status that means success. `Debug` is redacted like
+/// [`ProviderRequest`]'s.
+#[derive(Clone, PartialEq, Eq)]
 pub struct HealthCheckRequest {
     pub method: http::Method,
     pub url: Url,
     /// Includes the credential header, if any: redact before logging.
     pub headers: Vec<(String, String)>,
     pub expect: u16,
+}
+
+/// Writes what can be logged of a request: no path, query or header value.
+fn redacted_debug(
+    f: &mut std::fmt::Formatter<'_>,
+    type_name: &str,
+    method: &http::Method,
+    url: &Url,
+    headers: &[(String, String)],
+) -> std::fmt::Result {
+    let names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();
+    f.debug_struct(type_name)
+        .field("method", method)
+        .field("origin", &url.origin().ascii_serialization())
+        .field("headers", &names)
+        .finish_non_exhaustive()
+}
+
+impl std::fmt::Debug for ProviderRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        redacted_debug(f, "ProviderRequest", &self.method, &self.url, &self.headers)
+    }
+}
+
+impl std::fmt::Debug for HealthCheckRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        redacted_debug(
+            f,
+            "HealthCheckRequest",
+            &self.method,
+            &self.url,
+            &self.headers,
+        )
+    }
 }
 
 impl From<MissingValue> for CatalogError {
@@ -40,7 +76,8 @@ impl From<MissingValue> for CatalogError {
 }
 
 fn parse(text: &str, what: &str) -> Result<Template, CatalogError> {
-    Template::parse(text).map_err(|reason| CatalogError::InvalidRequest(format!("{what}: {reason}")))
+    Template::parse(text)
+        .map_err(|reason| CatalogError::InvalidRequest(format!("{what}: {reason}")))
 }
 
 /// Renders a template whose values go into a header or through `Url`'s own encoding.
@@ -53,7 +90,11 @@ fn render_path(text: &str, what: &str, values: &Values<'_>) -> Result<String, Ca
     Ok(parse(text, what)?.render(values, |_, _, v| percent_encode(v))?)
 }
 
-fn base_url(provider_base: &str, config: &Map<String, Value>, values: &Values<'_>) -> Result<String, CatalogError> {
+fn base_url(
+    provider_base: &str,
+    config: &Map<String, Value>,
+    values: &Values<'_>,
+) -> Result<String, CatalogError> {
     let base = match config.get("baseUrl") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
         Some(Value::Null) | None => {
@@ -67,7 +108,9 @@ fn base_url(provider_base: &str, config: &Map<String, Value>, values: &Values<'_
             })?
         }
         Some(Value::String(_)) => {
-            return Err(CatalogError::InvalidRequest("config.baseUrl is empty".to_owned()))
+            return Err(CatalogError::InvalidRequest(
+                "config.baseUrl is empty".to_owned(),
+            ))
         }
         Some(_) => {
             return Err(CatalogError::InvalidRequest(

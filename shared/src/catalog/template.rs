@@ -70,7 +70,11 @@ impl Template {
                     chars.next();
                     literal.push('}');
                 }
-                '}' => return Err(format!("unmatched `}}` at byte {start} (write `}}}}` for a literal brace)")),
+                '}' => {
+                    return Err(format!(
+                        "unmatched `}}` at byte {start} (write `}}}}` for a literal brace)"
+                    ))
+                }
                 '{' => {
                     let mut inner = String::new();
                     let mut closed = false;
@@ -140,7 +144,9 @@ fn parse_placeholder(inner: &str) -> Result<Placeholder, String> {
             None => (rest, None),
         };
         if !is_identifier(name) {
-            return Err(format!("`{{{inner}}}` is not a valid placeholder (expected {{config.name}})"));
+            return Err(format!(
+                "`{{{inner}}}` is not a valid placeholder (expected {{config.name}})"
+            ));
         }
         return Ok(Placeholder {
             source: Source::Config,
@@ -205,7 +211,9 @@ impl<'a> Values<'a> {
             reason,
         };
         let value = match p.source {
-            Source::RemoteId => return self.remote_id.map(str::to_owned).ok_or(missing("no value")),
+            Source::RemoteId => {
+                return self.remote_id.map(str::to_owned).ok_or(missing("no value"))
+            }
             Source::Config => self.config.get(&p.name),
             Source::Credential => self.credentials.get(&p.name),
         };

@@ -142,8 +142,14 @@ fn twilio_credentials_are_account_sid_and_auth_token_applied_as_basic_auth() {
     assert_eq!(
         twilio.credential_fields(),
         &[
-            CredentialField { name: "accountSid".into(), secret: false },
-            CredentialField { name: "authToken".into(), secret: true },
+            CredentialField {
+                name: "accountSid".into(),
+                secret: false
+            },
+            CredentialField {
+                name: "authToken".into(),
+                secret: true
+            },
         ]
     );
     let request = twilio
@@ -153,8 +159,14 @@ fn twilio_credentials_are_account_sid_and_auth_token_applied_as_basic_auth() {
         )
         .expect("builds");
     let expected = base64::engine::general_purpose::STANDARD.encode("AC123:tok");
-    assert_eq!(header(&request.headers, "authorization"), Some(format!("Basic {expected}").as_str()));
-    assert_eq!(request.url.as_str(), "https://api.twilio.com/2010-04-01/Accounts/AC123.json");
+    assert_eq!(
+        header(&request.headers, "authorization"),
+        Some(format!("Basic {expected}").as_str())
+    );
+    assert_eq!(
+        request.url.as_str(),
+        "https://api.twilio.com/2010-04-01/Accounts/AC123.json"
+    );
     assert_eq!(request.method, http::Method::GET);
     assert_eq!(request.expect, 200);
 }
@@ -164,8 +176,17 @@ fn google_calendar_asks_for_offline_access_and_syncs_events_with_a_sync_token() 
     let google = builtin("google_calendar");
 
     let oauth = google.oauth2().expect("oauth2");
-    assert_eq!(oauth.authorize_params.get("access_type").map(String::as_str), Some("offline"));
-    assert_eq!(oauth.authorize_params.get("prompt").map(String::as_str), Some("consent"));
+    assert_eq!(
+        oauth
+            .authorize_params
+            .get("access_type")
+            .map(String::as_str),
+        Some("offline")
+    );
+    assert_eq!(
+        oauth.authorize_params.get("prompt").map(String::as_str),
+        Some("consent")
+    );
     assert!(oauth.pkce);
     let event = google.entity("event").expect("event entity");
     assert_eq!(
@@ -194,7 +215,10 @@ fn a_file_missing_an_oauth2_token_url_names_the_file_slug_and_field() {
 
     assert_eq!(
         message,
-        format!("providers file {}: provider \"acme_crm\": auth.tokenUrl: missing field", file.0.display())
+        format!(
+            "providers file {}: provider \"acme_crm\": auth.tokenUrl: missing field",
+            file.0.display()
+        )
     );
 }
 
@@ -230,7 +254,9 @@ fn an_unknown_field_deep_in_a_sync_entity_is_reported_at_its_exact_path() {
     let message = file.error();
 
     assert!(
-        message.contains("provider \"acme_crm\": sync.entities.contact.pagination.nextt: unknown field"),
+        message.contains(
+            "provider \"acme_crm\": sync.entities.contact.pagination.nextt: unknown field"
+        ),
         "{message}"
     );
 }
@@ -332,7 +358,10 @@ fn a_field_of_another_mode_is_rejected() {
 
     let message = ProvidersFile::new(yaml).error();
 
-    assert!(message.ends_with("provider \"acme_crm\": auth.scopes: not used by mode none"), "{message}");
+    assert!(
+        message.ends_with("provider \"acme_crm\": auth.scopes: not used by mode none"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -342,7 +371,10 @@ fn slugs_must_match_the_slug_pattern() {
 
         let message = ProvidersFile::new(&yaml).error();
 
-        assert!(message.contains(&format!("\"{slug}\" is not a valid provider slug")), "{message}");
+        assert!(
+            message.contains(&format!("\"{slug}\" is not a valid provider slug")),
+            "{message}"
+        );
     }
 }
 
@@ -352,7 +384,10 @@ fn an_unreadable_or_malformed_providers_file_is_an_error() {
     assert!(matches!(missing, Err(CatalogError::ReadFile { .. })));
 
     let list = ProvidersFile::new("- just\n- a list\n").error();
-    assert!(list.contains("expected a map of provider slug to entry"), "{list}");
+    assert!(
+        list.contains("expected a map of provider slug to entry"),
+        "{list}"
+    );
 }
 
 // ───────────── PROVIDERS_FILE merge ─────────────
@@ -393,9 +428,15 @@ stripe:
     assert!(oauth.pkce);
     let stripe = catalog.get("stripe").expect("still present");
     assert_eq!(stripe.name, "Stripe (local)");
-    assert_eq!(stripe.sync, None, "the built-in entry is replaced, not merged");
+    assert_eq!(
+        stripe.sync, None,
+        "the built-in entry is replaced, not merged"
+    );
     assert_eq!(stripe.webhook, None);
-    assert_eq!(catalog.get("google_calendar"), Catalog::builtin().get("google_calendar"));
+    assert_eq!(
+        catalog.get("google_calendar"),
+        Catalog::builtin().get("google_calendar")
+    );
     let slugs: Vec<&str> = catalog.iter().map(|(slug, _)| slug).collect();
     let mut sorted = slugs.clone();
     sorted.sort_unstable();
@@ -404,7 +445,9 @@ stripe:
 
 #[test]
 fn an_empty_providers_file_leaves_the_builtin_catalog() {
-    let catalog = ProvidersFile::new("# nothing here\n").load().expect("loads");
+    let catalog = ProvidersFile::new("# nothing here\n")
+        .load()
+        .expect("loads");
 
     assert_eq!(catalog.iter().count(), Catalog::builtin().iter().count());
 }
@@ -420,7 +463,10 @@ fn header_credentials_follow_the_catalog_format() {
         .expect("builds");
 
     assert_eq!(request.url.as_str(), "https://api.stripe.com/v1/balance");
-    assert_eq!(header(&request.headers, "Authorization"), Some("Bearer sk_test_123"));
+    assert_eq!(
+        header(&request.headers, "Authorization"),
+        Some("Bearer sk_test_123")
+    );
 }
 
 #[test]
@@ -428,14 +474,20 @@ fn oauth2_providers_send_the_access_token_as_bearer() {
     let google = builtin("google_calendar");
 
     let request = google
-        .build_health_check(&Map::new(), &obj(json!({"accessToken": "ya29.tok", "refreshToken": "r"})))
+        .build_health_check(
+            &Map::new(),
+            &obj(json!({"accessToken": "ya29.tok", "refreshToken": "r"})),
+        )
         .expect("builds");
 
     assert_eq!(
         request.url.as_str(),
         "https://www.googleapis.com/calendar/v3/users/me/calendarList?maxResults=1"
     );
-    assert_eq!(header(&request.headers, "authorization"), Some("Bearer ya29.tok"));
+    assert_eq!(
+        header(&request.headers, "authorization"),
+        Some("Bearer ya29.tok")
+    );
 }
 
 #[test]
@@ -477,7 +529,10 @@ fn query_credentials_are_added_as_an_encoded_parameter() {
         .build_health_check(&Map::new(), &obj(json!({"apiKey": "k&y=1"})))
         .expect("builds");
 
-    assert_eq!(request.url.as_str(), "http://127.0.0.1:9000/v1/account?verbose=1&api_key=k%26y%3D1");
+    assert_eq!(
+        request.url.as_str(),
+        "http://127.0.0.1:9000/v1/account?verbose=1&api_key=k%26y%3D1"
+    );
     assert_eq!(request.expect, 204);
     assert!(header(&request.headers, "authorization").is_none());
 }
@@ -493,7 +548,10 @@ fn config_base_url_overrides_the_catalog_base_url() {
         )
         .expect("builds");
 
-    assert_eq!(request.url.as_str(), "http://127.0.0.1:8089/stripe/v1/balance");
+    assert_eq!(
+        request.url.as_str(),
+        "http://127.0.0.1:8089/stripe/v1/balance"
+    );
 }
 
 #[test]
@@ -501,10 +559,16 @@ fn api_headers_and_config_placeholders_are_rendered() {
     let xero = builtin("xero");
 
     let request = xero
-        .build_health_check(&obj(json!({"tenantId": "t-42"})), &obj(json!({"accessToken": "tok"})))
+        .build_health_check(
+            &obj(json!({"tenantId": "t-42"})),
+            &obj(json!({"accessToken": "tok"})),
+        )
         .expect("builds");
 
-    assert_eq!(request.url.as_str(), "https://api.xero.com/api.xro/2.0/Organisation");
+    assert_eq!(
+        request.url.as_str(),
+        "https://api.xero.com/api.xro/2.0/Organisation"
+    );
     assert_eq!(header(&request.headers, "xero-tenant-id"), Some("t-42"));
     assert_eq!(header(&request.headers, "accept"), Some("application/json"));
 }
@@ -525,15 +589,24 @@ fn values_rendered_into_paths_are_percent_encoded() {
         )
         .expect("builds");
 
-    assert_eq!(request.url.path(), "/calendar/v3/calendars/team%2Froom%20a%40group.calendar.google.com/events");
+    assert_eq!(
+        request.url.path(),
+        "/calendar/v3/calendars/team%2Froom%20a%40group.calendar.google.com/events"
+    );
     let pairs: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
-    assert!(pairs.contains(&("singleEvents".into(), "true".into())), "{pairs:?}");
+    assert!(
+        pairs.contains(&("singleEvents".into(), "true".into())),
+        "{pairs:?}"
+    );
 }
 
 #[test]
 fn config_placeholders_fall_back_to_their_default() {
     let google = builtin("google_calendar");
-    let write = google.entity("event").and_then(|e| e.write.as_ref()).expect("write");
+    let write = google
+        .entity("event")
+        .and_then(|e| e.write.as_ref())
+        .expect("write");
     let update = write.update.as_ref().expect("update");
     let creds = obj(json!({"accessToken": "tok"}));
     let config = Map::new();
@@ -548,7 +621,10 @@ fn config_placeholders_fall_back_to_their_default() {
         .expect("builds");
 
     assert_eq!(request.method, http::Method::PATCH);
-    assert_eq!(request.url.path(), "/calendar/v3/calendars/primary/events/evt%201");
+    assert_eq!(
+        request.url.path(),
+        "/calendar/v3/calendars/primary/events/evt%201"
+    );
 }
 
 #[test]
@@ -559,7 +635,10 @@ fn a_key_in_the_url_is_rendered_into_the_base_url() {
         .build_health_check(&Map::new(), &obj(json!({"apiKey": "ab/cd"})))
         .expect("builds");
 
-    assert_eq!(request.url.as_str(), "https://api.kavenegar.com/v1/ab%2Fcd/account/info.json");
+    assert_eq!(
+        request.url.as_str(),
+        "https://api.kavenegar.com/v1/ab%2Fcd/account/info.json"
+    );
     assert!(request.headers.is_empty());
 }
 
@@ -569,19 +648,32 @@ fn a_missing_placeholder_value_is_an_error_naming_it() {
     let missing_config = quickbooks
         .build_health_check(&Map::new(), &obj(json!({"accessToken": "tok"})))
         .expect_err("realmId is missing");
-    assert_eq!(missing_config.to_string(), "cannot build the request: {config.realmId}: no value");
+    assert_eq!(
+        missing_config.to_string(),
+        "cannot build the request: {config.realmId}: no value"
+    );
 
     let google = builtin("google_calendar");
     let missing_token = google
         .build_health_check(&Map::new(), &Map::new())
         .expect_err("no token");
-    assert_eq!(missing_token.to_string(), "cannot build the request: {accessToken}: no value");
+    assert_eq!(
+        missing_token.to_string(),
+        "cannot build the request: {accessToken}: no value"
+    );
 
     let custom = builtin("custom_api");
     let no_base = custom
-        .prepare_request(http::Method::GET, "/x", &Default::default(), &Values::new(&Map::new(), &obj(json!({"apiKey": "k"}))))
+        .prepare_request(
+            http::Method::GET,
+            "/x",
+            &Default::default(),
+            &Values::new(&Map::new(), &obj(json!({"apiKey": "k"}))),
+        )
         .expect_err("no base URL");
-    assert!(matches!(no_base, CatalogError::MissingValue { ref placeholder, .. } if placeholder == "{config.baseUrl}"));
+    assert!(
+        matches!(no_base, CatalogError::MissingValue { ref placeholder, .. } if placeholder == "{config.baseUrl}")
+    );
 }
 
 #[test]
@@ -589,12 +681,36 @@ fn a_non_scalar_placeholder_value_is_rejected_without_echoing_it() {
     let twilio = builtin("twilio");
 
     let error = twilio
-        .build_health_check(&Map::new(), &obj(json!({"accountSid": {"nested": "AC1"}, "authToken": "secret-tok"})))
+        .build_health_check(
+            &Map::new(),
+            &obj(json!({"accountSid": {"nested": "AC1"}, "authToken": "secret-tok"})),
+        )
         .expect_err("object value");
 
     let message = error.to_string();
     assert!(message.contains("{accountSid}"), "{message}");
     assert!(!message.contains("secret-tok"));
+}
+
+#[test]
+fn debug_output_of_a_request_hides_credentials() {
+    let kavenegar = builtin("kavenegar");
+    let stripe = builtin("stripe");
+
+    let in_url = kavenegar
+        .build_health_check(&Map::new(), &obj(json!({"apiKey": "key-in-path"})))
+        .expect("builds");
+    let in_header = stripe
+        .build_health_check(&Map::new(), &obj(json!({"secretKey": "sk_live_secret"})))
+        .expect("builds");
+
+    let printed = format!("{in_url:?} {in_header:?}");
+    assert!(!printed.contains("key-in-path"), "{printed}");
+    assert!(!printed.contains("sk_live_secret"), "{printed}");
+    assert!(
+        printed.contains("https://api.stripe.com") && printed.contains("Authorization"),
+        "{printed}"
+    );
 }
 
 #[test]
@@ -618,7 +734,10 @@ fn custom_api_takes_its_base_url_and_key_header_from_config() {
             http::Method::GET,
             "/items",
             &Default::default(),
-            &Values::new(&obj(json!({"baseUrl": "https://erp.example.com/api"})), &creds),
+            &Values::new(
+                &obj(json!({"baseUrl": "https://erp.example.com/api"})),
+                &creds,
+            ),
         )
         .expect("builds");
     let own_header = custom
@@ -633,8 +752,14 @@ fn custom_api_takes_its_base_url_and_key_header_from_config() {
         )
         .expect("builds");
 
-    assert_eq!(default_header.url.as_str(), "https://erp.example.com/api/items");
-    assert_eq!(header(&default_header.headers, "Authorization"), Some("Bearer k1"));
+    assert_eq!(
+        default_header.url.as_str(),
+        "https://erp.example.com/api/items"
+    );
+    assert_eq!(
+        header(&default_header.headers, "Authorization"),
+        Some("Bearer k1")
+    );
     assert_eq!(header(&own_header.headers, "X-Api-Key"), Some("k1"));
 }
 
@@ -643,7 +768,10 @@ fn payplus_sends_its_keys_as_a_json_authorization_header() {
     let payplus = builtin("payplus");
 
     let request = payplus
-        .build_health_check(&Map::new(), &obj(json!({"apiKey": "a1", "secretKey": "s1"})))
+        .build_health_check(
+            &Map::new(),
+            &obj(json!({"apiKey": "a1", "secretKey": "s1"})),
+        )
         .expect("builds");
 
     assert_eq!(
@@ -664,17 +792,27 @@ fn custom_api_entity_definitions_from_config_are_parsed_and_checked() {
         }))
         .expect("valid");
     let item = entities.get("item").expect("parsed");
-    assert_eq!(item.request.params.get("limit").map(String::as_str), Some("50"));
+    assert_eq!(
+        item.request.params.get("limit").map(String::as_str),
+        Some("50")
+    );
 
     let bad = custom
         .parse_entities(&json!({"item": {"request": {"method": "GET", "path": "/items/{apiKey}"}, "records": "", "id": "id"}}))
         .expect_err("secret in URL");
-    assert!(bad.to_string().starts_with("item.request.path: {apiKey} is a secret field"), "{bad}");
+    assert!(
+        bad.to_string()
+            .starts_with("item.request.path: {apiKey} is a secret field"),
+        "{bad}"
+    );
 
     let unknown = custom
         .parse_entities(&json!({"item": {"request": {"method": "GET", "path": "/i"}, "records": "", "id": "id", "extra": 1}}))
         .expect_err("unknown field");
-    assert!(unknown.to_string().starts_with("item.extra: unknown field"), "{unknown}");
+    assert!(
+        unknown.to_string().starts_with("item.extra: unknown field"),
+        "{unknown}"
+    );
 }
 
 // ───────────── the public view ─────────────

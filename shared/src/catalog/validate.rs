@@ -79,7 +79,10 @@ impl Scope<'_> {
                 Source::Config => {}
                 Source::RemoteId => {
                     if place != Place::WriteUrl {
-                        return err(path, format!("{shown} is only allowed in write update/delete paths"));
+                        return err(
+                            path,
+                            format!("{shown} is only allowed in write update/delete paths"),
+                        );
                     }
                 }
                 Source::Credential => match self.mode {
@@ -108,9 +111,14 @@ impl Scope<'_> {
                         };
                         match place {
                             Place::Name => {
-                                return err(path, format!("{shown}: names may only use {{config.*}}"));
+                                return err(
+                                    path,
+                                    format!("{shown}: names may only use {{config.*}}"),
+                                );
                             }
-                            Place::Url | Place::WriteUrl if field.secret && !self.secrets_in_url => {
+                            Place::Url | Place::WriteUrl
+                                if field.secret && !self.secrets_in_url =>
+                            {
                                 return err(
                                     path,
                                     format!("{shown} is a secret field and may not appear in a URL unless auth.apply is {{url: true}}"),
@@ -150,7 +158,12 @@ fn check_absolute_url(text: &str, path: &str, policy: UrlPolicy) -> Result<Url, 
     Ok(url)
 }
 
-fn check_base_url(text: &str, path: &str, policy: UrlPolicy, scope: &Scope<'_>) -> Result<(), FieldError> {
+fn check_base_url(
+    text: &str,
+    path: &str,
+    policy: UrlPolicy,
+    scope: &Scope<'_>,
+) -> Result<(), FieldError> {
     let template = scope.check(text, path, Place::Url)?;
     if template.starts_with_placeholder() {
         // A whole base URL from config (custom_api, per-customer hosts): checked when used.
@@ -163,7 +176,8 @@ fn check_base_url(text: &str, path: &str, policy: UrlPolicy, scope: &Scope<'_>) 
         }
         return Ok(());
     }
-    let url = Url::parse(&render_sample(&template)).or_else(|e| err(path, format!("not a URL: {e}")))?;
+    let url =
+        Url::parse(&render_sample(&template)).or_else(|e| err(path, format!("not a URL: {e}")))?;
     if !policy.allows(url.scheme()) || url.host_str().is_none_or(str::is_empty) {
         return err(path, format!("must be {}", policy.expected()));
     }
@@ -173,7 +187,12 @@ fn check_base_url(text: &str, path: &str, policy: UrlPolicy, scope: &Scope<'_>) 
     Ok(())
 }
 
-fn check_request_path(text: &str, path: &str, place: Place, scope: &Scope<'_>) -> Result<Template, FieldError> {
+fn check_request_path(
+    text: &str,
+    path: &str,
+    place: Place,
+    scope: &Scope<'_>,
+) -> Result<Template, FieldError> {
     let template = scope.check(text, path, place)?;
     if !text.starts_with('/') {
         return err(path, "must start with `/`");
@@ -273,7 +292,13 @@ fn check_fields(fields: &[CredentialField]) -> Result<(), FieldError> {
     for (i, field) in fields.iter().enumerate() {
         let path = format!("auth.fields[{i}].name");
         if !is_identifier(&field.name) {
-            return err(path, format!("`{}` is not a valid field name (letters, digits, `_`)", field.name));
+            return err(
+                path,
+                format!(
+                    "`{}` is not a valid field name (letters, digits, `_`)",
+                    field.name
+                ),
+            );
         }
         if field.name == super::template::REMOTE_ID {
             return err(path, "`remoteId` is reserved");
@@ -283,25 +308,44 @@ fn check_fields(fields: &[CredentialField]) -> Result<(), FieldError> {
         }
     }
     if !fields.iter().any(|f| f.secret) {
-        return err("auth.fields", "at least one credential field must be secret");
+        return err(
+            "auth.fields",
+            "at least one credential field must be secret",
+        );
     }
     Ok(())
 }
 
 fn check_apply(raw: &RawApply, scope: &Scope<'_>) -> Result<CredentialApply, FieldError> {
-    let kinds = [raw.header.is_some(), raw.query.is_some(), raw.basic.is_some(), raw.url.is_some()]
-        .into_iter()
-        .filter(|k| *k)
-        .count();
+    let kinds = [
+        raw.header.is_some(),
+        raw.query.is_some(),
+        raw.basic.is_some(),
+        raw.url.is_some(),
+    ]
+    .into_iter()
+    .filter(|k| *k)
+    .count();
     if kinds != 1 {
-        return err("auth.apply", "must have exactly one of `header`, `query`, `basic`, `url`");
+        return err(
+            "auth.apply",
+            "must have exactly one of `header`, `query`, `basic`, `url`",
+        );
     }
     if let Some(basic) = &raw.basic {
         if raw.format.is_some() {
             return err("auth.apply.format", "not used with `basic`");
         }
-        scope.check(&basic.username, "auth.apply.basic.username", Place::Credential)?;
-        scope.check(&basic.password, "auth.apply.basic.password", Place::Credential)?;
+        scope.check(
+            &basic.username,
+            "auth.apply.basic.username",
+            Place::Credential,
+        )?;
+        scope.check(
+            &basic.password,
+            "auth.apply.basic.password",
+            Place::Credential,
+        )?;
         return Ok(CredentialApply::Basic {
             username: basic.username.clone(),
             password: basic.password.clone(),
@@ -316,7 +360,10 @@ fn check_apply(raw: &RawApply, scope: &Scope<'_>) -> Result<CredentialApply, Fie
         }
         return Ok(CredentialApply::Url);
     }
-    let format = raw.format.as_deref().ok_or_else(|| missing("auth.apply.format"))?;
+    let format = raw
+        .format
+        .as_deref()
+        .ok_or_else(|| missing("auth.apply.format"))?;
     let format_template = scope.check(format, "auth.apply.format", Place::Credential)?;
     if let Some(header) = &raw.header {
         let name = scope.check(header, "auth.apply.header", Place::Name)?;
@@ -341,12 +388,16 @@ fn check_apply(raw: &RawApply, scope: &Scope<'_>) -> Result<CredentialApply, Fie
 fn check_oauth2(raw: &RawAuth, policy: UrlPolicy) -> Result<OAuth2, FieldError> {
     reject_unused(raw, &["fields"])?;
     let authorize_url = check_absolute_url(
-        raw.authorize_url.as_deref().ok_or_else(|| missing("auth.authorizeUrl"))?,
+        raw.authorize_url
+            .as_deref()
+            .ok_or_else(|| missing("auth.authorizeUrl"))?,
         "auth.authorizeUrl",
         policy,
     )?;
     let token_url = check_absolute_url(
-        raw.token_url.as_deref().ok_or_else(|| missing("auth.tokenUrl"))?,
+        raw.token_url
+            .as_deref()
+            .ok_or_else(|| missing("auth.tokenUrl"))?,
         "auth.tokenUrl",
         policy,
     )?;
@@ -359,7 +410,10 @@ fn check_oauth2(raw: &RawAuth, policy: UrlPolicy) -> Result<OAuth2, FieldError> 
         check_absolute_url(issuer, "auth.issuer", policy)?;
     }
     let scopes = raw.scopes.clone().ok_or_else(|| missing("auth.scopes"))?;
-    let scope_separator = raw.scope_separator.clone().unwrap_or_else(|| " ".to_owned());
+    let scope_separator = raw
+        .scope_separator
+        .clone()
+        .unwrap_or_else(|| " ".to_owned());
     if scope_separator.is_empty() {
         return err("auth.scopeSeparator", "must not be empty");
     }
@@ -410,7 +464,7 @@ fn check_oauth2(raw: &RawAuth, policy: UrlPolicy) -> Result<OAuth2, FieldError> 
 
 fn check_auth(raw: &RawAuth, policy: UrlPolicy) -> Result<Auth, FieldError> {
     match raw.mode {
-        AuthMode::OAuth2 => check_oauth2(raw, policy).map(Auth::OAuth2),
+        AuthMode::OAuth2 => check_oauth2(raw, policy).map(|o| Auth::OAuth2(Box::new(o))),
         AuthMode::ApiKey | AuthMode::Basic => {
             reject_unused(raw, &OAUTH_ONLY)?;
             let fields = raw.fields.clone().ok_or_else(|| missing("auth.fields"))?;
@@ -472,7 +526,10 @@ fn check_api(api: &Api, policy: UrlPolicy, scope: &Scope<'_>) -> Result<(), Fiel
                 })
             })
         };
-        let in_health = api.health_check.as_ref().is_some_and(|c| secret_in(&c.path));
+        let in_health = api
+            .health_check
+            .as_ref()
+            .is_some_and(|c| secret_in(&c.path));
         if !secret_in(&api.base_url) && !in_health {
             return err(
                 "auth.apply.url",
@@ -499,9 +556,15 @@ fn check_write_request(
     needs_remote_id: bool,
     scope: &Scope<'_>,
 ) -> Result<(), FieldError> {
-    let place = if needs_remote_id { Place::WriteUrl } else { Place::Url };
+    let place = if needs_remote_id {
+        Place::WriteUrl
+    } else {
+        Place::Url
+    };
     let template = check_request_path(&request.path, &format!("{path}.path"), place, scope)?;
-    let has_remote_id = template.placeholders().any(|p| p.source == Source::RemoteId);
+    let has_remote_id = template
+        .placeholders()
+        .any(|p| p.source == Source::RemoteId);
     if needs_remote_id && !has_remote_id {
         return err(format!("{path}.path"), "must contain {remoteId}");
     }
@@ -510,7 +573,12 @@ fn check_write_request(
 
 /// Checks one entity definition; `path` is where it sits (`sync.entities.event`).
 fn check_entity(entity: &EntityDef, path: &str, scope: &Scope<'_>) -> Result<(), FieldError> {
-    check_request_path(&entity.request.path, &format!("{path}.request.path"), Place::Url, scope)?;
+    check_request_path(
+        &entity.request.path,
+        &format!("{path}.request.path"),
+        Place::Url,
+        scope,
+    )?;
     for (key, value) in &entity.request.params {
         let p = format!("{path}.request.params.{key}");
         non_empty(key, &p)?;
@@ -530,14 +598,22 @@ fn check_entity(entity: &EntityDef, path: &str, scope: &Scope<'_>) -> Result<(),
                 non_empty(param, &format!("{p}.param"))?;
                 non_empty(next, &format!("{p}.next"))?;
             }
-            Pagination::Offset { param, limit_param, page_size } => {
+            Pagination::Offset {
+                param,
+                limit_param,
+                page_size,
+            } => {
                 non_empty(param, &format!("{p}.param"))?;
                 non_empty(limit_param, &format!("{p}.limitParam"))?;
                 if *page_size == 0 {
                     return err(format!("{p}.pageSize"), "must be at least 1");
                 }
             }
-            Pagination::Page { param, size_param, page_size } => {
+            Pagination::Page {
+                param,
+                size_param,
+                page_size,
+            } => {
                 non_empty(param, &format!("{p}.param"))?;
                 non_empty(size_param, &format!("{p}.sizeParam"))?;
                 if *page_size == 0 {
@@ -554,11 +630,18 @@ fn check_entity(entity: &EntityDef, path: &str, scope: &Scope<'_>) -> Result<(),
     if let Some(incremental) = &entity.incremental {
         let p = format!("{path}.incremental");
         match incremental {
-            Incremental::SyncToken { param, next, expired_status } => {
+            Incremental::SyncToken {
+                param,
+                next,
+                expired_status,
+            } => {
                 non_empty(param, &format!("{p}.param"))?;
                 non_empty(next, &format!("{p}.next"))?;
                 if expired_status.is_some_and(|s| !(400..=599).contains(&s)) {
-                    return err(format!("{p}.expiredStatus"), "must be an HTTP error status (400-599)");
+                    return err(
+                        format!("{p}.expiredStatus"),
+                        "must be an HTTP error status (400-599)",
+                    );
                 }
             }
             Incremental::UpdatedSince { param, .. } => non_empty(param, &format!("{p}.param"))?,
@@ -568,7 +651,10 @@ fn check_entity(entity: &EntityDef, path: &str, scope: &Scope<'_>) -> Result<(),
     if let Some(mappings) = &entity.default_mappings {
         let p = format!("{path}.defaultMappings");
         if !is_identifier(&mappings.local_entity) {
-            return err(format!("{p}.localEntity"), "must be an entity name (letters, digits, `_`)");
+            return err(
+                format!("{p}.localEntity"),
+                "must be an entity name (letters, digits, `_`)",
+            );
         }
         if mappings.fields.is_empty() {
             return err(format!("{p}.fields"), "must list at least one mapping");
@@ -603,7 +689,9 @@ fn check_sync(sync: &SyncDef, scope: &Scope<'_>) -> Result<(), FieldError> {
     for (name, entity) in &sync.entities {
         let path = format!("sync.entities.{name}");
         if !name.starts_with(|c: char| c.is_ascii_lowercase())
-            || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         {
             return err(path, "entity names are lower case letters, digits and `_`");
         }
@@ -613,7 +701,10 @@ fn check_sync(sync: &SyncDef, scope: &Scope<'_>) -> Result<(), FieldError> {
 }
 
 /// Validates a parsed entry and builds the [`Provider`].
-pub(crate) fn validate_provider(raw: RawProvider, policy: UrlPolicy) -> Result<Provider, FieldError> {
+pub(crate) fn validate_provider(
+    raw: RawProvider,
+    policy: UrlPolicy,
+) -> Result<Provider, FieldError> {
     non_empty(&raw.name, "name")?;
     let auth = check_auth(&raw.auth, policy)?;
     let fields: &[CredentialField] = match &auth {
@@ -625,7 +716,10 @@ pub(crate) fn validate_provider(raw: RawProvider, policy: UrlPolicy) -> Result<P
         fields,
         secrets_in_url: matches!(
             &auth,
-            Auth::ApiKey(CredentialAuth { apply: CredentialApply::Url, .. })
+            Auth::ApiKey(CredentialAuth {
+                apply: CredentialApply::Url,
+                ..
+            })
         ),
     };
     match &raw.api {
@@ -665,7 +759,10 @@ pub(crate) fn validate_external_entities(
         fields,
         secrets_in_url: matches!(
             &provider.auth,
-            Auth::ApiKey(CredentialAuth { apply: CredentialApply::Url, .. })
+            Auth::ApiKey(CredentialAuth {
+                apply: CredentialApply::Url,
+                ..
+            })
         ),
     };
     for (name, entity) in entities {

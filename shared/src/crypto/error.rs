@@ -163,7 +163,10 @@ const REFUSED_CIPHERTEXT_CODES: &[&str] = &[
     "AccessDeniedException",
 ];
 
-pub(crate) fn classify_kms_failure(operation: KmsOperation, failure: KmsFailure<'_>) -> CryptoError {
+pub(crate) fn classify_kms_failure(
+    operation: KmsOperation,
+    failure: KmsFailure<'_>,
+) -> CryptoError {
     match failure {
         KmsFailure::Service { code, status } => {
             if RETRYABLE_CODES.contains(&code) || status == 429 || status >= 500 {
@@ -214,7 +217,10 @@ mod tests {
         ] {
             for operation in [KmsOperation::GenerateDataKey, KmsOperation::Decrypt] {
                 let error = classify_kms_failure(operation, service(code, status));
-                assert!(error.is_retryable(), "{code}/{status} on {operation}: {error}");
+                assert!(
+                    error.is_retryable(),
+                    "{code}/{status} on {operation}: {error}"
+                );
                 assert!(error.to_string().contains(code), "{error}");
             }
         }
@@ -222,8 +228,7 @@ mod tests {
 
     #[test]
     fn network_failures_are_retryable() {
-        let error =
-            classify_kms_failure(KmsOperation::Decrypt, KmsFailure::Transport("timeout"));
+        let error = classify_kms_failure(KmsOperation::Decrypt, KmsFailure::Transport("timeout"));
         assert!(error.is_retryable());
         assert_eq!(
             error.to_string(),
@@ -233,7 +238,11 @@ mod tests {
 
     #[test]
     fn refused_ciphertext_on_decrypt_means_cannot_open() {
-        for code in ["InvalidCiphertextException", "IncorrectKeyException", "AccessDeniedException"] {
+        for code in [
+            "InvalidCiphertextException",
+            "IncorrectKeyException",
+            "AccessDeniedException",
+        ] {
             let error = classify_kms_failure(KmsOperation::Decrypt, service(code, 400));
             assert!(
                 matches!(&error, CryptoError::CannotOpen(OpenRefusal::DataKeyRefused { code: c }) if c == code),
@@ -260,7 +269,10 @@ mod tests {
     #[test]
     fn json_errors_keep_no_quoted_value() {
         let error = serde_json::from_str::<u32>("\"hunter2-secret\"").expect_err("not a number");
-        assert!(error.to_string().contains("hunter2"), "serde_json quotes the value");
+        assert!(
+            error.to_string().contains("hunter2"),
+            "serde_json quotes the value"
+        );
         let ours = CryptoError::from_json(&error, true);
         assert!(!ours.to_string().contains("hunter2"), "{ours}");
         assert!(!format!("{ours:?}").contains("hunter2"), "{ours:?}");

@@ -358,7 +358,10 @@ mod tests {
         assert_eq!(bounded.data_key_ttl, Duration::from_secs(300));
         assert_eq!(bounded.data_key_max_uses, 1_000);
         assert_eq!(bounded.decrypted_key_ttl, Duration::from_secs(300));
-        assert_eq!(CacheLimits::default().within_security_limits(), CacheLimits::default());
+        assert_eq!(
+            CacheLimits::default().within_security_limits(),
+            CacheLimits::default()
+        );
     }
 
     #[test]
@@ -407,8 +410,11 @@ mod tests {
         let cache = EncryptCache::new(limits());
         for tenant in ["t-old", "t-new"] {
             let slot = cache.tenant_slot(tenant, clock.now());
-            *slot.try_lock().expect("idle") =
-                Some(ActiveDataKey::new(key(1), Arc::from(&b"b"[..]), clock.now()));
+            *slot.try_lock().expect("idle") = Some(ActiveDataKey::new(
+                key(1),
+                Arc::from(&b"b"[..]),
+                clock.now(),
+            ));
             clock.advance(Duration::from_secs(1));
         }
         // When a third tenant arrives
@@ -416,7 +422,10 @@ mod tests {
         // Then the cache holds two slots and t-old's was the one dropped
         assert_eq!(cache.tenant_count(), 2);
         let t_new = cache.tenant_slot("t-new", clock.now());
-        assert!(t_new.try_lock().expect("idle").is_some(), "t-new kept its key");
+        assert!(
+            t_new.try_lock().expect("idle").is_some(),
+            "t-new kept its key"
+        );
     }
 
     #[test]
@@ -426,7 +435,11 @@ mod tests {
         let held_a = cache.tenant_slot("a", now);
         let held_b = cache.tenant_slot("b", now);
         cache.tenant_slot("c", now);
-        assert_eq!(cache.tenant_count(), 3, "over capacity rather than drop a busy slot");
+        assert_eq!(
+            cache.tenant_count(),
+            3,
+            "over capacity rather than drop a busy slot"
+        );
         assert!(Arc::ptr_eq(&held_a, &cache.tenant_slot("a", now)));
         assert!(Arc::ptr_eq(&held_b, &cache.tenant_slot("b", now)));
     }

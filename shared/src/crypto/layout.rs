@@ -37,7 +37,9 @@ pub enum EnvelopeFormatError {
         "the envelope has {available} bytes after its encrypted data key, fewer than the {needed} of a nonce and an authentication tag"
     )]
     TruncatedBody { available: usize, needed: usize },
-    #[error("an encrypted data key of {len} bytes does not fit the envelope's 16-bit length field")]
+    #[error(
+        "an encrypted data key of {len} bytes does not fit the envelope's 16-bit length field"
+    )]
     DataKeyTooLong { len: usize },
 }
 
@@ -58,7 +60,11 @@ pub fn parse(envelope: &[u8]) -> Result<EnvelopeParts<'_>, EnvelopeFormatError> 
     }
     let (length_bytes, after_header) = match after_version.split_first_chunk::<2>() {
         Some(split) => split,
-        None => return Err(EnvelopeFormatError::TruncatedHeader { len: envelope.len() }),
+        None => {
+            return Err(EnvelopeFormatError::TruncatedHeader {
+                len: envelope.len(),
+            })
+        }
     };
     let declared = usize::from(u16::from_be_bytes(*length_bytes));
     if declared == 0 {
@@ -216,7 +222,10 @@ mod tests {
                 "cut at {cut}"
             );
         }
-        assert!(parse(&whole).is_ok(), "an empty plaintext (tag only) is valid");
+        assert!(
+            parse(&whole).is_ok(),
+            "an empty plaintext (tag only) is valid"
+        );
     }
 
     #[test]
@@ -266,6 +275,9 @@ mod tests {
                 assert_eq!(again, bytes);
             }
         }
-        assert!(accepted > 100, "the generator reached valid envelopes ({accepted})");
+        assert!(
+            accepted > 100,
+            "the generator reached valid envelopes ({accepted})"
+        );
     }
 }

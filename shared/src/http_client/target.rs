@@ -79,7 +79,7 @@ pub fn check_target_url(url: &Url, allow_private: bool) -> Result<(), TargetReje
     }
     let ip = match url.host() {
         None => return Err(TargetRejected::MissingHost),
-        Some(Host::Domain(domain)) if domain.is_empty() => return Err(TargetRejected::MissingHost),
+        Some(Host::Domain("")) => return Err(TargetRejected::MissingHost),
         Some(Host::Domain(_)) => return Ok(()),
         Some(Host::Ipv4(ip)) => IpAddr::V4(ip),
         Some(Host::Ipv6(ip)) => IpAddr::V6(ip),

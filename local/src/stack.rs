@@ -1,0 +1,162 @@
+//! Assembling the local stack: resources provisioned from the template in moto, the functions built
+//! from the same configuration AWS would give them, and the gateway in front. `make run` and the
+//! end-to-end tests both go through [`LocalStack::start`], so they exercise the same wiring.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use hub_shared::config::Config;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::gateway::{Gateway, GatewayError, GatewayRoute};
+use crate::jwt::JwtVerifier;
+use crate::provision::{provision, ProvisionError, Provisioned, StackNames};
+use crate::template::{http_routes, TemplateError};
+
+pub const LOCAL_REGION: &str = "us-east-1";
+pub const DEFAULT_JWT_SECRET: &str = "local-dev-secret";
+pub const DEFAULT_JWT_ISSUER: &str = "integrations-hub-local";
+pub const DEFAULT_JWT_AUDIENCE: &str = "integrations-hub";
+
+/// The SDK configuration of every client of the local stack: moto's endpoint, fixed test keys.
+pub fn local_sdk_config(endpoint: &str) -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(LOCAL_REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "local-stack"),
+        ))
+        .build()
+}
+
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub names: StackNames,
+    /// Where the gateway listens (`127.0.0.1:3000`; port 0 for a free one).
+    pub listen: SocketAddr,
+    pub jwt_secret: String,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub allow_private_targets: bool,
+    pub allowed_return_urls: Vec<String>,
+    pub providers_file: Option<PathBuf>,
+    pub tenant_claim: String,
+}
+
+impl StackOptions {
+    pub fn new(names: StackNames, listen: SocketAddr) -> StackOptions {
+        StackOptions {
+            names,
+            listen,
+            jwt_secret: DEFAULT_JWT_SECRET.to_string(),
+            jwt_issuer: DEFAULT_JWT_ISSUER.to_string(),
+            jwt_audience: DEFAULT_JWT_AUDIENCE.to_string(),
+            allow_private_targets: true,
+            allowed_return_urls: vec!["http://localhost".to_string(), "http://127.0.0.1".to_string()],
+            providers_file: None,
+            tenant_claim: "tenant_id".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("provisioning the local AWS resources failed: {0}")]
+    Provision(#[from] ProvisionError),
+    #[error("reading the HTTP routes of infra/template.yaml failed: {0}")]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Config(#[from] hub_shared::config::ConfigError),
+    #[error("starting the integrations function failed: {0}")]
+    Function(#[from] integrations::StartupError),
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    #[error("routes point at functions the local stack does not serve yet: {0:?}")]
+    MissingFunctions(Vec<String>),
+    #[error("could not listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A running local stack: the gateway task and what it was built from.
+pub struct LocalStack {
+    pub url: String,
+    pub provisioned: Provisioned,
+    pub config: Config,
+    pub routes: Vec<String>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), GatewayError>>,
+}
+
+impl LocalStack {
+    pub async fn start(sdk: &SdkConfig, options: StackOptions) -> Result<LocalStack, StackError> {
+        let provisioned = provision(sdk, &options.names).await?;
+        let listener =
+            TcpListener::bind(options.listen).await.map_err(|source| StackError::Bind { addr: options.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StackError::Bind { addr: options.listen, source })?;
+        let url = format!("http://{addr}");
+        let config = function_config(&options, &provisioned, &url)?;
+
+        let mut functions = HashMap::new();
+        functions.insert(
+            "IntegrationsFunction".to_string(),
+            integrations::app(integrations::AppState::new(config.clone(), sdk)?),
+        );
+        let verifier = JwtVerifier::new(
+            options.jwt_secret.as_bytes().to_vec(),
+            Some(options.jwt_issuer.clone()),
+            Some(vec![options.jwt_audience.clone()]),
+        );
+        let routes = http_routes()?.into_iter().map(|route| GatewayRoute {
+            method: route.method,
+            path: route.path,
+            function: route.function,
+            public: route.public,
+        });
+        let gateway = Gateway::new(routes, functions, verifier)?;
+        let missing = gateway.missing_functions();
+        if !missing.is_empty() {
+            return Err(StackError::MissingFunctions(missing));
+        }
+        let routes = gateway.route_keys();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(gateway.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        Ok(LocalStack { url, provisioned, config, routes, stop: Some(stop), task })
+    }
+
+    /// Stops accepting, finishes in-flight requests.
+    pub async fn stop(mut self) -> Result<(), GatewayError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(result) => result,
+            Err(join) => Err(GatewayError::Crashed(join.to_string())),
+        }
+    }
+}
+
+/// The environment a deployed function would get, validated by the same `Config` loader.
+fn function_config(options: &StackOptions, provisioned: &Provisioned, public_url: &str) -> Result<Config, StackError> {
+    let mut env: HashMap<&str, String> = HashMap::from([
+        ("AWS_REGION", LOCAL_REGION.to_string()),
+        ("TABLE_NAME", provisioned.table_name.clone()),
+        ("KMS_KEY_ID", provisioned.key_id.clone()),
+        ("SYNC_QUEUE_URL", provisioned.sync_queue_url.clone()),
+        ("DISPATCH_QUEUE_URL", provisioned.dispatch_queue_url.clone()),
+        ("PUBLIC_BASE_URL", public_url.to_string()),
+        ("ALLOWED_RETURN_URLS", options.allowed_return_urls.join(",")),
+        ("TENANT_CLAIM", options.tenant_claim.clone()),
+        ("ALLOW_PRIVATE_TARGETS", options.allow_private_targets.to_string()),
+    ]);
+    if let Some(file) = &options.providers_file {
+        env.insert("PROVIDERS_FILE", file.display().to_string());
+    }
+    Ok(Config::from_lookup(|name| env.get(name).cloned())?)
+}
