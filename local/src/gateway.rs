@@ -519,6 +519,13 @@ async fn route_and_invoke(
         }
     };
 
+    let Some(host) = request_host(request.headers(), shared.local_addr) else {
+        return (
+            api_gateway_message(StatusCode::BAD_REQUEST, "Bad Request"),
+            route_key,
+        );
+    };
+
     let Some(function) = shared.functions.get(&route.function).cloned() else {
         let detail = format!(
             "route {} points to function {}, which is not registered in the local stack",
@@ -551,12 +558,6 @@ async fn route_and_invoke(
         }
     };
 
-    let Some(host) = request_host(&parts.headers, shared.local_addr) else {
-        return (
-            api_gateway_message(StatusCode::BAD_REQUEST, "Bad Request"),
-            route_key,
-        );
-    };
     let incoming = IncomingRequest {
         method: &parts.method,
         raw_path: &raw_path,
@@ -578,7 +579,10 @@ async fn route_and_invoke(
         &incoming,
     );
     let Some(mut lambda_request) = lambda_request_from_event(&event) else {
-        tracing::error!(requestId = %request_id, "lambda_http refused the API Gateway event the gateway built");
+        tracing::error!(
+            requestId = %request_id,
+            "lambda_http refused the API Gateway event the gateway built"
+        );
         return (
             api_gateway_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
             route_key,
@@ -592,17 +596,27 @@ async fn route_and_invoke(
     ));
 
     // The invocation runs in its own task so that a panicking handler is answered as API Gateway
-    // answers a crashed Lambda instead of dropping the connection.
+    // answers a crashed Lambda instead of dropping the connection. After a timeout it keeps running,
+    // as a Lambda does until its own timeout.
     let invocation = tokio::spawn(function.oneshot(lambda_request));
     let response = match tokio::time::timeout(shared.integration_timeout, invocation).await {
         Ok(Ok(Ok(response))) => response,
         Ok(Ok(Err(infallible))) => match infallible {},
         Ok(Err(join_error)) => {
-            tracing::error!(requestId = %request_id, function = %route.function, "the function crashed: {join_error}");
+            tracing::error!(
+                requestId = %request_id,
+                function = %route.function,
+                "the function crashed: {join_error}"
+            );
             api_gateway_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
         }
         Err(_) => {
-            tracing::error!(requestId = %request_id, function = %route.function, "the function did not answer within {} ms", shared.integration_timeout.as_millis());
+            tracing::error!(
+                requestId = %request_id,
+                function = %route.function,
+                "the function did not answer within {} ms",
+                shared.integration_timeout.as_millis()
+            );
             api_gateway_message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
         }
     };

@@ -41,18 +41,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "  moto       {} ({})",
         moto.endpoint(),
-        if moto.owns_process() { "started here" } else { "reused" }
+        if moto.owns_process() {
+            "started here"
+        } else {
+            "reused"
+        }
     );
     println!("  table      {}", stack.provisioned.table_name);
     println!("  KMS key    {}", stack.provisioned.key_id);
     println!("  routes     {}", stack.routes.len());
-    println!("  private targets allowed: {}", settings.allow_private_targets);
+    println!(
+        "  private targets allowed: {}",
+        settings.allow_private_targets
+    );
     println!();
     println!("Dev JWT for tenant `demo` (valid 7 days):");
     println!("  export TOKEN={token}");
     println!();
     println!("Try:");
-    println!("  curl -s -H \"Authorization: Bearer $TOKEN\" {}/api/providers?category=payments", stack.url);
+    println!(
+        "  curl -s -H \"Authorization: Bearer $TOKEN\" {}/api/providers?category=payments",
+        stack.url
+    );
     println!();
     println!("Ctrl-C stops everything.");
 
@@ -78,25 +88,37 @@ impl Settings {
     fn from_env() -> Result<Settings, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let port = |name: &str, default: u16| -> Result<u16, String> {
-            var(name).map_or(Ok(default), |v| v.parse().map_err(|_| format!("{name} must be a port number, got {v}")))
+            var(name).map_or(Ok(default), |v| {
+                v.parse()
+                    .map_err(|_| format!("{name} must be a port number, got {v}"))
+            })
         };
         let listen = SocketAddr::from(([127, 0, 0, 1], port("LOCAL_PORT", 3000)?));
         let allow_private_targets = match var("ALLOW_PRIVATE_TARGETS").as_deref() {
             None => true,
             Some("true" | "1") => true,
             Some("false" | "0") => false,
-            Some(other) => return Err(format!("ALLOW_PRIVATE_TARGETS must be true or false, got {other}")),
+            Some(other) => {
+                return Err(format!(
+                    "ALLOW_PRIVATE_TARGETS must be true or false, got {other}"
+                ))
+            }
         };
         Ok(Settings {
             listen,
             moto_port: port("MOTO_PORT", 4566)?,
             prefix: var("LOCAL_STACK_PREFIX").unwrap_or_else(|| "integrations-hub".to_string()),
-            jwt_secret: var("LOCAL_JWT_SECRET").unwrap_or_else(|| hub_local::stack::DEFAULT_JWT_SECRET.to_string()),
+            jwt_secret: var("LOCAL_JWT_SECRET")
+                .unwrap_or_else(|| hub_local::stack::DEFAULT_JWT_SECRET.to_string()),
             allow_private_targets,
             providers_file: var("PROVIDERS_FILE").map(PathBuf::from),
             tenant_claim: var("TENANT_CLAIM"),
-            allowed_return_urls: var("ALLOWED_RETURN_URLS")
-                .map(|list| list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()),
+            allowed_return_urls: var("ALLOWED_RETURN_URLS").map(|list| {
+                list.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            }),
         })
     }
 }

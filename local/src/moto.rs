@@ -21,7 +21,11 @@ pub enum MotoError {
     #[error("could not start moto_server: {0}")]
     Spawn(#[source] std::io::Error),
     #[error("moto_server did not answer on {endpoint} within {seconds} s (see its log at {log})")]
-    NotReady { endpoint: String, seconds: u64, log: String },
+    NotReady {
+        endpoint: String,
+        seconds: u64,
+        log: String,
+    },
     #[error("no free local port: {0}")]
     NoPort(#[source] std::io::Error),
 }
@@ -37,7 +41,10 @@ impl Moto {
     pub async fn reuse_or_start(port: u16, log_dir: &std::path::Path) -> Result<Moto, MotoError> {
         let endpoint = format!("http://127.0.0.1:{port}");
         if is_ready(&endpoint).await {
-            return Ok(Moto { endpoint, child: None });
+            return Ok(Moto {
+                endpoint,
+                child: None,
+            });
         }
         Self::start_on(port, log_dir).await
     }
@@ -50,7 +57,10 @@ impl Moto {
 
     /// Connects to a moto somebody else runs (no process is owned).
     pub fn external(endpoint: impl Into<String>) -> Moto {
-        Moto { endpoint: endpoint.into(), child: None }
+        Moto {
+            endpoint: endpoint.into(),
+            child: None,
+        }
     }
 
     async fn start_on(port: u16, log_dir: &std::path::Path) -> Result<Moto, MotoError> {
@@ -69,7 +79,10 @@ impl Moto {
         die_with_parent(&mut command);
         let child = command.spawn().map_err(MotoError::Spawn)?;
         let endpoint = format!("http://127.0.0.1:{port}");
-        let moto = Moto { endpoint: endpoint.clone(), child: Some(child) };
+        let moto = Moto {
+            endpoint: endpoint.clone(),
+            child: Some(child),
+        };
         let started = Instant::now();
         while started.elapsed() < STARTUP_TIMEOUT {
             if is_ready(&endpoint).await {
@@ -105,13 +118,17 @@ pub async fn is_ready(endpoint: &str) -> bool {
     let Some(address) = endpoint.strip_prefix("http://") else {
         return false;
     };
-    let Ok(Ok(mut stream)) =
-        tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(address)).await
+    let Ok(Ok(mut stream)) = tokio::time::timeout(
+        Duration::from_secs(1),
+        tokio::net::TcpStream::connect(address),
+    )
+    .await
     else {
         return false;
     };
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let request = format!("GET /moto-api/ HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET /moto-api/ HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
     if stream.write_all(request.as_bytes()).await.is_err() {
         return false;
     }

@@ -57,7 +57,10 @@ impl StackOptions {
             jwt_issuer: DEFAULT_JWT_ISSUER.to_string(),
             jwt_audience: DEFAULT_JWT_AUDIENCE.to_string(),
             allow_private_targets: true,
-            allowed_return_urls: vec!["http://localhost".to_string(), "http://127.0.0.1".to_string()],
+            allowed_return_urls: vec![
+                "http://localhost".to_string(),
+                "http://127.0.0.1".to_string(),
+            ],
             providers_file: None,
             tenant_claim: "tenant_id".to_string(),
         }
@@ -79,7 +82,10 @@ pub enum StackError {
     #[error("routes point at functions the local stack does not serve yet: {0:?}")]
     MissingFunctions(Vec<String>),
     #[error("could not listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A running local stack: the gateway task and what it was built from.
@@ -96,8 +102,16 @@ impl LocalStack {
     pub async fn start(sdk: &SdkConfig, options: StackOptions) -> Result<LocalStack, StackError> {
         let provisioned = provision(sdk, &options.names).await?;
         let listener =
-            TcpListener::bind(options.listen).await.map_err(|source| StackError::Bind { addr: options.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| StackError::Bind { addr: options.listen, source })?;
+            TcpListener::bind(options.listen)
+                .await
+                .map_err(|source| StackError::Bind {
+                    addr: options.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StackError::Bind {
+            addr: options.listen,
+            source,
+        })?;
         let url = format!("http://{addr}");
         let config = function_config(&options, &provisioned, &url)?;
 
@@ -127,7 +141,14 @@ impl LocalStack {
         let task = tokio::spawn(gateway.serve(listener, async move {
             let _ = stopped.await;
         }));
-        Ok(LocalStack { url, provisioned, config, routes, stop: Some(stop), task })
+        Ok(LocalStack {
+            url,
+            provisioned,
+            config,
+            routes,
+            stop: Some(stop),
+            task,
+        })
     }
 
     /// Stops accepting, finishes in-flight requests.
@@ -143,7 +164,11 @@ impl LocalStack {
 }
 
 /// The environment a deployed function would get, validated by the same `Config` loader.
-fn function_config(options: &StackOptions, provisioned: &Provisioned, public_url: &str) -> Result<Config, StackError> {
+fn function_config(
+    options: &StackOptions,
+    provisioned: &Provisioned,
+    public_url: &str,
+) -> Result<Config, StackError> {
     let mut env: HashMap<&str, String> = HashMap::from([
         ("AWS_REGION", LOCAL_REGION.to_string()),
         ("TABLE_NAME", provisioned.table_name.clone()),
@@ -153,7 +178,10 @@ fn function_config(options: &StackOptions, provisioned: &Provisioned, public_url
         ("PUBLIC_BASE_URL", public_url.to_string()),
         ("ALLOWED_RETURN_URLS", options.allowed_return_urls.join(",")),
         ("TENANT_CLAIM", options.tenant_claim.clone()),
-        ("ALLOW_PRIVATE_TARGETS", options.allow_private_targets.to_string()),
+        (
+            "ALLOW_PRIVATE_TARGETS",
+            options.allow_private_targets.to_string(),
+        ),
     ]);
     if let Some(file) = &options.providers_file {
         env.insert("PROVIDERS_FILE", file.display().to_string());

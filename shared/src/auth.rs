@@ -26,7 +26,10 @@ pub struct AuthContext {
 
 impl AuthContext {
     /// Reads the authorizer claims of an API Gateway HTTP API (payload 2.0) request context.
-    pub fn from_request_context(context: Option<&RequestContext>, tenant_claim: &str) -> Result<AuthContext, ApiError> {
+    pub fn from_request_context(
+        context: Option<&RequestContext>,
+        tenant_claim: &str,
+    ) -> Result<AuthContext, ApiError> {
         let claims = match context {
             Some(RequestContext::ApiGatewayV2(context)) => context
                 .authorizer
@@ -35,12 +38,16 @@ impl AuthContext {
                 .map(|jwt| &jwt.claims),
             _ => None,
         };
-        let claims = claims.ok_or_else(|| ApiError::unauthorized("no verified token came with the request"))?;
-        let tenant = claims
-            .get(tenant_claim)
-            .ok_or_else(|| ApiError::unauthorized(format!("the token has no `{tenant_claim}` claim")))?;
-        let tenant = TenantId::parse(tenant)
-            .map_err(|e| ApiError::unauthorized(format!("the `{tenant_claim}` claim is not a valid tenant id: {e}")))?;
+        let claims = claims
+            .ok_or_else(|| ApiError::unauthorized("no verified token came with the request"))?;
+        let tenant = claims.get(tenant_claim).ok_or_else(|| {
+            ApiError::unauthorized(format!("the token has no `{tenant_claim}` claim"))
+        })?;
+        let tenant = TenantId::parse(tenant).map_err(|e| {
+            ApiError::unauthorized(format!(
+                "the `{tenant_claim}` claim is not a valid tenant id: {e}"
+            ))
+        })?;
         let user = claims.get("sub").filter(|sub| !sub.is_empty()).cloned();
         Ok(AuthContext { tenant, user })
     }
@@ -90,7 +97,8 @@ mod tests {
     #[test]
     fn tenant_and_user_come_from_the_configured_claims() {
         let request = request_with_claims(serde_json::json!({"sub": "user-7", "org": "clinic-1"}));
-        let auth = AuthContext::from_request_context(context_of(&request), "org").expect("authorized");
+        let auth =
+            AuthContext::from_request_context(context_of(&request), "org").expect("authorized");
         assert_eq!(auth.tenant.as_str(), "clinic-1");
         assert_eq!(auth.user.as_deref(), Some("user-7"));
     }
@@ -98,7 +106,8 @@ mod tests {
     #[test]
     fn a_token_without_the_tenant_claim_is_unauthorized() {
         let request = request_with_claims(serde_json::json!({"sub": "user-7"}));
-        let error = AuthContext::from_request_context(context_of(&request), "tenant_id").unwrap_err();
+        let error =
+            AuthContext::from_request_context(context_of(&request), "tenant_id").unwrap_err();
         assert_eq!(error.status, http::StatusCode::UNAUTHORIZED);
     }
 
@@ -111,7 +120,8 @@ mod tests {
     #[test]
     fn a_tenant_claim_with_a_key_separator_is_unauthorized() {
         let request = request_with_claims(serde_json::json!({"tenant_id": "a#b"}));
-        let error = AuthContext::from_request_context(context_of(&request), "tenant_id").unwrap_err();
+        let error =
+            AuthContext::from_request_context(context_of(&request), "tenant_id").unwrap_err();
         assert_eq!(error.code, "unauthorized");
     }
 }

@@ -10,7 +10,10 @@ pub enum ConfigError {
     #[error("configuration: {variable} is not set")]
     Missing { variable: &'static str },
     #[error("configuration: {variable} is invalid: {reason}")]
-    Invalid { variable: &'static str, reason: String },
+    Invalid {
+        variable: &'static str,
+        reason: String,
+    },
 }
 
 /// Every function reads the same configuration.
@@ -42,33 +45,51 @@ impl Config {
         let get = |variable: &'static str| -> Option<String> {
             lookup(variable).filter(|value| !value.trim().is_empty())
         };
-        let required = |variable: &'static str| get(variable).ok_or(ConfigError::Missing { variable });
+        let required =
+            |variable: &'static str| get(variable).ok_or(ConfigError::Missing { variable });
 
         if get("AWS_REGION").is_none() && get("AWS_DEFAULT_REGION").is_none() {
-            return Err(ConfigError::Missing { variable: "AWS_REGION" });
+            return Err(ConfigError::Missing {
+                variable: "AWS_REGION",
+            });
         }
 
         let table_name = required("TABLE_NAME")?;
         let table_ok = (3..=255).contains(&table_name.len())
-            && table_name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            && table_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
         if !table_ok {
-            return Err(invalid("TABLE_NAME", "3-255 characters of A-Z a-z 0-9 _ - ."));
+            return Err(invalid(
+                "TABLE_NAME",
+                "3-255 characters of A-Z a-z 0-9 _ - .",
+            ));
         }
 
         let kms_key_id = required("KMS_KEY_ID")?;
         let key_ok = kms_key_id.starts_with("alias/")
             || kms_key_id.starts_with("arn:")
-            || (kms_key_id.len() == 36 && kms_key_id.chars().all(|c| c.is_ascii_hexdigit() || c == '-'));
+            || (kms_key_id.len() == 36
+                && kms_key_id
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == '-'));
         if !key_ok {
-            return Err(invalid("KMS_KEY_ID", "expected a key ARN, a key id or alias/<name>"));
+            return Err(invalid(
+                "KMS_KEY_ID",
+                "expected a key ARN, a key id or alias/<name>",
+            ));
         }
 
         let sync_queue_url = parse_http_url("SYNC_QUEUE_URL", &required("SYNC_QUEUE_URL")?)?;
-        let dispatch_queue_url = parse_http_url("DISPATCH_QUEUE_URL", &required("DISPATCH_QUEUE_URL")?)?;
+        let dispatch_queue_url =
+            parse_http_url("DISPATCH_QUEUE_URL", &required("DISPATCH_QUEUE_URL")?)?;
 
         let public_base = parse_http_url("PUBLIC_BASE_URL", &required("PUBLIC_BASE_URL")?)?;
         if public_base.query().is_some() || public_base.fragment().is_some() {
-            return Err(invalid("PUBLIC_BASE_URL", "must not carry a query or fragment"));
+            return Err(invalid(
+                "PUBLIC_BASE_URL",
+                "must not carry a query or fragment",
+            ));
         }
         let public_base_url = public_base.as_str().trim_end_matches('/').to_string();
 
@@ -78,25 +99,37 @@ impl Config {
                 .split(',')
                 .map(str::trim)
                 .filter(|entry| !entry.is_empty())
-                .map(|entry| parse_http_url("ALLOWED_RETURN_URLS", entry).map(|_| entry.to_string()))
+                .map(|entry| {
+                    parse_http_url("ALLOWED_RETURN_URLS", entry).map(|_| entry.to_string())
+                })
                 .collect::<Result<_, _>>()?,
         };
 
         let tenant_claim = get("TENANT_CLAIM").unwrap_or_else(|| "tenant_id".to_string());
-        if !tenant_claim.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '.' | '/')) {
-            return Err(invalid("TENANT_CLAIM", "a claim name of A-Z a-z 0-9 _ - : . /"));
+        if !tenant_claim
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '.' | '/'))
+        {
+            return Err(invalid(
+                "TENANT_CLAIM",
+                "a claim name of A-Z a-z 0-9 _ - : . /",
+            ));
         }
 
         let providers_file = get("PROVIDERS_FILE").map(PathBuf::from);
         if let Some(path) = &providers_file {
             if !path.is_file() {
-                return Err(invalid("PROVIDERS_FILE", &format!("{} is not a readable file", path.display())));
+                return Err(invalid(
+                    "PROVIDERS_FILE",
+                    &format!("{} is not a readable file", path.display()),
+                ));
             }
         }
 
         let allow_private_targets = match get("ALLOW_PRIVATE_TARGETS").as_deref() {
             None => false,
-            Some(value) => parse_bool(value).ok_or_else(|| invalid("ALLOW_PRIVATE_TARGETS", "expected true or false"))?,
+            Some(value) => parse_bool(value)
+                .ok_or_else(|| invalid("ALLOW_PRIVATE_TARGETS", "expected true or false"))?,
         };
 
         Ok(Config {
@@ -114,11 +147,15 @@ impl Config {
 }
 
 fn invalid(variable: &'static str, reason: &str) -> ConfigError {
-    ConfigError::Invalid { variable, reason: reason.to_string() }
+    ConfigError::Invalid {
+        variable,
+        reason: reason.to_string(),
+    }
 }
 
 fn parse_http_url(variable: &'static str, value: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(value.trim()).map_err(|e| invalid(variable, &format!("not a URL ({e})")))?;
+    let url =
+        Url::parse(value.trim()).map_err(|e| invalid(variable, &format!("not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(invalid(variable, "expected an absolute http(s) URL"));
     }
@@ -143,10 +180,19 @@ mod tests {
             ("AWS_REGION", "us-east-1".to_string()),
             ("TABLE_NAME", "integrations-hub".to_string()),
             ("KMS_KEY_ID", "alias/integrations-hub-secrets".to_string()),
-            ("SYNC_QUEUE_URL", "http://127.0.0.1:4566/000000000000/sync".to_string()),
-            ("DISPATCH_QUEUE_URL", "http://127.0.0.1:4566/000000000000/dispatch".to_string()),
+            (
+                "SYNC_QUEUE_URL",
+                "http://127.0.0.1:4566/000000000000/sync".to_string(),
+            ),
+            (
+                "DISPATCH_QUEUE_URL",
+                "http://127.0.0.1:4566/000000000000/dispatch".to_string(),
+            ),
             ("PUBLIC_BASE_URL", "http://127.0.0.1:3000/".to_string()),
-            ("ALLOWED_RETURN_URLS", "http://localhost:5173/, https://app.example.com/done".to_string()),
+            (
+                "ALLOWED_RETURN_URLS",
+                "http://localhost:5173/, https://app.example.com/done".to_string(),
+            ),
         ])
     }
 
@@ -166,7 +212,13 @@ mod tests {
 
     #[test]
     fn each_missing_required_variable_is_named() {
-        for variable in ["TABLE_NAME", "KMS_KEY_ID", "SYNC_QUEUE_URL", "DISPATCH_QUEUE_URL", "PUBLIC_BASE_URL"] {
+        for variable in [
+            "TABLE_NAME",
+            "KMS_KEY_ID",
+            "SYNC_QUEUE_URL",
+            "DISPATCH_QUEUE_URL",
+            "PUBLIC_BASE_URL",
+        ] {
             let mut vars = complete();
             vars.remove(variable);
             assert_eq!(load(&vars).unwrap_err(), ConfigError::Missing { variable });
@@ -180,13 +232,19 @@ mod tests {
             ("SYNC_QUEUE_URL", "not a url"),
             ("PUBLIC_BASE_URL", "ftp://example.com"),
             ("ALLOW_PRIVATE_TARGETS", "maybe"),
-            ("ALLOWED_RETURN_URLS", "https://ok.example.com,javascript:alert(1)"),
+            (
+                "ALLOWED_RETURN_URLS",
+                "https://ok.example.com,javascript:alert(1)",
+            ),
             ("PROVIDERS_FILE", "/nonexistent/providers.yaml"),
         ] {
             let mut vars = complete();
             vars.insert(variable, value.to_string());
             let error = load(&vars).unwrap_err();
-            assert!(matches!(error, ConfigError::Invalid { variable: v, .. } if v == variable), "{error}");
+            assert!(
+                matches!(error, ConfigError::Invalid { variable: v, .. } if v == variable),
+                "{error}"
+            );
             assert!(error.to_string().contains(variable));
         }
     }

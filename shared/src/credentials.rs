@@ -19,7 +19,11 @@ const MIN_CHARS_FOR_HINT: usize = 12;
 
 /// Checks a complete credential set against the provider's fields: every declared field present and
 /// non-empty, nothing undeclared. Paths are `credentials.<field>`.
-pub fn check_fields(provider_slug: &str, provider: &Provider, fields: &CredentialFields) -> Vec<FieldError> {
+pub fn check_fields(
+    provider_slug: &str,
+    provider: &Provider,
+    fields: &CredentialFields,
+) -> Vec<FieldError> {
     let declared = provider.credential_fields();
     let mut errors = Vec::new();
     for name in fields.keys() {
@@ -28,17 +32,27 @@ pub fn check_fields(provider_slug: &str, provider: &Provider, fields: &Credentia
             let message = if known.is_empty() {
                 format!("{provider_slug} takes no credential fields")
             } else {
-                format!("is not a credential field of {provider_slug} (expected: {})", known.join(", "))
+                format!(
+                    "is not a credential field of {provider_slug} (expected: {})",
+                    known.join(", ")
+                )
             };
-            errors.push(FieldError::new(format!("credentials.{}", printable(name)), message));
+            errors.push(FieldError::new(
+                format!("credentials.{}", printable(name)),
+                message,
+            ));
         }
     }
     for field in declared {
         match fields.get(&field.name) {
-            None => errors.push(FieldError::new(format!("credentials.{}", field.name), "is required")),
-            Some(value) if value.trim().is_empty() => {
-                errors.push(FieldError::new(format!("credentials.{}", field.name), "must not be empty"))
-            }
+            None => errors.push(FieldError::new(
+                format!("credentials.{}", field.name),
+                "is required",
+            )),
+            Some(value) if value.trim().is_empty() => errors.push(FieldError::new(
+                format!("credentials.{}", field.name),
+                "must not be empty",
+            )),
             Some(value) if value.chars().count() > MAX_VALUE_CHARS => errors.push(FieldError::new(
                 format!("credentials.{}", field.name),
                 format!("must be at most {MAX_VALUE_CHARS} characters"),
@@ -70,8 +84,16 @@ pub async fn seal(
     integration_id: &str,
     fields: &CredentialFields,
 ) -> Result<Vec<u8>, CryptoError> {
-    let plain: BTreeMap<&str, &str> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    cipher.seal_json(SecretSlot::new(tenant_id, integration_id, CREDENTIALS_FIELD), &plain).await
+    let plain: BTreeMap<&str, &str> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    cipher
+        .seal_json(
+            SecretSlot::new(tenant_id, integration_id, CREDENTIALS_FIELD),
+            &plain,
+        )
+        .await
 }
 
 pub async fn open(
@@ -80,9 +102,16 @@ pub async fn open(
     integration_id: &str,
     envelope: &[u8],
 ) -> Result<CredentialFields, CryptoError> {
-    let parsed: BTreeMap<String, String> =
-        cipher.open_json(SecretSlot::new(tenant_id, integration_id, CREDENTIALS_FIELD), envelope).await?;
-    Ok(parsed.into_iter().map(|(k, v)| (k, Zeroizing::new(v))).collect())
+    let parsed: BTreeMap<String, String> = cipher
+        .open_json(
+            SecretSlot::new(tenant_id, integration_id, CREDENTIALS_FIELD),
+            envelope,
+        )
+        .await?;
+    Ok(parsed
+        .into_iter()
+        .map(|(k, v)| (k, Zeroizing::new(v)))
+        .collect())
 }
 
 /// Field names come from the request: keep them short and printable in error paths.

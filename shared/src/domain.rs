@@ -21,11 +21,15 @@ pub struct TenantId(String);
 impl TenantId {
     pub fn parse(value: &str) -> Result<TenantId, InvalidValue> {
         let ok = (1..=128).contains(&value.len())
-            && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@' | '|'));
+            && value.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@' | '|')
+            });
         if ok {
             Ok(TenantId(value.to_string()))
         } else {
-            Err(invalid("a tenant id is 1-128 characters of A-Z a-z 0-9 - _ . : @ |"))
+            Err(invalid(
+                "a tenant id is 1-128 characters of A-Z a-z 0-9 - _ . : @ |",
+            ))
         }
     }
 
@@ -54,7 +58,9 @@ impl ProviderSlug {
         if ok {
             Ok(ProviderSlug(value.to_string()))
         } else {
-            Err(invalid("a provider slug is 2-64 characters of a-z 0-9 _ starting with a letter"))
+            Err(invalid(
+                "a provider slug is 2-64 characters of a-z 0-9 _ starting with a letter",
+            ))
         }
     }
 
@@ -77,11 +83,15 @@ pub struct ConnectionKey(String);
 impl ConnectionKey {
     pub fn parse(value: &str) -> Result<ConnectionKey, InvalidValue> {
         let ok = (1..=64).contains(&value.len())
-            && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if ok {
             Ok(ConnectionKey(value.to_string()))
         } else {
-            Err(invalid("a connection key is 1-64 characters of A-Z a-z 0-9 - _ ."))
+            Err(invalid(
+                "a connection key is 1-64 characters of A-Z a-z 0-9 - _ .",
+            ))
         }
     }
 
@@ -137,7 +147,10 @@ fn check_text(value: &str, max_chars: usize) -> Result<(), InvalidValue> {
     if value.chars().count() > max_chars {
         return Err(invalid(format!("must be at most {max_chars} characters")));
     }
-    if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
         return Err(invalid("must not contain control characters"));
     }
     Ok(())
@@ -168,7 +181,9 @@ impl IntegrationStatus {
             "disconnected" => Ok(IntegrationStatus::Disconnected),
             "error" => Ok(IntegrationStatus::Error),
             "expired" => Ok(IntegrationStatus::Expired),
-            _ => Err(invalid("expected one of connected, disconnected, error, expired")),
+            _ => Err(invalid(
+                "expected one of connected, disconnected, error, expired",
+            )),
         }
     }
 }
@@ -177,7 +192,10 @@ impl IntegrationStatus {
 pub fn parse_if_match(value: &str) -> Option<u64> {
     let value = value.trim();
     let value = value.strip_prefix("W/").unwrap_or(value);
-    let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+    let value = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
     value.parse().ok()
 }
 
@@ -196,8 +214,17 @@ mod tests {
 
     #[test]
     fn names_keep_unicode_byte_exact() {
-        for name in ["יומן המרפאה", "تقويم العيادة", "تقویم کلینیک", "📅 Calendar 🚀", "  spaced  "] {
-            assert_eq!(DisplayName::parse(name).expect("valid").as_str().as_bytes(), name.as_bytes());
+        for name in [
+            "יומן המרפאה",
+            "تقويم العيادة",
+            "تقویم کلینیک",
+            "📅 Calendar 🚀",
+            "  spaced  ",
+        ] {
+            assert_eq!(
+                DisplayName::parse(name).expect("valid").as_str().as_bytes(),
+                name.as_bytes()
+            );
         }
         assert!(DisplayName::parse("   ").is_err());
         assert!(DisplayName::parse("bell\u{7}").is_err());

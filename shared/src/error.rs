@@ -17,7 +17,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
-        FieldError { field: field.into(), message: message.into() }
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -44,8 +47,20 @@ struct ProblemBody<'a> {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError { status, code, title, detail: detail.into(), errors: Vec::new(), headers: Vec::new() }
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            code,
+            title,
+            detail: detail.into(),
+            errors: Vec::new(),
+            headers: Vec::new(),
+        }
     }
 
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> ApiError {
@@ -59,7 +74,15 @@ impl ApiError {
             [only] => format!("{}: {}", only.field, only.message),
             _ => format!("{} fields are invalid", errors.len()),
         };
-        ApiError { errors, ..ApiError::new(StatusCode::BAD_REQUEST, "validation_failed", "Validation failed", detail) }
+        ApiError {
+            errors,
+            ..ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "validation_failed",
+                "Validation failed",
+                detail,
+            )
+        }
     }
 
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> ApiError {
@@ -71,7 +94,12 @@ impl ApiError {
     }
 
     pub fn malformed_json(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON body", detail)
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "Malformed JSON body",
+            detail,
+        )
     }
 
     pub fn invalid_cursor() -> ApiError {
@@ -84,16 +112,31 @@ impl ApiError {
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail)
-            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            detail,
+        )
+        .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
     }
 
     pub fn not_found(what: &str) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not found", format!("{what} not found"))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Not found",
+            format!("{what} not found"),
+        )
     }
 
     pub fn route_not_found() -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not found", "no such route")
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Not found",
+            "no such route",
+        )
     }
 
     pub fn method_not_allowed(allow: HeaderValue) -> ApiError {
@@ -101,7 +144,10 @@ impl ApiError {
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "Method not allowed",
-            format!("this path supports {}", allow.to_str().unwrap_or("other methods")),
+            format!(
+                "this path supports {}",
+                allow.to_str().unwrap_or("other methods")
+            ),
         )
         .with_header(header::ALLOW, allow)
     }
@@ -112,10 +158,19 @@ impl ApiError {
 
     pub fn precondition_failed(current_version: Option<u64>) -> ApiError {
         let detail = match current_version {
-            Some(version) => format!("If-Match does not match the current version {version}; GET it again and retry"),
-            None => "If-Match does not match the current version; GET it again and retry".to_string(),
+            Some(version) => format!(
+                "If-Match does not match the current version {version}; GET it again and retry"
+            ),
+            None => {
+                "If-Match does not match the current version; GET it again and retry".to_string()
+            }
         };
-        ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", "Precondition failed", detail)
+        ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition_failed",
+            "Precondition failed",
+            detail,
+        )
     }
 
     pub fn payload_too_large(limit_bytes: usize) -> ApiError {
@@ -128,11 +183,21 @@ impl ApiError {
     }
 
     pub fn unsupported_media_type(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type", detail)
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Unsupported media type",
+            detail,
+        )
     }
 
     pub fn not_supported(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "not_supported", "Not supported", detail)
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "not_supported",
+            "Not supported",
+            detail,
+        )
     }
 
     pub fn rate_limited(retry_after_seconds: u64) -> ApiError {
@@ -191,7 +256,10 @@ impl IntoResponse for ApiError {
         let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
         let mut response = (self.status, bytes).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+        );
         for (name, value) in self.headers {
             headers.insert(name, value);
         }
@@ -205,20 +273,32 @@ mod tests {
     use http_body_util::BodyExt;
 
     async fn body_json(response: Response) -> serde_json::Value {
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         serde_json::from_slice(&bytes).expect("json")
     }
 
     #[tokio::test]
     async fn validation_errors_render_as_problem_json_with_field_errors() {
-        let response = ApiError::field("syncSettings.direction", "unknown variant `sideways`").into_response();
+        let response =
+            ApiError::field("syncSettings.direction", "unknown variant `sideways`").into_response();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_CONTENT_TYPE);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            PROBLEM_CONTENT_TYPE
+        );
         let body = body_json(response).await;
         assert_eq!(body["code"], "validation_failed");
         assert_eq!(body["status"], 400);
         assert_eq!(body["errors"][0]["field"], "syncSettings.direction");
-        assert!(body["type"].as_str().unwrap_or_default().ends_with("validation_failed"));
+        assert!(body["type"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("validation_failed"));
     }
 
     #[tokio::test]
@@ -231,7 +311,8 @@ mod tests {
 
     #[tokio::test]
     async fn internal_errors_hide_their_cause() {
-        let response = ApiError::internal(&"arn:aws:kms:us-east-1:123:key/secret-thing failed").into_response();
+        let response = ApiError::internal(&"arn:aws:kms:us-east-1:123:key/secret-thing failed")
+            .into_response();
         let body = body_json(response).await;
         assert!(!body.to_string().contains("arn:aws"));
         assert_eq!(body["code"], "internal_error");

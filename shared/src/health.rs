@@ -23,7 +23,12 @@ pub struct Health {
 
 impl Default for Health {
     fn default() -> Self {
-        Health { score: 100, error_count: 0, consecutive_failures: 0, recent: Vec::new() }
+        Health {
+            score: 100,
+            error_count: 0,
+            consecutive_failures: 0,
+            recent: Vec::new(),
+        }
     }
 }
 
@@ -69,7 +74,14 @@ mod tests {
     fn failures_lower_the_score_and_successes_restore_it() {
         let mut health = Health::default();
         health.record(false);
-        assert_eq!((health.score, health.consecutive_failures, health.error_count), (40, 1, 1));
+        assert_eq!(
+            (
+                health.score,
+                health.consecutive_failures,
+                health.error_count
+            ),
+            (40, 1, 1)
+        );
         health.record(false);
         assert!(health.score < 40);
         for _ in 0..WINDOW {

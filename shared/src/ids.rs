@@ -62,9 +62,9 @@ pub fn new_id_at(kind: IdKind, unix_millis: u64) -> String {
 
 /// Whether `candidate` has the shape of an id of `kind` (a cheap check before any lookup).
 pub fn is_id_of(kind: IdKind, candidate: &str) -> bool {
-    candidate
-        .strip_prefix(kind.prefix())
-        .is_some_and(|body| body.len() == ID_BODY_LEN && body.bytes().all(|b| ALPHABET.contains(&b)))
+    candidate.strip_prefix(kind.prefix()).is_some_and(|body| {
+        body.len() == ID_BODY_LEN && body.bytes().all(|b| ALPHABET.contains(&b))
+    })
 }
 
 #[cfg(test)]

@@ -136,7 +136,10 @@ impl SyncSettings {
             ("filters", self.filters.len()),
         ] {
             if len > MAX_ENTRIES {
-                errors.push(FieldError::new(format!("{base}.{list}"), format!("at most {MAX_ENTRIES} entries")));
+                errors.push(FieldError::new(
+                    format!("{base}.{list}"),
+                    format!("at most {MAX_ENTRIES} entries"),
+                ));
             }
         }
         let mut local_entities = std::collections::HashSet::new();
@@ -145,12 +148,18 @@ impl SyncSettings {
             if let Some(message) = name_problem(&entity.local_entity) {
                 errors.push(FieldError::new(format!("{at}.localEntity"), message));
             } else if !local_entities.insert(entity.local_entity.as_str()) {
-                errors.push(FieldError::new(format!("{at}.localEntity"), "is listed twice"));
+                errors.push(FieldError::new(
+                    format!("{at}.localEntity"),
+                    "is listed twice",
+                ));
             }
             if !remote_entity_exists(&entity.remote_entity) {
                 errors.push(FieldError::new(
                     format!("{at}.remoteEntity"),
-                    format!("the provider has no entity `{}`", truncate(&entity.remote_entity)),
+                    format!(
+                        "the provider has no entity `{}`",
+                        truncate(&entity.remote_entity)
+                    ),
                 ));
             }
         }
@@ -159,7 +168,10 @@ impl SyncSettings {
             if !local_entities.contains(mapping.local_entity.as_str()) {
                 errors.push(FieldError::new(
                     format!("{at}.localEntity"),
-                    format!("`{}` is not one of syncSettings.entities", truncate(&mapping.local_entity)),
+                    format!(
+                        "`{}` is not one of syncSettings.entities",
+                        truncate(&mapping.local_entity)
+                    ),
                 ));
             }
             if let Some(message) = name_problem(&mapping.local_field) {
@@ -168,8 +180,13 @@ impl SyncSettings {
             if let Some(message) = path_problem(&mapping.remote_field) {
                 errors.push(FieldError::new(format!("{at}.remoteField"), message));
             }
-            if mapping.transform_config.is_some() && matches!(mapping.transform, None | Some(Transform::None)) {
-                errors.push(FieldError::new(format!("{at}.transformConfig"), "is only allowed with a transform"));
+            if mapping.transform_config.is_some()
+                && matches!(mapping.transform, None | Some(Transform::None))
+            {
+                errors.push(FieldError::new(
+                    format!("{at}.transformConfig"),
+                    "is only allowed with a transform",
+                ));
             }
         }
         for (i, filter) in self.filters.iter().enumerate() {
@@ -178,7 +195,10 @@ impl SyncSettings {
                 errors.push(FieldError::new(format!("{at}.field"), message));
             }
             if filter.operator == FilterOperator::InList && !filter.value.is_array() {
-                errors.push(FieldError::new(format!("{at}.value"), "in_list needs an array value"));
+                errors.push(FieldError::new(
+                    format!("{at}.value"),
+                    "in_list needs an array value",
+                ));
             }
         }
         errors
@@ -198,10 +218,14 @@ fn name_problem(name: &str) -> Option<String> {
 /// Dot paths with array indexes (`attendees.0.email`): no empty segment.
 fn path_problem(path: &str) -> Option<String> {
     if path.is_empty() || path.chars().count() > MAX_PATH_CHARS {
-        return Some(format!("must be a dot path of 1-{MAX_PATH_CHARS} characters"));
+        return Some(format!(
+            "must be a dot path of 1-{MAX_PATH_CHARS} characters"
+        ));
     }
     if path.split('.').any(str::is_empty) {
-        return Some("must be a dot path without empty segments (e.g. attendees.0.email)".to_string());
+        return Some(
+            "must be a dot path without empty segments (e.g. attendees.0.email)".to_string(),
+        );
     }
     None
 }

@@ -11,6 +11,7 @@ pub fn moto_endpoint() -> &'static str {
     static ENDPOINT: OnceLock<String> = OnceLock::new();
     ENDPOINT.get_or_init(|| {
         if let Ok(endpoint) = std::env::var("HUB_TEST_AWS_ENDPOINT") {
+            wait_until_ready(&endpoint);
             return endpoint;
         }
         let (sender, receiver) = std::sync::mpsc::channel();
@@ -25,13 +26,38 @@ pub fn moto_endpoint() -> &'static str {
                 let moto = hub_local::moto::Moto::start_on_free_port(&log_dir)
                     .await
                     .expect("moto_server starts (pip install -r requirements-dev.txt)");
-                sender.send(moto.endpoint().to_string()).expect("endpoint handed over");
+                sender
+                    .send(moto.endpoint().to_string())
+                    .expect("endpoint handed over");
                 std::future::pending::<()>().await;
                 drop(moto);
             });
         });
         receiver.recv().expect("moto endpoint")
     })
+}
+
+/// Runs on its own thread: callers are usually inside a test's tokio runtime.
+fn wait_until_ready(endpoint: &str) {
+    let endpoint = endpoint.to_string();
+    let ready = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        runtime.block_on(async {
+            for _ in 0..300 {
+                if hub_local::moto::is_ready(&endpoint).await {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            false
+        })
+    })
+    .join()
+    .unwrap_or(false);
+    assert!(ready, "moto did not answer within 60 s");
 }
 
 /// SDK configuration for moto: fixed test credentials, us-east-1, the moto endpoint.
@@ -91,7 +117,8 @@ mod app {
 
     impl Reply {
         pub fn json(&self) -> Value {
-            serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+            serde_json::from_str(&self.text)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
         }
 
         pub fn header(&self, name: &str) -> Option<&str> {
@@ -107,7 +134,9 @@ mod app {
         let names = StackNames::with_prefix(&super::unique_name("hub"));
         let mut options = StackOptions::new(names, "127.0.0.1:0".parse().expect("address"));
         customise(&mut options);
-        let stack = LocalStack::start(&super::sdk_config(), options.clone()).await.expect("local stack starts");
+        let stack = LocalStack::start(&super::sdk_config(), options.clone())
+            .await
+            .expect("local stack starts");
         TestApp {
             url: stack.url.clone(),
             http: reqwest::Client::new(),
@@ -130,7 +159,12 @@ mod app {
             )
         }
 
-        pub fn request(&self, method: reqwest::Method, tenant: &str, path: &str) -> reqwest::RequestBuilder {
+        pub fn request(
+            &self,
+            method: reqwest::Method,
+            tenant: &str,
+            path: &str,
+        ) -> reqwest::RequestBuilder {
             self.http
                 .request(method, format!("{}{path}", self.url))
                 .bearer_auth(self.token(tenant))
@@ -142,23 +176,38 @@ mod app {
             let headers = response.headers().clone();
             let text = response.text().await.expect("body");
             self.responses.lock().expect("lock").push(text.clone());
-            Reply { status, headers, text }
+            Reply {
+                status,
+                headers,
+                text,
+            }
         }
 
         pub async fn get(&self, tenant: &str, path: &str) -> Reply {
-            self.send(self.request(reqwest::Method::GET, tenant, path)).await
+            self.send(self.request(reqwest::Method::GET, tenant, path))
+                .await
         }
 
         pub async fn delete(&self, tenant: &str, path: &str) -> Reply {
-            self.send(self.request(reqwest::Method::DELETE, tenant, path)).await
+            self.send(self.request(reqwest::Method::DELETE, tenant, path))
+                .await
         }
 
         pub async fn post_json(&self, tenant: &str, path: &str, body: &Value) -> Reply {
-            self.send(self.request(reqwest::Method::POST, tenant, path).json(body)).await
+            self.send(self.request(reqwest::Method::POST, tenant, path).json(body))
+                .await
         }
 
-        pub async fn patch_json(&self, tenant: &str, path: &str, body: &Value, if_match: Option<&str>) -> Reply {
-            let mut request = self.request(reqwest::Method::PATCH, tenant, path).json(body);
+        pub async fn patch_json(
+            &self,
+            tenant: &str,
+            path: &str,
+            body: &Value,
+            if_match: Option<&str>,
+        ) -> Reply {
+            let mut request = self
+                .request(reqwest::Method::PATCH, tenant, path)
+                .json(body);
             if let Some(version) = if_match {
                 request = request.header("if-match", version);
             }
@@ -178,7 +227,10 @@ mod app {
         }
 
         /// Every item of the table, as boto3 or a scan would see it (binary attributes as bytes).
-        pub async fn scan_table(&self) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        pub async fn scan_table(
+            &self,
+        ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>
+        {
             let client = aws_sdk_dynamodb::Client::new(&super::sdk_config());
             let mut items = Vec::new();
             let mut start = None;

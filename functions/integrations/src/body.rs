@@ -39,9 +39,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T>
 }
 
 async fn read_json_bytes(request: Request, required: bool) -> Result<Bytes, ApiError> {
-    let content_type = request.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let declared_length =
-        request.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let declared_length = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared_length.is_some_and(|length| length > MAX_BODY_BYTES) {
         return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
     }
@@ -59,7 +65,9 @@ async fn read_json_bytes(request: Request, required: bool) -> Result<Bytes, ApiE
             "expected Content-Type application/json, got {}",
             other.chars().take(80).collect::<String>()
         ))),
-        None => Err(ApiError::unsupported_media_type("expected Content-Type application/json")),
+        None => Err(ApiError::unsupported_media_type(
+            "expected Content-Type application/json",
+        )),
     }
 }
 
@@ -67,7 +75,8 @@ async fn read_json_bytes(request: Request, required: bool) -> Result<Bytes, ApiE
 fn is_json_media_type(value: &str) -> bool {
     let mut parts = value.split(';');
     let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-    let json = essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"));
+    let json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
     let charset_ok = parts.all(|parameter| match parameter.split_once('=') {
         Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
             value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
@@ -85,7 +94,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         Err(error) => {
             let inner = error.inner();
             if inner.is_syntax() || inner.is_eof() {
-                return Err(ApiError::malformed_json(format!("the body is not valid JSON: {inner}")));
+                return Err(ApiError::malformed_json(format!(
+                    "the body is not valid JSON: {inner}"
+                )));
             }
             let path = display_path(&error.path().to_string());
             Err(ApiError::validation(vec![describe(&path, inner)]))
@@ -121,7 +132,11 @@ fn describe(path: &str, error: &serde_json::Error) -> FieldError {
     if let Some(name) = quoted_after(&message, "missing field `") {
         return FieldError::new(join(&name), "is required");
     }
-    let field = if path.is_empty() { "(body)".to_string() } else { path.to_string() };
+    let field = if path.is_empty() {
+        "(body)".to_string()
+    } else {
+        path.to_string()
+    };
     FieldError::new(field, message)
 }
 
@@ -167,13 +182,19 @@ mod tests {
     fn field_of(body: &str) -> (String, String) {
         let error = parse_json::<Outer>(body.as_bytes()).unwrap_err();
         assert_eq!(error.code, "validation_failed", "{error}");
-        (error.errors[0].field.clone(), error.errors[0].message.clone())
+        (
+            error.errors[0].field.clone(),
+            error.errors[0].message.clone(),
+        )
     }
 
     #[test]
     fn unknown_fields_are_named_with_their_full_path() {
         assert_eq!(field_of(r#"{"name":"a","nmae":"b"}"#).0, "nmae");
-        assert_eq!(field_of(r#"{"name":"a","inner":{"mode":"fast","speed":1}}"#).0, "inner.speed");
+        assert_eq!(
+            field_of(r#"{"name":"a","inner":{"mode":"fast","speed":1}}"#).0,
+            "inner.speed"
+        );
     }
 
     #[test]
@@ -187,8 +208,14 @@ mod tests {
 
     #[test]
     fn malformed_json_is_its_own_problem() {
-        assert_eq!(parse_json::<Outer>(b"{\"name\":").unwrap_err().code, "malformed_json");
-        assert_eq!(parse_json::<Outer>(b"not json").unwrap_err().code, "malformed_json");
+        assert_eq!(
+            parse_json::<Outer>(b"{\"name\":").unwrap_err().code,
+            "malformed_json"
+        );
+        assert_eq!(
+            parse_json::<Outer>(b"not json").unwrap_err().code,
+            "malformed_json"
+        );
     }
 
     #[test]

@@ -69,7 +69,9 @@ async fn request_id(request: Request, next: Next) -> Response {
         Some(RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
         _ => None,
     }
-    .unwrap_or_else(|| hub_shared::ids::new_id(hub_shared::ids::IdKind::Log).replacen("log_", "req_", 1));
+    .unwrap_or_else(|| {
+        hub_shared::ids::new_id(hub_shared::ids::IdKind::Log).replacen("log_", "req_", 1)
+    });
     let span = tracing::info_span!("request", requestId = %id);
     let mut response = {
         let _entered = span.enter();
@@ -85,10 +87,14 @@ async fn request_id(request: Request, next: Next) -> Response {
 async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
     let response = next.run(request).await;
-    if response.status() == StatusCode::METHOD_NOT_ALLOWED && !response.headers().contains_key(header::CONTENT_TYPE) {
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
         let allow = allowed_methods(&path).join(", ");
-        return ApiError::method_not_allowed(HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static("")))
-            .into_response();
+        return ApiError::method_not_allowed(
+            HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static("")),
+        )
+        .into_response();
     }
     response
 }
@@ -101,7 +107,10 @@ pub fn allowed_methods(path: &str) -> Vec<&'static str> {
         .filter(|(_, template)| {
             let parts: Vec<&str> = template.split('/').collect();
             parts.len() == segments.len()
-                && parts.iter().zip(&segments).all(|(part, segment)| part.starts_with('{') || part == segment)
+                && parts
+                    .iter()
+                    .zip(&segments)
+                    .all(|(part, segment)| part.starts_with('{') || part == segment)
         })
         .map(|(method, _)| *method)
         .collect();

@@ -35,8 +35,13 @@ impl AppState {
     pub fn new(config: Config, aws: &aws_config::SdkConfig) -> Result<AppState, StartupError> {
         let catalog = Catalog::load(config.providers_file.as_deref())?;
         let cipher = EnvelopeCipher::new(aws_sdk_kms::Client::new(aws), config.kms_key_id.clone());
-        let store = Store::new(aws_sdk_dynamodb::Client::new(aws), config.table_name.clone(), cipher);
-        let provider_http = GuardedHttpClient::new(GuardOptions::provider_calls(config.allow_private_targets))?;
+        let store = Store::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            config.table_name.clone(),
+            cipher,
+        );
+        let provider_http =
+            GuardedHttpClient::new(GuardOptions::provider_calls(config.allow_private_targets))?;
         Ok(AppState {
             tenant_claim: TenantClaim(config.tenant_claim.as_str().into()),
             config: Arc::new(config),

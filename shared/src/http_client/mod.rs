@@ -2,7 +2,7 @@
 //! (security.md, "Outgoing requests (SSRF)").
 //!
 //! How the guard holds:
-//! - every hostname is resolved by [`target::GuardedResolver`], which hands reqwest only allowed
+//! - every hostname is resolved by the guarded resolver (`target.rs`), which hands reqwest only allowed
 //!   addresses, so the address that was checked is the address that is connected (no DNS-rebinding
 //!   gap);
 //! - IP-literal hosts never reach a resolver, so [`check_target_url`] judges them before sending and

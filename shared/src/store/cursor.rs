@@ -30,7 +30,8 @@ impl<'k> CursorCodec<'k> {
 
     fn mac(&self, tenant: &TenantId, scope: &str, position: &str) -> Hmac<Sha256> {
         // Length-prefixed parts: no two (tenant, scope, position) triples share an input.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key).expect("HMAC takes any key length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(self.key).expect("HMAC takes any key length");
         for part in [tenant.as_str(), scope, position] {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part.as_bytes());
@@ -40,22 +41,35 @@ impl<'k> CursorCodec<'k> {
 
     pub fn encode(&self, tenant: &TenantId, scope: &str, position: &str) -> String {
         let tag = self.mac(tenant, scope, position).finalize().into_bytes();
-        format!("{}.{}", URL_SAFE_NO_PAD.encode(position), URL_SAFE_NO_PAD.encode(&tag[..TAG_BYTES]))
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(position),
+            URL_SAFE_NO_PAD.encode(&tag[..TAG_BYTES])
+        )
     }
 
     /// The position (the sort key to continue after), if the cursor is genuine for this list.
-    pub fn decode(&self, tenant: &TenantId, scope: &str, cursor: &str) -> Result<String, InvalidCursor> {
+    pub fn decode(
+        &self,
+        tenant: &TenantId,
+        scope: &str,
+        cursor: &str,
+    ) -> Result<String, InvalidCursor> {
         if cursor.len() > MAX_CURSOR_LEN {
             return Err(InvalidCursor);
         }
         let (position, tag) = cursor.split_once('.').ok_or(InvalidCursor)?;
-        let position = URL_SAFE_NO_PAD.decode(position).map_err(|_| InvalidCursor)?;
+        let position = URL_SAFE_NO_PAD
+            .decode(position)
+            .map_err(|_| InvalidCursor)?;
         let position = String::from_utf8(position).map_err(|_| InvalidCursor)?;
         let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| InvalidCursor)?;
         if tag.len() != TAG_BYTES {
             return Err(InvalidCursor);
         }
-        self.mac(tenant, scope, &position).verify_truncated_left(&tag).map_err(|_| InvalidCursor)?;
+        self.mac(tenant, scope, &position)
+            .verify_truncated_left(&tag)
+            .map_err(|_| InvalidCursor)?;
         Ok(position)
     }
 }
@@ -72,26 +86,50 @@ mod tests {
     fn a_cursor_round_trips_for_its_tenant_and_list() {
         let codec = CursorCodec::new(b"0123456789abcdef0123456789abcdef");
         let cursor = codec.encode(&tenant("a"), "integrations", "INT#int_1");
-        assert_eq!(codec.decode(&tenant("a"), "integrations", &cursor), Ok("INT#int_1".to_string()));
+        assert_eq!(
+            codec.decode(&tenant("a"), "integrations", &cursor),
+            Ok("INT#int_1".to_string())
+        );
     }
 
     #[test]
     fn foreign_forged_and_misplaced_cursors_are_refused() {
         let codec = CursorCodec::new(b"0123456789abcdef0123456789abcdef");
         let cursor = codec.encode(&tenant("a"), "integrations", "INT#int_1");
-        assert_eq!(codec.decode(&tenant("b"), "integrations", &cursor), Err(InvalidCursor));
-        assert_eq!(codec.decode(&tenant("a"), "logs", &cursor), Err(InvalidCursor));
+        assert_eq!(
+            codec.decode(&tenant("b"), "integrations", &cursor),
+            Err(InvalidCursor)
+        );
+        assert_eq!(
+            codec.decode(&tenant("a"), "logs", &cursor),
+            Err(InvalidCursor)
+        );
         let (_, tag) = cursor.split_once('.').expect("two parts");
         let forged = format!("{}.{tag}", URL_SAFE_NO_PAD.encode("INT#int_2"));
-        assert_eq!(codec.decode(&tenant("a"), "integrations", &forged), Err(InvalidCursor));
+        assert_eq!(
+            codec.decode(&tenant("a"), "integrations", &forged),
+            Err(InvalidCursor)
+        );
         let other_key = CursorCodec::new(b"another key entirely............");
-        assert_eq!(other_key.decode(&tenant("a"), "integrations", &cursor), Err(InvalidCursor));
+        assert_eq!(
+            other_key.decode(&tenant("a"), "integrations", &cursor),
+            Err(InvalidCursor)
+        );
     }
 
     #[test]
     fn garbage_never_panics() {
         let codec = CursorCodec::new(b"k");
-        for garbage in ["", ".", "..", "abc", "a.b", "%%%.%%%", "🚀.🚀", &"A".repeat(5000)] {
+        for garbage in [
+            "",
+            ".",
+            "..",
+            "abc",
+            "a.b",
+            "%%%.%%%",
+            "🚀.🚀",
+            &"A".repeat(5000),
+        ] {
             assert_eq!(codec.decode(&tenant("a"), "s", garbage), Err(InvalidCursor));
         }
     }

@@ -7,13 +7,16 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::query::{Page, PagedQuery};
-use super::{aws_error, keys, n, s, timestamp, CursorCodec, InvalidCursor, Item, Store, StoreError};
+use super::{
+    aws_error, keys, n, s, timestamp, CursorCodec, InvalidCursor, Item, Store, StoreError,
+};
 use crate::domain::{IntegrationStatus, TenantId};
 use crate::health::Health;
 use crate::sync_settings::SyncSettings;
@@ -96,7 +99,8 @@ impl IntegrationItem {
     }
 
     fn from_item(item: Item) -> Result<IntegrationItem, StoreError> {
-        serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("integration item: {e}")))
+        serde_dynamo::from_item(item)
+            .map_err(|e| StoreError::Corrupt(format!("integration item: {e}")))
     }
 }
 
@@ -166,11 +170,18 @@ const MAX_HEALTH_RETRIES: usize = 5;
 
 impl Store {
     /// Writes a new integration and its connection-key claim in one transaction.
-    pub async fn create_integration(&self, item: &IntegrationItem) -> Result<(), CreateIntegrationError> {
-        let attributes: Item = serde_dynamo::to_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    pub async fn create_integration(
+        &self,
+        item: &IntegrationItem,
+    ) -> Result<(), CreateIntegrationError> {
+        let attributes: Item =
+            serde_dynamo::to_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let claim = HashMap::from([
             (keys::PK.to_string(), s(item.pk.clone())),
-            (keys::SK.to_string(), s(keys::connection_sk(&item.provider, &item.connection_key))),
+            (
+                keys::SK.to_string(),
+                s(keys::connection_sk(&item.provider, &item.connection_key)),
+            ),
             ("type".to_string(), s("connection_key")),
             ("integrationId".to_string(), s(item.id.clone())),
         ]);
@@ -186,7 +197,13 @@ impl Store {
             put(attributes).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             put(claim).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         ];
-        match self.dynamo().transact_write_items().set_transact_items(Some(items)).send().await {
+        match self
+            .dynamo()
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(service))
                 if matches!(
@@ -201,7 +218,11 @@ impl Store {
         }
     }
 
-    pub async fn get_integration(&self, tenant: &TenantId, id: &str) -> Result<Option<IntegrationItem>, StoreError> {
+    pub async fn get_integration(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<IntegrationItem>, StoreError> {
         let out = self
             .dynamo()
             .get_item()
@@ -254,7 +275,10 @@ impl Store {
             query.values.insert(":status".into(), s(status.as_str()));
         }
         let (items, next) = self.query_page(query).await?;
-        let items = items.into_iter().map(IntegrationItem::from_item).collect::<Result<Vec<_>, _>>()?;
+        let items = items
+            .into_iter()
+            .map(IntegrationItem::from_item)
+            .collect::<Result<Vec<_>, _>>()?;
         let next_cursor = next.map(|position| codec.encode(tenant, &scope, &position));
         Ok(Ok(Page { items, next_cursor }))
     }
@@ -267,7 +291,10 @@ impl Store {
         changes: IntegrationChanges,
         expected_version: Option<u64>,
     ) -> Result<IntegrationItem, UpdateIntegrationError> {
-        let mut sets = vec!["#version = #version + :one".to_string(), "#updatedAt = :now".to_string()];
+        let mut sets = vec![
+            "#version = #version + :one".to_string(),
+            "#updatedAt = :now".to_string(),
+        ];
         let mut names = HashMap::from([
             ("#version".to_string(), "version".to_string()),
             ("#updatedAt".to_string(), "updatedAt".to_string()),
@@ -285,7 +312,10 @@ impl Store {
             set("name", s(name));
         }
         if let Some(description) = changes.description {
-            set("description", description.map(s).unwrap_or(AttributeValue::Null(true)));
+            set(
+                "description",
+                description.map(s).unwrap_or(AttributeValue::Null(true)),
+            );
         }
         if let Some(config) = &changes.config {
             set("config", to_attribute(config)?);
@@ -295,10 +325,16 @@ impl Store {
         }
         if let Some((envelope, hint)) = changes.credentials {
             set("credentials", AttributeValue::B(envelope.into()));
-            set("credentialHint", hint.map(s).unwrap_or(AttributeValue::Null(true)));
+            set(
+                "credentialHint",
+                hint.map(s).unwrap_or(AttributeValue::Null(true)),
+            );
         }
         if let Some(next_sync_at) = changes.next_sync_at {
-            set("nextSyncAt", next_sync_at.map(s).unwrap_or(AttributeValue::Null(true)));
+            set(
+                "nextSyncAt",
+                next_sync_at.map(s).unwrap_or(AttributeValue::Null(true)),
+            );
         }
         let mut condition = "attribute_exists(pk)".to_string();
         if let Some(expected) = expected_version {
@@ -322,10 +358,14 @@ impl Store {
             .await;
         match result {
             Ok(out) => {
-                let item = out.attributes.ok_or_else(|| StoreError::Corrupt("UpdateItem returned nothing".into()))?;
+                let item = out
+                    .attributes
+                    .ok_or_else(|| StoreError::Corrupt("UpdateItem returned nothing".into()))?;
                 Ok(IntegrationItem::from_item(item)?)
             }
-            Err(SdkError::ServiceError(service)) if service.err().is_conditional_check_failed_exception() => {
+            Err(SdkError::ServiceError(service))
+                if service.err().is_conditional_check_failed_exception() =>
+            {
                 let old = match service.err() {
                     UpdateItemError::ConditionalCheckFailedException(failed) => failed.item.clone(),
                     _ => None,
@@ -343,7 +383,11 @@ impl Store {
     }
 
     /// Deletes the integration and its connection-key claim; returns it as it was, or `None`.
-    pub async fn delete_integration(&self, tenant: &TenantId, id: &str) -> Result<Option<IntegrationItem>, StoreError> {
+    pub async fn delete_integration(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<IntegrationItem>, StoreError> {
         let Some(item) = self.get_integration(tenant, id).await? else {
             return Ok(None);
         };
@@ -359,12 +403,23 @@ impl Store {
         };
         let items = vec![
             delete(keys::integration_sk(id), Some("attribute_exists(pk)"))?,
-            delete(keys::connection_sk(&item.provider, &item.connection_key), None)?,
+            delete(
+                keys::connection_sk(&item.provider, &item.connection_key),
+                None,
+            )?,
         ];
-        match self.dynamo().transact_write_items().set_transact_items(Some(items)).send().await {
+        match self
+            .dynamo()
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => {}
             // Deleted concurrently by another request: it is gone either way.
-            Err(SdkError::ServiceError(service)) if service.err().is_transaction_canceled_exception() => {
+            Err(SdkError::ServiceError(service))
+                if service.err().is_transaction_canceled_exception() =>
+            {
                 return Ok(None)
             }
             Err(error) => return Err(aws_error("TransactWriteItems", error)),
@@ -387,7 +442,11 @@ impl Store {
             };
             let mut health = current.health.clone();
             health.record(outcome.success);
-            let status = if outcome.success { IntegrationStatus::Connected } else { IntegrationStatus::Error };
+            let status = if outcome.success {
+                IntegrationStatus::Connected
+            } else {
+                IntegrationStatus::Error
+            };
             let health_value = to_attribute(&health)?;
             let result = self
                 .dynamo()
@@ -416,10 +475,17 @@ impl Store {
                 .await;
             match result {
                 Ok(out) => {
-                    let item = out.attributes.ok_or_else(|| StoreError::Corrupt("UpdateItem returned nothing".into()))?;
-                    return Ok(Some(StatusTransition { from: current.status, item: IntegrationItem::from_item(item)? }));
+                    let item = out
+                        .attributes
+                        .ok_or_else(|| StoreError::Corrupt("UpdateItem returned nothing".into()))?;
+                    return Ok(Some(StatusTransition {
+                        from: current.status,
+                        item: IntegrationItem::from_item(item)?,
+                    }));
                 }
-                Err(SdkError::ServiceError(service)) if service.err().is_conditional_check_failed_exception() => {
+                Err(SdkError::ServiceError(service))
+                    if service.err().is_conditional_check_failed_exception() =>
+                {
                     continue
                 }
                 Err(error) => return Err(aws_error("UpdateItem", error)),

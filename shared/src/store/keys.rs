@@ -63,7 +63,10 @@ mod tests {
         assert_eq!(tenant_pk(&tenant), "TENANT#acme");
         assert_eq!(integration_sk("int_1"), "INT#int_1");
         assert_eq!(connection_sk("stripe", "default"), "CONN#stripe#default");
-        assert_eq!(integration_logs_pk(&tenant, "int_1"), "TENANT#acme#INTLOG#int_1");
+        assert_eq!(
+            integration_logs_pk(&tenant, "int_1"),
+            "TENANT#acme#INTLOG#int_1"
+        );
         assert_eq!(log_sk("log_1"), "LOG#log_1");
         assert_eq!(rate_bucket_sk("stripe"), "RATE#stripe");
     }

@@ -95,13 +95,24 @@ impl LogFilter {
 }
 
 impl Store {
-    pub async fn put_integration_log(&self, tenant: &TenantId, log: &IntegrationLog) -> Result<(), StoreError> {
-        let mut item: Item = serde_dynamo::to_item(log).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        item.insert(keys::PK.into(), s(keys::integration_logs_pk(tenant, &log.integration_id)));
+    pub async fn put_integration_log(
+        &self,
+        tenant: &TenantId,
+        log: &IntegrationLog,
+    ) -> Result<(), StoreError> {
+        let mut item: Item =
+            serde_dynamo::to_item(log).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        item.insert(
+            keys::PK.into(),
+            s(keys::integration_logs_pk(tenant, &log.integration_id)),
+        );
         item.insert(keys::SK.into(), s(keys::log_sk(&log.id)));
         item.insert("type".into(), s("integration_log"));
         let expires = chrono::Utc::now() + chrono::Duration::days(INTEGRATION_LOG_RETENTION_DAYS);
-        item.insert(keys::EXPIRES_AT.into(), AttributeValue::N(expires.timestamp().to_string()));
+        item.insert(
+            keys::EXPIRES_AT.into(),
+            AttributeValue::N(expires.timestamp().to_string()),
+        );
         self.dynamo()
             .put_item()
             .table_name(self.table())
@@ -154,14 +165,21 @@ impl Store {
         let (items, next) = self.query_page(query).await?;
         let items = items
             .into_iter()
-            .map(|item| serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("log item: {e}"))))
+            .map(|item| {
+                serde_dynamo::from_item(item)
+                    .map_err(|e| StoreError::Corrupt(format!("log item: {e}")))
+            })
             .collect::<Result<Vec<IntegrationLog>, _>>()?;
         let next_cursor = next.map(|position| codec.encode(tenant, &scope, &position));
         Ok(Ok(Page { items, next_cursor }))
     }
 
     /// Removes every log of a deleted integration (25 per BatchWriteItem, unprocessed items retried).
-    pub(crate) async fn delete_integration_logs(&self, tenant: &TenantId, integration_id: &str) -> Result<(), StoreError> {
+    pub(crate) async fn delete_integration_logs(
+        &self,
+        tenant: &TenantId,
+        integration_id: &str,
+    ) -> Result<(), StoreError> {
         let pk = keys::integration_logs_pk(tenant, integration_id);
         let mut start_key = None;
         loop {
@@ -195,7 +213,10 @@ impl Store {
     }
 
     /// BatchWriteItem with the unprocessed items retried (backing off) until none are left.
-    pub(crate) async fn batch_write_all(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+    pub(crate) async fn batch_write_all(
+        &self,
+        mut requests: Vec<WriteRequest>,
+    ) -> Result<(), StoreError> {
         let mut delay = std::time::Duration::from_millis(50);
         for _ in 0..8 {
             if requests.is_empty() {
@@ -217,6 +238,9 @@ impl Store {
                 delay *= 2;
             }
         }
-        Err(StoreError::Unavailable { operation: "BatchWriteItem", detail: "items stayed unprocessed".into() })
+        Err(StoreError::Unavailable {
+            operation: "BatchWriteItem",
+            detail: "items stayed unprocessed".into(),
+        })
     }
 }

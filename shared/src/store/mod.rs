@@ -19,7 +19,8 @@ use zeroize::Zeroizing;
 
 pub use cursor::{CursorCodec, InvalidCursor};
 pub use integrations::{
-    CheckOutcome, CreateIntegrationError, IntegrationChanges, IntegrationFilter, IntegrationItem, StatusTransition, UpdateIntegrationError,
+    CheckOutcome, CreateIntegrationError, IntegrationChanges, IntegrationFilter, IntegrationItem,
+    StatusTransition, UpdateIntegrationError,
 };
 pub use logs::{IntegrationLog, LogAction, LogFilter, LogStatus};
 pub use query::Page;
@@ -35,9 +36,15 @@ const SYSTEM_TENANT: &str = "#system";
 pub enum StoreError {
     /// Throttled or briefly unreachable: the caller may retry.
     #[error("DynamoDB is unavailable for {operation}: {detail}")]
-    Unavailable { operation: &'static str, detail: String },
+    Unavailable {
+        operation: &'static str,
+        detail: String,
+    },
     #[error("DynamoDB {operation} failed: {detail}")]
-    Failed { operation: &'static str, detail: String },
+    Failed {
+        operation: &'static str,
+        detail: String,
+    },
     #[error("a stored item is not readable: {0}")]
     Corrupt(String),
     #[error(transparent)]
@@ -71,7 +78,10 @@ where
 {
     let retryable = match &error {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
-        SdkError::ServiceError(service) => service.err().code().is_some_and(|code| RETRYABLE_CODES.contains(&code)),
+        SdkError::ServiceError(service) => service
+            .err()
+            .code()
+            .is_some_and(|code| RETRYABLE_CODES.contains(&code)),
         _ => false,
     };
     let detail = match error.code() {
@@ -117,9 +127,18 @@ struct Inner {
 }
 
 impl Store {
-    pub fn new(dynamo: aws_sdk_dynamodb::Client, table: impl Into<String>, cipher: EnvelopeCipher) -> Store {
+    pub fn new(
+        dynamo: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        cipher: EnvelopeCipher,
+    ) -> Store {
         Store {
-            inner: Arc::new(Inner { dynamo, table: table.into(), cipher, cursor_key: OnceCell::new() }),
+            inner: Arc::new(Inner {
+                dynamo,
+                table: table.into(),
+                cipher,
+                cursor_key: OnceCell::new(),
+            }),
         }
     }
 
@@ -138,12 +157,20 @@ impl Store {
     /// The key that signs list cursors: one per deployment, kept as an envelope in the table, created
     /// by whichever function needs it first (a conditional put settles races), loaded once per process.
     pub(crate) async fn cursor_key(&self) -> Result<&[u8], StoreError> {
-        let key = self.inner.cursor_key.get_or_try_init(|| self.load_or_create_cursor_key()).await?;
+        let key = self
+            .inner
+            .cursor_key
+            .get_or_try_init(|| self.load_or_create_cursor_key())
+            .await?;
         Ok(key.as_slice())
     }
 
     async fn load_or_create_cursor_key(&self) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-        let slot = SecretSlot { tenant_id: SYSTEM_TENANT, owner_id: "cursor-key", field: "secret" };
+        let slot = SecretSlot {
+            tenant_id: SYSTEM_TENANT,
+            owner_id: "cursor-key",
+            field: "secret",
+        };
         if let Some(envelope) = self.read_cursor_key_envelope().await? {
             return Ok(self.cipher().open(slot, &envelope).await?);
         }
@@ -164,10 +191,9 @@ impl Store {
         match put {
             Ok(_) => Ok(fresh),
             Err(error) if is_conditional_check_failure(&error) => {
-                let envelope = self
-                    .read_cursor_key_envelope()
-                    .await?
-                    .ok_or_else(|| StoreError::Corrupt("the cursor key vanished after a race".to_string()))?;
+                let envelope = self.read_cursor_key_envelope().await?.ok_or_else(|| {
+                    StoreError::Corrupt("the cursor key vanished after a race".to_string())
+                })?;
                 Ok(self.cipher().open(slot, &envelope).await?)
             }
             Err(error) => Err(aws_error("PutItem", error)),
@@ -187,13 +213,17 @@ impl Store {
             .map_err(|e| aws_error("GetItem", e))?;
         match out.item.and_then(|mut item| item.remove("envelope")) {
             Some(AttributeValue::B(blob)) => Ok(Some(blob.into_inner())),
-            Some(_) => Err(StoreError::Corrupt("the cursor key item has no binary envelope".to_string())),
+            Some(_) => Err(StoreError::Corrupt(
+                "the cursor key item has no binary envelope".to_string(),
+            )),
             None => Ok(None),
         }
     }
 }
 
-fn is_conditional_check_failure<R>(error: &SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, R>) -> bool {
+fn is_conditional_check_failure<R>(
+    error: &SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, R>,
+) -> bool {
     matches!(
         error,
         SdkError::ServiceError(service) if service.err().is_conditional_check_failed_exception()

@@ -33,23 +33,43 @@ pub(crate) struct PagedQuery {
 
 impl Store {
     /// Returns up to `limit` items and, when more may follow, the sort key to continue after.
-    pub(crate) async fn query_page(&self, query: PagedQuery) -> Result<(Vec<Item>, Option<String>), StoreError> {
-        let PagedQuery { pk, sk_prefix, newest_first, mut conditions, mut names, mut values, limit, start_after, ignore_expired } =
-            query;
+    pub(crate) async fn query_page(
+        &self,
+        query: PagedQuery,
+    ) -> Result<(Vec<Item>, Option<String>), StoreError> {
+        let PagedQuery {
+            pk,
+            sk_prefix,
+            newest_first,
+            mut conditions,
+            mut names,
+            mut values,
+            limit,
+            start_after,
+            ignore_expired,
+        } = query;
         names.insert("#pk".into(), keys::PK.into());
         names.insert("#sk".into(), keys::SK.into());
         values.insert(":pk".into(), s(pk.clone()));
         values.insert(":prefix".into(), s(sk_prefix));
         if ignore_expired {
             names.insert("#exp".into(), keys::EXPIRES_AT.into());
-            values.insert(":now".into(), AttributeValue::N(now_epoch_seconds().to_string()));
+            values.insert(
+                ":now".into(),
+                AttributeValue::N(now_epoch_seconds().to_string()),
+            );
             conditions.push("(attribute_not_exists(#exp) OR #exp > :now)".into());
         }
         let filter = (!conditions.is_empty()).then(|| conditions.join(" AND "));
         let unfiltered = filter.is_none();
 
         let mut collected: Vec<Item> = Vec::with_capacity(limit + 1);
-        let mut start_key = start_after.map(|sk| HashMap::from([(keys::PK.to_string(), s(pk.clone())), (keys::SK.to_string(), s(sk))]));
+        let mut start_key = start_after.map(|sk| {
+            HashMap::from([
+                (keys::PK.to_string(), s(pk.clone())),
+                (keys::SK.to_string(), s(sk)),
+            ])
+        });
         for _ in 0..MAX_ROUND_TRIPS {
             let wanted = (limit + 1 - collected.len()) as i32;
             let out = self
@@ -91,6 +111,8 @@ impl Store {
 fn sort_key_of(item: Option<&Item>) -> Result<Option<String>, StoreError> {
     match item.and_then(|item| item.get(keys::SK)) {
         Some(AttributeValue::S(sk)) => Ok(Some(sk.clone())),
-        _ => Err(StoreError::Corrupt("a listed item has no string sort key".into())),
+        _ => Err(StoreError::Corrupt(
+            "a listed item has no string sort key".into(),
+        )),
     }
 }

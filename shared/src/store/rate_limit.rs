@@ -45,17 +45,24 @@ impl Store {
                 .map_err(|e| aws_error("GetItem", e))?
                 .item
                 // An expired bucket has been idle long enough to be full again.
-                .filter(|item| number(item.get(keys::EXPIRES_AT)).is_some_and(|at| at * 1000.0 > now_ms as f64));
+                .filter(|item| {
+                    number(item.get(keys::EXPIRES_AT)).is_some_and(|at| at * 1000.0 > now_ms as f64)
+                });
             let (tokens, stamp) = match &current {
                 Some(item) => {
                     let stamp = number(item.get("refilledAtMs")).unwrap_or(now_ms as f64);
                     let tokens = number(item.get("tokens")).unwrap_or(capacity);
-                    ((tokens + (now_ms as f64 - stamp).max(0.0) * per_ms).min(capacity), Some(stamp))
+                    (
+                        (tokens + (now_ms as f64 - stamp).max(0.0) * per_ms).min(capacity),
+                        Some(stamp),
+                    )
                 }
                 None => (capacity, None),
             };
             if tokens < 1.0 {
-                return Ok(Admission::Wait(Duration::from_millis(((1.0 - tokens) / per_ms).ceil() as u64)));
+                return Ok(Admission::Wait(Duration::from_millis(
+                    ((1.0 - tokens) / per_ms).ceil() as u64,
+                )));
             }
             let idle_expiry = now_ms / 1000 + i64::from(per_seconds.max(1)) * 2 + 1;
             let mut put = self
@@ -72,20 +79,31 @@ impl Store {
                 Some(stamp) => put
                     .condition_expression("refilledAtMs = :stamp")
                     .expression_attribute_values(":stamp", AttributeValue::N(format_number(stamp))),
-                None => put.condition_expression("attribute_not_exists(pk) OR expiresAt <= :now").expression_attribute_values(":now", n(now_ms / 1000)),
+                None => put
+                    .condition_expression("attribute_not_exists(pk) OR expiresAt <= :now")
+                    .expression_attribute_values(":now", n(now_ms / 1000)),
             };
             match put.send().await {
                 Ok(_) => return Ok(Admission::Granted),
-                Err(SdkError::ServiceError(service)) if service.err().is_conditional_check_failed_exception() => continue,
+                Err(SdkError::ServiceError(service))
+                    if service.err().is_conditional_check_failed_exception() =>
+                {
+                    continue
+                }
                 Err(error) => return Err(aws_error("PutItem", error)),
             }
         }
-        Err(StoreError::Unavailable { operation: "PutItem", detail: "the rate bucket is heavily contended".into() })
+        Err(StoreError::Unavailable {
+            operation: "PutItem",
+            detail: "the rate bucket is heavily contended".into(),
+        })
     }
 }
 
 fn number(value: Option<&AttributeValue>) -> Option<f64> {
-    value.and_then(|v| v.as_n().ok()).and_then(|raw| raw.parse().ok())
+    value
+        .and_then(|v| v.as_n().ok())
+        .and_then(|raw| raw.parse().ok())
 }
 
 /// The stored form of a number, so a condition compares equal to what was read.

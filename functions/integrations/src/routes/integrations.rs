@@ -9,7 +9,9 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 use hub_shared::auth::AuthContext;
 use hub_shared::catalog::{AuthMode, Provider};
 use hub_shared::credentials::{self, CredentialFields};
-use hub_shared::domain::{parse_if_match, ConnectionKey, Description, DisplayName, IntegrationStatus};
+use hub_shared::domain::{
+    parse_if_match, ConnectionKey, Description, DisplayName, IntegrationStatus,
+};
 use hub_shared::error::{ApiError, FieldError};
 use hub_shared::http_client::validate_target;
 use hub_shared::ids::{new_id, IdKind};
@@ -63,7 +65,9 @@ pub struct PatchIntegrationRequest {
 }
 
 /// Distinguishes a field sent as `null` (Some(None)) from one not sent (None).
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
@@ -84,15 +88,26 @@ pub async fn create(
             ))
         }
         Some(provider) => provider,
-        None => return Err(ApiError::field("provider", format!("unknown provider `{}`", printable(&request.provider)))),
+        None => {
+            return Err(ApiError::field(
+                "provider",
+                format!("unknown provider `{}`", printable(&request.provider)),
+            ))
+        }
     };
-    let name = DisplayName::parse(&request.name).map_err(|e| errors.push(FieldError::new("name", e.0))).ok();
+    let name = DisplayName::parse(&request.name)
+        .map_err(|e| errors.push(FieldError::new("name", e.0)))
+        .ok();
     let description = match request.description.as_deref() {
-        Some(text) => Description::parse(text).map_err(|e| errors.push(FieldError::new("description", e.0))).ok(),
+        Some(text) => Description::parse(text)
+            .map_err(|e| errors.push(FieldError::new("description", e.0)))
+            .ok(),
         None => None,
     };
     let connection_key = match request.connection_key.as_deref() {
-        Some(key) => ConnectionKey::parse(key).map_err(|e| errors.push(FieldError::new("connectionKey", e.0))).ok(),
+        Some(key) => ConnectionKey::parse(key)
+            .map_err(|e| errors.push(FieldError::new("connectionKey", e.0)))
+            .ok(),
         None => Some(ConnectionKey::default_key()),
     };
     let fields: CredentialFields = request
@@ -101,7 +116,11 @@ pub async fn create(
         .into_iter()
         .map(|(name, value)| (name, Zeroizing::new(value)))
         .collect();
-    errors.extend(credentials::check_fields(&request.provider, provider, &fields));
+    errors.extend(credentials::check_fields(
+        &request.provider,
+        provider,
+        &fields,
+    ));
     let config = request.config.unwrap_or_default();
     errors.extend(check_config(&state, &config).await);
     let sync_settings = request.sync_settings.unwrap_or_default();
@@ -177,16 +196,27 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let limit = parse_limit(&query)?;
     let status = match query.get("status") {
-        Some(raw) => Some(IntegrationStatus::parse(raw).map_err(|e| ApiError::field("status", e.0))?),
+        Some(raw) => {
+            Some(IntegrationStatus::parse(raw).map_err(|e| ApiError::field("status", e.0))?)
+        }
         None => None,
     };
-    let filter = IntegrationFilter { provider: query.get("provider").cloned(), status };
+    let filter = IntegrationFilter {
+        provider: query.get("provider").cloned(),
+        status,
+    };
     let page = state
         .store
         .list_integrations(&auth.tenant, &filter, limit, cursor_param(&query))
         .await?
         .map_err(|_| ApiError::invalid_cursor())?;
-    Ok(list_body(page.items.iter().map(IntegrationItem::to_resource).collect(), page.next_cursor))
+    Ok(list_body(
+        page.items
+            .iter()
+            .map(IntegrationItem::to_resource)
+            .collect(),
+        page.next_cursor,
+    ))
 }
 
 pub async fn get(
@@ -207,9 +237,13 @@ pub async fn patch(
 ) -> Result<Response, ApiError> {
     let id = integration_id(&id)?;
     let expected_version = match headers.get(header::IF_MATCH) {
-        Some(value) => {
-            Some(value.to_str().ok().and_then(parse_if_match).ok_or_else(|| ApiError::precondition_failed(None))?)
-        }
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(parse_if_match)
+                .ok_or_else(|| ApiError::precondition_failed(None))?,
+        ),
         None => None,
     };
     let nothing_sent = request.name.is_none()
@@ -218,16 +252,21 @@ pub async fn patch(
         && request.config.is_none()
         && request.credentials.is_none();
     if nothing_sent {
-        return Err(ApiError::field("(body)", "send at least one of name, description, syncSettings, config, credentials"));
+        return Err(ApiError::field(
+            "(body)",
+            "send at least one of name, description, syncSettings, config, credentials",
+        ));
     }
     let current = load(&state, &auth, id).await?;
     if expected_version.is_some_and(|expected| expected != current.version) {
         return Err(ApiError::precondition_failed(Some(current.version)));
     }
-    let provider = state
-        .catalog
-        .get(&current.provider)
-        .ok_or_else(|| ApiError::not_supported(format!("provider {} is no longer in the catalog", current.provider)))?;
+    let provider = state.catalog.get(&current.provider).ok_or_else(|| {
+        ApiError::not_supported(format!(
+            "provider {} is no longer in the catalog",
+            current.provider
+        ))
+    })?;
 
     let mut errors = Vec::new();
     let mut changes = IntegrationChanges::default();
@@ -239,7 +278,9 @@ pub async fn patch(
     }
     if let Some(description) = &request.description {
         match description.as_deref().map(Description::parse).transpose() {
-            Ok(description) => changes.description = Some(description.map(|d| d.as_str().to_string())),
+            Ok(description) => {
+                changes.description = Some(description.map(|d| d.as_str().to_string()))
+            }
             Err(e) => errors.push(FieldError::new("description", e.0)),
         }
     }
@@ -248,26 +289,41 @@ pub async fn patch(
     }
     let effective_config = request.config.as_ref().unwrap_or(&current.config);
     if let Some(sync_settings) = &request.sync_settings {
-        errors.extend(check_sync_settings(provider, effective_config, sync_settings));
+        errors.extend(check_sync_settings(
+            provider,
+            effective_config,
+            sync_settings,
+        ));
         let now = timestamp(chrono::Utc::now());
         changes.next_sync_at = Some(next_sync_at(Some(&current), sync_settings, &now));
     }
     let mut merged_credentials = None;
     if let Some(given) = request.credentials {
-        if provider.credential_fields().is_empty() || current.auth_mode == AuthMode::OAuth2.as_str() {
+        if provider.credential_fields().is_empty() || current.auth_mode == AuthMode::OAuth2.as_str()
+        {
             errors.push(FieldError::new(
                 "credentials",
                 "this integration's credentials cannot be set here (none, or OAuth tokens: reconnect instead)",
             ));
         } else {
             let mut fields = match &current.credentials {
-                Some(envelope) => credentials::open(state.store.cipher(), auth.tenant.as_str(), id, envelope)
-                    .await
-                    .map_err(|e| crypto_failure(&e))?,
+                Some(envelope) => {
+                    credentials::open(state.store.cipher(), auth.tenant.as_str(), id, envelope)
+                        .await
+                        .map_err(|e| crypto_failure(&e))?
+                }
                 None => CredentialFields::new(),
             };
-            fields.extend(given.into_iter().map(|(name, value)| (name, Zeroizing::new(value))));
-            errors.extend(credentials::check_fields(&current.provider, provider, &fields));
+            fields.extend(
+                given
+                    .into_iter()
+                    .map(|(name, value)| (name, Zeroizing::new(value))),
+            );
+            errors.extend(credentials::check_fields(
+                &current.provider,
+                provider,
+                &fields,
+            ));
             merged_credentials = Some(fields);
         }
     }
@@ -282,7 +338,11 @@ pub async fn patch(
             .map_err(|e| crypto_failure(&e))?;
         changes.credentials = Some((envelope, credentials::hint(provider, &fields)));
     }
-    let updated = match state.store.update_integration(&auth.tenant, id, changes, expected_version).await {
+    let updated = match state
+        .store
+        .update_integration(&auth.tenant, id, changes, expected_version)
+        .await
+    {
         Ok(updated) => updated,
         Err(UpdateIntegrationError::NotFound) => return Err(ApiError::not_found("integration")),
         Err(UpdateIntegrationError::VersionMismatch { current }) => {
@@ -291,7 +351,11 @@ pub async fn patch(
         Err(UpdateIntegrationError::Store(error)) => return Err(error.into()),
     };
     tracing::info!(tenantId = %auth.tenant, integrationId = %id, version = updated.version, "integration updated");
-    Ok(versioned(StatusCode::OK, updated.version, updated.to_resource()))
+    Ok(versioned(
+        StatusCode::OK,
+        updated.version,
+        updated.to_resource(),
+    ))
 }
 
 pub async fn delete(
@@ -310,24 +374,39 @@ pub async fn delete(
 }
 
 /// The caller's integration, or 404 (another tenant's id is answered exactly like a missing one).
-pub async fn load(state: &AppState, auth: &AuthContext, raw_id: &str) -> Result<IntegrationItem, ApiError> {
+pub async fn load(
+    state: &AppState,
+    auth: &AuthContext,
+    raw_id: &str,
+) -> Result<IntegrationItem, ApiError> {
     let id = integration_id(raw_id)?;
-    state.store.get_integration(&auth.tenant, id).await?.ok_or_else(|| ApiError::not_found("integration"))
+    state
+        .store
+        .get_integration(&auth.tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("integration"))
 }
 
 /// `config` is non-secret and small; a `baseUrl` must be a target the SSRF guard allows.
 async fn check_config(state: &AppState, config: &Map<String, Value>) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    let size = serde_json::to_vec(config).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(config)
+        .map(|bytes| bytes.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_CONFIG_BYTES {
-        errors.push(FieldError::new("config", format!("must be at most {MAX_CONFIG_BYTES} bytes of JSON")));
+        errors.push(FieldError::new(
+            "config",
+            format!("must be at most {MAX_CONFIG_BYTES} bytes of JSON"),
+        ));
     }
     match config.get("baseUrl") {
         None | Some(Value::Null) => {}
         Some(Value::String(raw)) => match url::Url::parse(raw) {
             Err(_) => errors.push(FieldError::new("config.baseUrl", "must be an absolute URL")),
             Ok(url) => {
-                if let Err(rejected) = validate_target(&url, state.config.allow_private_targets).await {
+                if let Err(rejected) =
+                    validate_target(&url, state.config.allow_private_targets).await
+                {
                     errors.push(FieldError::new("config.baseUrl", rejected.to_string()));
                 }
             }
@@ -337,23 +416,43 @@ async fn check_config(state: &AppState, config: &Map<String, Value>) -> Vec<Fiel
     errors
 }
 
-fn check_sync_settings(provider: &Provider, config: &Map<String, Value>, settings: &SyncSettings) -> Vec<FieldError> {
+fn check_sync_settings(
+    provider: &Provider,
+    config: &Map<String, Value>,
+    settings: &SyncSettings,
+) -> Vec<FieldError> {
     // A custom_api integration may carry its own entity definitions in `config.entities`.
-    let custom = config.get("entities").and_then(|definitions| provider.parse_entities(definitions).ok());
+    let custom = config
+        .get("entities")
+        .and_then(|definitions| provider.parse_entities(definitions).ok());
     settings.validate(|remote| {
-        provider.entity(remote).is_some() || custom.as_ref().is_some_and(|entities| entities.contains_key(remote))
+        provider.entity(remote).is_some()
+            || custom
+                .as_ref()
+                .is_some_and(|entities| entities.contains_key(remote))
     })
 }
 
 /// sync.md: enabling hourly/daily makes the integration due at once; manual or disabled → null; an
 /// already scheduled integration keeps its time.
-fn next_sync_at(current: Option<&IntegrationItem>, settings: &SyncSettings, now: &str) -> Option<String> {
-    let scheduled = settings.enabled && matches!(settings.frequency, SyncFrequency::Hourly | SyncFrequency::Daily);
+fn next_sync_at(
+    current: Option<&IntegrationItem>,
+    settings: &SyncSettings,
+    now: &str,
+) -> Option<String> {
+    let scheduled = settings.enabled
+        && matches!(
+            settings.frequency,
+            SyncFrequency::Hourly | SyncFrequency::Daily
+        );
     if !scheduled {
         return None;
     }
     match current {
-        Some(item) if item.sync_settings.auto_sync_enabled() && item.sync_settings.frequency == settings.frequency => {
+        Some(item)
+            if item.sync_settings.auto_sync_enabled()
+                && item.sync_settings.frequency == settings.frequency =>
+        {
             item.next_sync_at.clone().or_else(|| Some(now.to_string()))
         }
         _ => Some(now.to_string()),

@@ -22,7 +22,11 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let limit = parse_limit(&query)?;
     let filter = LogFilter {
-        action: parse_word::<LogAction>(&query, "action", "sync, import, export, test, refresh, webhook_received, webhook_sent")?,
+        action: parse_word::<LogAction>(
+            &query,
+            "action",
+            "sync, import, export, test, refresh, webhook_received, webhook_sent",
+        )?,
         status: parse_word::<LogStatus>(&query, "status", "success, partial, failed")?,
     };
     let item = load(&state, &auth, &id).await?;
@@ -31,7 +35,11 @@ pub async fn list(
         .list_integration_logs(&auth.tenant, &item.id, &filter, limit, cursor_param(&query))
         .await?
         .map_err(|_| ApiError::invalid_cursor())?;
-    let items = page.items.iter().map(|log| serde_json::to_value(log).unwrap_or(Value::Null)).collect();
+    let items = page
+        .items
+        .iter()
+        .map(|log| serde_json::to_value(log).unwrap_or(Value::Null))
+        .collect();
     Ok(list_body(items, page.next_cursor))
 }
 

@@ -25,13 +25,19 @@ pub fn parse_limit(query: &HashMap<String, String>) -> Result<usize, ApiError> {
         None => Ok(DEFAULT_LIMIT),
         Some(raw) => match raw.parse::<usize>() {
             Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
-            _ => Err(ApiError::field("limit", format!("must be a whole number from 1 to {MAX_LIMIT}"))),
+            _ => Err(ApiError::field(
+                "limit",
+                format!("must be a whole number from 1 to {MAX_LIMIT}"),
+            )),
         },
     }
 }
 
 pub fn cursor_param(query: &HashMap<String, String>) -> Option<&str> {
-    query.get("cursor").map(String::as_str).filter(|cursor| !cursor.is_empty())
+    query
+        .get("cursor")
+        .map(String::as_str)
+        .filter(|cursor| !cursor.is_empty())
 }
 
 /// A path id that cannot be an integration id is answered like a missing one.
@@ -52,6 +58,9 @@ pub fn versioned(status: StatusCode, version: u64, body: serde_json::Value) -> R
     response
 }
 
-pub fn list_body(items: Vec<serde_json::Value>, next_cursor: Option<String>) -> Json<serde_json::Value> {
+pub fn list_body(
+    items: Vec<serde_json::Value>,
+    next_cursor: Option<String>,
+) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "items": items, "nextCursor": next_cursor }))
 }

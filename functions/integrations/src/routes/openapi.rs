@@ -6,5 +6,8 @@ use http::header;
 pub const OPENAPI_DOCUMENT: &str = include_str!("../../openapi.json");
 
 pub async fn document() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_DOCUMENT)
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        OPENAPI_DOCUMENT,
+    )
 }

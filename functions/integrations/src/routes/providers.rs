@@ -35,7 +35,10 @@ pub async fn get(
     _auth: AuthContext,
     Path(slug): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let provider = state.catalog.get(&slug).ok_or_else(|| ApiError::not_found("provider"))?;
+    let provider = state
+        .catalog
+        .get(&slug)
+        .ok_or_else(|| ApiError::not_found("provider"))?;
     Ok(Json(provider.public_view(&slug)))
 }
 

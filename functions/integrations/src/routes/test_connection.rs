@@ -39,37 +39,66 @@ pub async fn test(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let item = load(&state, &auth, &id).await?;
-    let provider = state
-        .catalog
-        .get(&item.provider)
-        .ok_or_else(|| ApiError::not_supported(format!("provider {} is no longer in the catalog", item.provider)))?;
-    let Some(rate_limit) = provider.api.as_ref().map(|api| (api.health_check.is_some(), api.rate_limit)) else {
-        return Err(ApiError::not_supported(format!("{} has no API to test", item.provider)));
+    let provider = state.catalog.get(&item.provider).ok_or_else(|| {
+        ApiError::not_supported(format!(
+            "provider {} is no longer in the catalog",
+            item.provider
+        ))
+    })?;
+    let Some(rate_limit) = provider
+        .api
+        .as_ref()
+        .map(|api| (api.health_check.is_some(), api.rate_limit))
+    else {
+        return Err(ApiError::not_supported(format!(
+            "{} has no API to test",
+            item.provider
+        )));
     };
     if !rate_limit.0 {
-        return Err(ApiError::not_supported(format!("{} declares no health check", item.provider)));
+        return Err(ApiError::not_supported(format!(
+            "{} declares no health check",
+            item.provider
+        )));
     }
     if let Some(limit) = rate_limit.1 {
-        let admission =
-            state.store.take_rate_token(&auth.tenant, &item.provider, limit.requests, limit.per_seconds).await?;
+        let admission = state
+            .store
+            .take_rate_token(
+                &auth.tenant,
+                &item.provider,
+                limit.requests,
+                limit.per_seconds,
+            )
+            .await?;
         if let Admission::Wait(wait) = admission {
             return Err(ApiError::rate_limited(wait.as_secs_f64().ceil() as u64));
         }
     }
 
     let fields = match &item.credentials {
-        Some(envelope) => credentials::open(state.store.cipher(), auth.tenant.as_str(), &item.id, envelope)
-            .await
-            .map_err(|e| crypto_failure(&e))?,
+        Some(envelope) => credentials::open(
+            state.store.cipher(),
+            auth.tenant.as_str(),
+            &item.id,
+            envelope,
+        )
+        .await
+        .map_err(|e| crypto_failure(&e))?,
         None => CredentialFields::new(),
     };
-    let plain: Map<String, Value> =
-        fields.iter().map(|(name, value)| (name.clone(), Value::String(value.as_str().to_string()))).collect();
+    let plain: Map<String, Value> = fields
+        .iter()
+        .map(|(name, value)| (name.clone(), Value::String(value.as_str().to_string())))
+        .collect();
     let started_at = chrono::Utc::now();
     let result = match provider.build_health_check(&item.config, &plain) {
         Ok(request) => run_check(&state, request).await,
         Err(CatalogError::NoHealthCheck) => {
-            return Err(ApiError::not_supported(format!("{} declares no health check", item.provider)))
+            return Err(ApiError::not_supported(format!(
+                "{} declares no health check",
+                item.provider
+            )))
         }
         Err(error) => CheckResult {
             ok: false,
@@ -87,7 +116,10 @@ pub async fn test(
         .record_check_outcome(
             &auth.tenant,
             &item.id,
-            &CheckOutcome { success: result.ok, error: result.error_message.clone() },
+            &CheckOutcome {
+                success: result.ok,
+                error: result.error_message.clone(),
+            },
         )
         .await?;
     let log = IntegrationLog {
@@ -95,8 +127,14 @@ pub async fn test(
         integration_id: item.id.clone(),
         action: LogAction::Test,
         direction: Some("outgoing".to_string()),
-        status: if result.ok { LogStatus::Success } else { LogStatus::Failed },
-        summary: Some(json!({ "httpStatus": result.http_status, "latencyMs": result.latency.as_millis() as u64 })),
+        status: if result.ok {
+            LogStatus::Success
+        } else {
+            LogStatus::Failed
+        },
+        summary: Some(
+            json!({ "httpStatus": result.http_status, "latencyMs": result.latency.as_millis() as u64 }),
+        ),
         failed_items: Vec::new(),
         error_message: result.error_message.clone(),
         error_code: result.error_code.map(str::to_string),
@@ -127,7 +165,10 @@ async fn run_check(state: &AppState, check: HealthCheckRequest) -> CheckResult {
         .timeout(TEST_TIMEOUT)
         .max_response_bytes(MAX_RESPONSE_BYTES);
     for (name, value) in &check.headers {
-        let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) else {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::from_str(value),
+        ) else {
             return CheckResult {
                 ok: false,
                 http_status: None,
@@ -149,7 +190,8 @@ async fn run_check(state: &AppState, check: HealthCheckRequest) -> CheckResult {
                 http_status: Some(status),
                 latency: response.latency,
                 error_code,
-                error_message: (!ok).then(|| format!("{origin} answered {status}, expected {}", check.expect)),
+                error_message: (!ok)
+                    .then(|| format!("{origin} answered {status}, expected {}", check.expect)),
             }
         }
         Err(error) => CheckResult {

@@ -1,0 +1,61 @@
+# Integrations Hub — the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+CARGO ?= cargo
+# The real moto_server executable (the pyenv shim's pid is not the server's).
+MOTO_SERVER = $(shell pyenv which moto_server 2>/dev/null || command -v moto_server)
+
+.PHONY: help deps run test lint fmt build bench clean
+
+help:
+	@echo "make run    - start moto, provision, serve every function on http://127.0.0.1:3000"
+	@echo "make test   - every test: unit, end-to-end against moto, event fixtures, cfn-lint"
+	@echo "make lint   - cargo fmt --check, clippy -D warnings, cfn-lint"
+	@echo "make build  - release Lambda binaries for arm64 (needs cargo-lambda)"
+	@echo "make bench  - benchmarks (B5 cold start); report in target/bench/report.json"
+
+# Installs what is missing: the Python tools (moto, boto3, cfn-lint) and cargo-nextest.
+deps:
+	@$(PYTHON) -m pip --version >/dev/null 2>&1 || { echo "python3 with pip is required"; exit 1; }
+	@missing=0; for tool in moto_server cfn-lint; do command -v $$tool >/dev/null 2>&1 || missing=1; done; \
+	  $(PYTHON) -c "import moto, boto3, cfnlint" >/dev/null 2>&1 || missing=1; \
+	  if [ $$missing = 1 ]; then echo "installing Python dev tools (requirements-dev.txt)"; \
+	    $(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt; \
+	    command -v pyenv >/dev/null 2>&1 && pyenv rehash || true; fi
+	@command -v cargo-nextest >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
+
+run: deps
+	$(CARGO) build -p hub-local
+	./target/debug/hub-local
+
+# Tests share one moto started here on a free port (each test uses its own table, key and queues).
+test: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	cfn-lint infra/template.yaml
+	@set -euo pipefail; \
+	  port=$$($(PYTHON) -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'); \
+	  mkdir -p target/test-moto; \
+	  moto=$$(pyenv which moto_server 2>/dev/null || command -v moto_server); \
+	  "$$moto" -H 127.0.0.1 -p $$port > target/test-moto/moto.log 2>&1 & moto_pid=$$!; \
+	  trap 'kill $$moto_pid 2>/dev/null || true' EXIT; \
+	  for i in $$(seq 1 300); do (exec 3<>/dev/tcp/127.0.0.1/$$port) 2>/dev/null && break; sleep 0.2; done; \
+	  HUB_TEST_AWS_ENDPOINT=http://127.0.0.1:$$port $(CARGO) nextest run --workspace --no-fail-fast
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	cfn-lint infra/template.yaml
+
+fmt:
+	$(CARGO) fmt --all
+
+# Deployable artifacts: cargo-lambda cross-compiles for Lambda's arm64 (provided.al2023).
+build:
+	@command -v cargo-lambda >/dev/null 2>&1 || { echo "install cargo-lambda: pip install cargo-lambda (or cargo install cargo-lambda)"; exit 1; }
+	cargo lambda build --release --arm64
+
+clean:
+	$(CARGO) clean

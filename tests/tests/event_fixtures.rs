@@ -1,0 +1,119 @@
+//! Every API Gateway event in `events/` is parsed by lambda_http and handled by the function, so the
+//! fixtures cannot rot: each file names its expected status here, and a new file without one fails.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use hub_tests::spawn_app;
+use serde_json::json;
+use tower::ServiceExt;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const PLACEHOLDER_ID: &str = "int_00000000000000000000000000";
+const FIXTURE_TENANT: &str = "tenant-events";
+
+fn expected_statuses() -> BTreeMap<&'static str, u16> {
+    BTreeMap::from([
+        ("apigw-get-health.json", 200),
+        ("apigw-get-openapi.json", 200),
+        ("apigw-get-providers.json", 200),
+        ("apigw-get-provider.json", 200),
+        ("apigw-post-integrations.json", 201),
+        ("apigw-get-integrations.json", 200),
+        ("apigw-get-integration.json", 200),
+        ("apigw-get-integration-status.json", 200),
+        ("apigw-get-integration-logs.json", 200),
+        ("apigw-post-integration-test.json", 200),
+        ("apigw-patch-integration.json", 200),
+        // Last: it removes the integration the others use.
+        ("apigw-delete-integration.json", 204),
+    ])
+}
+
+fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
+#[tokio::test]
+async fn every_event_fixture_is_handled_by_the_function() {
+    let app = spawn_app().await;
+    let provider = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&provider)
+        .await;
+    let created = app
+        .create_integration(
+            FIXTURE_TENANT,
+            &json!({"provider": "stripe", "name": "Fixture target", "config": {"baseUrl": provider.uri()},
+                    "credentials": {"secretKey": "sk_test_fixture_target_0000"}}),
+        )
+        .await;
+    let id = created["id"].as_str().expect("id").to_string();
+    let state = integrations::AppState::new(app.stack.config.clone(), &hub_tests::sdk_config())
+        .expect("state");
+    let router = integrations::app(state);
+
+    let mut on_disk: Vec<String> = std::fs::read_dir(events_dir())
+        .expect("events/")
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with("apigw-") && name.ends_with(".json"))
+        .collect();
+    on_disk.sort();
+    let expected = expected_statuses();
+    let listed: Vec<String> = expected.keys().map(|k| k.to_string()).collect();
+    let mut sorted_listed = listed.clone();
+    sorted_listed.sort();
+    assert_eq!(
+        on_disk, sorted_listed,
+        "every events/apigw-*.json needs an expected status here"
+    );
+
+    let order: Vec<&str> = [
+        "apigw-get-health.json",
+        "apigw-get-openapi.json",
+        "apigw-get-providers.json",
+        "apigw-get-provider.json",
+        "apigw-post-integrations.json",
+        "apigw-get-integrations.json",
+        "apigw-get-integration.json",
+        "apigw-get-integration-status.json",
+        "apigw-post-integration-test.json",
+        "apigw-get-integration-logs.json",
+        "apigw-patch-integration.json",
+        "apigw-delete-integration.json",
+    ]
+    .to_vec();
+    assert_eq!(order.len(), expected.len());
+    for name in order {
+        let raw = std::fs::read_to_string(events_dir().join(name)).expect("fixture");
+        let event = raw.replace(PLACEHOLDER_ID, &id);
+        let request = lambda_http::request::from_str(&event)
+            .unwrap_or_else(|e| panic!("{name} is not a v2 event: {e}"));
+        let response = router.clone().oneshot(request).await.expect("infallible");
+        let status = response.status().as_u16();
+        let request_id = response.headers().get("x-request-id").cloned();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        assert_eq!(
+            status,
+            expected[name],
+            "{name}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert!(request_id.is_some(), "{name}: x-request-id");
+        if name == "apigw-post-integration-test.json" {
+            let result: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            assert_eq!(result["ok"], true, "{result}");
+        }
+    }
+    assert_eq!(
+        app.get(FIXTURE_TENANT, &format!("/api/integrations/{id}"))
+            .await
+            .status,
+        404
+    );
+}

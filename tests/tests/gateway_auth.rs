@@ -1,0 +1,98 @@
+//! Through the local gateway every management route needs a valid JWT: none, expired, forged or
+//! unsigned → 401 problem, and the function is never reached.
+
+use hub_local::jwt::sign_hs256;
+use hub_tests::spawn_app;
+use serde_json::json;
+
+const SAMPLE_ID: &str = "int_00000000000000000000000000";
+
+#[tokio::test]
+async fn management_routes_refuse_missing_expired_and_forged_tokens() {
+    let app = spawn_app().await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = |exp: i64| {
+        json!({"sub": "u", "tenant_id": "acme", "iss": app.options.jwt_issuer, "aud": app.options.jwt_audience,
+               "iat": now - 7200, "exp": exp})
+    };
+    let expired = sign_hs256(&claims(now - 3600), app.options.jwt_secret.as_bytes());
+    let forged = sign_hs256(&claims(now + 3600), b"not-the-secret");
+    let unsigned = {
+        let valid = app.token("acme");
+        let mut parts: Vec<&str> = valid.split('.').collect();
+        parts[0] = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"; // {"alg":"none","typ":"JWT"}
+        parts[2] = "";
+        parts.join(".")
+    };
+
+    let public = ["/api/health", "/api/openapi.json"];
+    for (method, template) in integrations::ROUTES {
+        let path = template
+            .replace("{id}", SAMPLE_ID)
+            .replace("{slug}", "stripe");
+        if public.contains(&path.as_str()) {
+            let reply = app
+                .send(app.http.request(
+                    method.parse().expect("method"),
+                    format!("{}{path}", app.url),
+                ))
+                .await;
+            assert_eq!(reply.status, 200, "{method} {path} is public");
+            continue;
+        }
+        for (label, token) in [
+            ("no token", None),
+            ("expired", Some(&expired)),
+            ("forged", Some(&forged)),
+            ("alg none", Some(&unsigned)),
+        ] {
+            let mut request = app.http.request(
+                method.parse().expect("method"),
+                format!("{}{path}", app.url),
+            );
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let reply = app
+                .send(
+                    request
+                        .header("content-type", "application/json")
+                        .body("{}"),
+                )
+                .await;
+            assert_eq!(
+                reply.status, 401,
+                "{method} {path} with {label}: {}",
+                reply.text
+            );
+            assert_eq!(
+                reply.header("content-type"),
+                Some("application/problem+json")
+            );
+            assert_eq!(reply.json()["code"], "unauthorized");
+            assert!(reply.header("x-request-id").is_some());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_token_without_the_tenant_claim_is_refused_by_the_function() {
+    let app = spawn_app().await;
+    let now = chrono::Utc::now().timestamp();
+    let token = sign_hs256(
+        &json!({"sub": "u", "iss": app.options.jwt_issuer, "aud": app.options.jwt_audience, "iat": now, "exp": now + 600}),
+        app.options.jwt_secret.as_bytes(),
+    );
+    let reply = app
+        .send(
+            app.http
+                .get(format!("{}/api/integrations", app.url))
+                .bearer_auth(token),
+        )
+        .await;
+    assert_eq!(reply.status, 401, "{}", reply.text);
+    assert!(reply.json()["detail"]
+        .as_str()
+        .expect("detail")
+        .contains("tenant_id"));
+}
