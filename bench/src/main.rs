@@ -1,1 +1,84 @@
-fn main() {}
+//! `make bench`: runs the benchmarks of quality.md, prints a table and writes `target/bench/report.json`.
+//! Today that is B5 (cold start); B1-B4 add a module with its own report struct and a field of
+//! [`report::Report`].
+
+mod cli;
+mod cold_start;
+mod connection_counter;
+mod elf;
+mod report;
+mod runtime_api;
+mod stats;
+
+use std::process::ExitCode;
+
+use cold_start::B5Options;
+use report::{Machine, Report};
+
+#[derive(Debug, thiserror::Error)]
+enum BenchError {
+    #[error(transparent)]
+    Usage(#[from] cli::UsageError),
+    #[error(transparent)]
+    ColdStart(#[from] cold_start::ColdStartError),
+    #[error("cannot write the report {path}: {source}")]
+    WriteReport {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+// One thread: the harness must take as little CPU as possible from the binaries it times.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("hub-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A missed target is a result, not an error: it is reported (`pass: false`) and the exit is still 0.
+async fn run() -> Result<(), BenchError> {
+    let args = cli::parse_args(std::env::args().skip(1))?;
+    let machine = Machine::detect();
+    let work_dir = args
+        .report
+        .parent()
+        .map(|dir| dir.to_path_buf())
+        .unwrap_or_default();
+
+    let b5_options = B5Options {
+        functions: args.functions.clone(),
+        baseline: args.baseline.clone(),
+        events_dir: args.events_dir.clone(),
+        runs: args.runs,
+        warmup: args.warmup,
+        work_dir,
+    };
+    let b5 = cold_start::run_b5(&b5_options, |line| eprintln!("{line}")).await?;
+
+    println!();
+    println!("{}", b5.table());
+    let report = Report {
+        b5: Some(b5),
+        machine,
+        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    report
+        .write_json(&args.report)
+        .map_err(|source| BenchError::WriteReport {
+            path: args.report.clone(),
+            source,
+        })?;
+    println!(
+        "machine: {} x {} ({}); report: {}",
+        report.machine.cpus,
+        report.machine.cpu_model.as_deref().unwrap_or("unknown CPU"),
+        report.machine.kernel.as_deref().unwrap_or("unknown kernel"),
+        args.report.display()
+    );
+    Ok(())
+}

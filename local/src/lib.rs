@@ -7,3 +7,4 @@ pub mod moto;
 pub mod provision;
 pub mod stack;
 pub mod template;
+pub mod workers;

@@ -1,12 +1,17 @@
-//! `make run`: moto, the template's resources, and every HTTP function on http://127.0.0.1:3000.
+//! `make run`: moto, the template's resources, every HTTP function on http://127.0.0.1:3000, and the
+//! workers (scheduler tick, queue pollers) that stand in for EventBridge and SQS event sources.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use hub_local::jwt::dev_token;
 use hub_local::moto::Moto;
 use hub_local::provision::StackNames;
 use hub_local::stack::{local_sdk_config, LocalStack, StackOptions};
+use hub_local::workers::{
+    parse_schedule_seconds, RunningWorkers, DEFAULT_SCHEDULE_INTERVAL, SCHEDULE_SECONDS_VARIABLE,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,6 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     options.jwt_secret = settings.jwt_secret.clone();
     options.allow_private_targets = settings.allow_private_targets;
     options.providers_file = settings.providers_file.clone();
+    options.schedule_interval = settings.schedule_interval;
     if let Some(claim) = &settings.tenant_claim {
         options.tenant_claim = claim.clone();
     }
@@ -51,6 +57,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  KMS key    {}", stack.provisioned.key_id);
     println!("  routes     {}", stack.routes.len());
     println!(
+        "  workers    {}",
+        describe_workers(stack.workers(), settings.schedule_interval)
+    );
+    println!(
         "  private targets allowed: {}",
         settings.allow_private_targets
     );
@@ -82,6 +92,7 @@ struct Settings {
     providers_file: Option<PathBuf>,
     tenant_claim: Option<String>,
     allowed_return_urls: Option<Vec<String>>,
+    schedule_interval: Duration,
 }
 
 impl Settings {
@@ -104,6 +115,10 @@ impl Settings {
                 ))
             }
         };
+        let schedule_interval = match var(SCHEDULE_SECONDS_VARIABLE) {
+            None => DEFAULT_SCHEDULE_INTERVAL,
+            Some(value) => parse_schedule_seconds(&value).map_err(|e| e.to_string())?,
+        };
         Ok(Settings {
             listen,
             moto_port: port("MOTO_PORT", 4566)?,
@@ -119,8 +134,37 @@ impl Settings {
                     .filter(|s| !s.is_empty())
                     .collect()
             }),
+            schedule_interval,
         })
     }
+}
+
+/// The banner's workers line: only what actually runs.
+fn describe_workers(workers: &RunningWorkers, schedule_interval: Duration) -> String {
+    let schedules = if workers.schedules().is_empty() {
+        "none yet".to_string()
+    } else {
+        workers
+            .schedules()
+            .iter()
+            .map(|s| format!("{} every {} s", s.name, s.interval.as_secs()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let pollers = if workers.queue_pollers().is_empty() {
+        "none yet".to_string()
+    } else {
+        workers
+            .queue_pollers()
+            .iter()
+            .map(|p| format!("{} <- {}", p.name, p.queue_url))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "scheduler every {} s, scheduled consumers: {schedules}; queue pollers: {pollers}",
+        schedule_interval.as_secs()
+    )
 }
 
 fn tracing_subscriber_init() {

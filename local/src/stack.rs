@@ -1,10 +1,13 @@
 //! Assembling the local stack: resources provisioned from the template in moto, the functions built
-//! from the same configuration AWS would give them, and the gateway in front. `make run` and the
-//! end-to-end tests both go through [`LocalStack::start`], so they exercise the same wiring.
+//! from the same configuration AWS would give them, the gateway in front, and the background workers
+//! (scheduler tick, queue pollers) standing in for EventBridge and the SQS event source mappings.
+//! `make run` and the end-to-end tests both go through [`LocalStack::start`], so they exercise the
+//! same wiring.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use hub_shared::config::Config;
@@ -16,6 +19,7 @@ use crate::gateway::{Gateway, GatewayError, GatewayRoute};
 use crate::jwt::JwtVerifier;
 use crate::provision::{provision, ProvisionError, Provisioned, StackNames};
 use crate::template::{http_routes, TemplateError};
+use crate::workers::{RunningWorkers, Workers, WorkersError, DEFAULT_SCHEDULE_INTERVAL};
 
 pub const LOCAL_REGION: &str = "us-east-1";
 pub const DEFAULT_JWT_SECRET: &str = "local-dev-secret";
@@ -46,6 +50,9 @@ pub struct StackOptions {
     pub allowed_return_urls: Vec<String>,
     pub providers_file: Option<PathBuf>,
     pub tenant_claim: String,
+    /// How often the scheduled consumers tick (`LOCAL_SCHEDULE_SECONDS`; the template's
+    /// `rate(1 minute)` by default).
+    pub schedule_interval: Duration,
 }
 
 impl StackOptions {
@@ -63,6 +70,7 @@ impl StackOptions {
             ],
             providers_file: None,
             tenant_claim: "tenant_id".to_string(),
+            schedule_interval: DEFAULT_SCHEDULE_INTERVAL,
         }
     }
 }
@@ -81,6 +89,8 @@ pub enum StackError {
     Gateway(#[from] GatewayError),
     #[error("routes point at functions the local stack does not serve yet: {0:?}")]
     MissingFunctions(Vec<String>),
+    #[error(transparent)]
+    Workers(#[from] WorkersError),
     #[error("could not listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -88,12 +98,13 @@ pub enum StackError {
     },
 }
 
-/// A running local stack: the gateway task and what it was built from.
+/// A running local stack: the gateway task, the workers, and what they were built from.
 pub struct LocalStack {
     pub url: String,
     pub provisioned: Provisioned,
     pub config: Config,
     pub routes: Vec<String>,
+    workers: RunningWorkers,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), GatewayError>>,
 }
@@ -137,6 +148,9 @@ impl LocalStack {
             return Err(StackError::MissingFunctions(missing));
         }
         let routes = gateway.route_keys();
+        // Consumers plug in here, one `.schedule(...)` / `.poll_queue(...)` line each, as the
+        // sync-runner and retry-dispatcher functions arrive. None exists yet.
+        let workers = Workers::new().start().await?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(gateway.serve(listener, async move {
             let _ = stopped.await;
@@ -146,20 +160,30 @@ impl LocalStack {
             provisioned,
             config,
             routes,
+            workers,
             stop: Some(stop),
             task,
         })
     }
 
-    /// Stops accepting, finishes in-flight requests.
-    pub async fn stop(mut self) -> Result<(), GatewayError> {
+    /// The scheduled consumers and queue pollers running in this stack.
+    pub fn workers(&self) -> &RunningWorkers {
+        &self.workers
+    }
+
+    /// Stops the workers (each finishes its in-flight invocation), then the gateway (stops
+    /// accepting, finishes in-flight requests).
+    pub async fn stop(mut self) -> Result<(), StackError> {
+        let workers = self.workers.stop().await;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        match (&mut self.task).await {
+        let gateway = match (&mut self.task).await {
             Ok(result) => result,
             Err(join) => Err(GatewayError::Crashed(join.to_string())),
-        }
+        };
+        workers?;
+        Ok(gateway?)
     }
 }
 

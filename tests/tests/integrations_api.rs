@@ -356,8 +356,29 @@ async fn bad_patches_get_field_errors_and_change_nothing() {
     assert_eq!(current["name"], "Stable");
 }
 
+/// Collects every log line of this test process (nextest runs each test in its own process).
+#[derive(Clone, Default)]
+struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test]
-async fn no_secret_leaves_through_responses_or_rests_in_the_table() {
+async fn no_secret_leaves_through_responses_logs_or_the_table() {
+    let captured = CapturedLogs::default();
+    let writer = captured.clone();
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+        .with_writer(move || writer.clone())
+        .try_init();
     let app = spawn_app().await;
     let twilio_token = "twilio-auth-token-5f0c1d2e3a4b";
     let rotated = "sk_test_rotated_9a8b7c6d5e4f3a2b1c0d";
@@ -392,6 +413,14 @@ async fn no_secret_leaves_through_responses_or_rests_in_the_table() {
                 "a response contains a secret: {body}"
             );
         }
+    }
+    let logs = String::from_utf8_lossy(&captured.0.lock().expect("lock")).to_string();
+    assert!(
+        logs.contains("integration created"),
+        "the scenario's logs were captured"
+    );
+    for secret in secrets {
+        assert!(!logs.contains(secret), "a log line contains a secret");
     }
     let items = app.scan_table().await;
     assert!(items.len() >= 4);

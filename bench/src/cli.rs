@@ -1,0 +1,200 @@
+//! `hub-bench` arguments (the Makefile's `bench` target passes them).
+
+use std::path::PathBuf;
+
+use crate::cold_start::{FunctionBinary, BASELINE_NAME};
+
+pub const USAGE: &str =
+    "usage: hub-bench --function NAME=PATH [--function NAME=PATH ...] --baseline PATH \
+[--events DIR] [--runs N] [--warmup N] [--report PATH]";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BenchArgs {
+    pub functions: Vec<FunctionBinary>,
+    /// The hello-world `lambda_runtime` binary from the same build.
+    pub baseline: PathBuf,
+    pub events_dir: PathBuf,
+    pub runs: usize,
+    pub warmup: usize,
+    /// The JSON report; its directory also holds the copied binaries and the functions' logs.
+    pub report: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UsageError {
+    #[error("{0} needs a value\n{USAGE}")]
+    MissingValue(String),
+    #[error("unknown argument {0}\n{USAGE}")]
+    Unknown(String),
+    #[error("--function expects NAME=PATH, got {0}\n{USAGE}")]
+    BadFunction(String),
+    #[error("`{0}` cannot name a function: it is a key of the B5 report")]
+    ReservedName(String),
+    #[error("{flag} expects a whole number{min}, got {value}", min = if *.at_least_one { " >= 1" } else { "" })]
+    BadNumber {
+        flag: &'static str,
+        value: String,
+        at_least_one: bool,
+    },
+    #[error("at least one --function is required\n{USAGE}")]
+    NoFunction,
+    #[error("--baseline is required\n{USAGE}")]
+    NoBaseline,
+}
+
+/// Keys of the B5 report object that a function name would collide with.
+const RESERVED_NAMES: &[&str] = &[BASELINE_NAME, "ratio_median", "targets", "pass"];
+
+pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<BenchArgs, UsageError> {
+    let mut functions = Vec::new();
+    let mut baseline = None;
+    let mut events_dir = PathBuf::from("events");
+    let mut runs = 30;
+    let mut warmup = 3;
+    let mut report = PathBuf::from("target/bench/report.json");
+
+    let mut args = args.into_iter();
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| UsageError::MissingValue(flag.clone()))
+        };
+        match flag.as_str() {
+            "--function" => {
+                let spec = value()?;
+                let (name, path) = spec
+                    .split_once('=')
+                    .filter(|(name, path)| !name.is_empty() && !path.is_empty())
+                    .ok_or_else(|| UsageError::BadFunction(spec.clone()))?;
+                if RESERVED_NAMES.contains(&name) {
+                    return Err(UsageError::ReservedName(name.to_string()));
+                }
+                functions.push(FunctionBinary {
+                    name: name.to_string(),
+                    binary: PathBuf::from(path),
+                });
+            }
+            "--baseline" => baseline = Some(PathBuf::from(value()?)),
+            "--events" => events_dir = PathBuf::from(value()?),
+            "--runs" => runs = number("--runs", value()?, true)?,
+            "--warmup" => warmup = number("--warmup", value()?, false)?,
+            "--report" => report = PathBuf::from(value()?),
+            _ => return Err(UsageError::Unknown(flag)),
+        }
+    }
+    if functions.is_empty() {
+        return Err(UsageError::NoFunction);
+    }
+    let baseline = baseline.ok_or(UsageError::NoBaseline)?;
+    Ok(BenchArgs {
+        functions,
+        baseline,
+        events_dir,
+        runs,
+        warmup,
+        report,
+    })
+}
+
+fn number(flag: &'static str, value: String, at_least_one: bool) -> Result<usize, UsageError> {
+    match value.parse::<usize>() {
+        Ok(n) if n >= usize::from(at_least_one) => Ok(n),
+        _ => Err(UsageError::BadNumber {
+            flag,
+            value,
+            at_least_one,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<BenchArgs, UsageError> {
+        parse_args(args.iter().map(|arg| arg.to_string()))
+    }
+
+    #[test]
+    fn functions_and_baseline_are_enough_and_the_rest_defaults() {
+        let args = parse(&[
+            "--function",
+            "integrations=target/release/integrations",
+            "--baseline",
+            "hello",
+        ])
+        .expect("valid arguments");
+        assert_eq!(
+            args,
+            BenchArgs {
+                functions: vec![FunctionBinary {
+                    name: "integrations".into(),
+                    binary: "target/release/integrations".into()
+                }],
+                baseline: "hello".into(),
+                events_dir: "events".into(),
+                runs: 30,
+                warmup: 3,
+                report: "target/bench/report.json".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn functions_keep_their_order_and_counts_are_read() {
+        let args = parse(&[
+            "--function",
+            "b=/x/b",
+            "--function",
+            "a=/x/a",
+            "--baseline",
+            "h",
+            "--runs",
+            "5",
+            "--warmup",
+            "0",
+        ])
+        .expect("valid arguments");
+        let names: Vec<&str> = args.functions.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!((names, args.runs, args.warmup), (vec!["b", "a"], 5, 0));
+    }
+
+    #[test]
+    fn a_function_without_a_path_is_refused() {
+        assert_eq!(
+            parse(&["--function", "integrations", "--baseline", "h"]),
+            Err(UsageError::BadFunction("integrations".into()))
+        );
+    }
+
+    #[test]
+    fn a_function_named_like_a_report_key_is_refused() {
+        assert_eq!(
+            parse(&["--function", "hello=/x", "--baseline", "h"]),
+            Err(UsageError::ReservedName("hello".into()))
+        );
+    }
+
+    #[test]
+    fn zero_runs_is_refused_but_zero_warmup_is_allowed() {
+        assert!(matches!(
+            parse(&["--function", "a=/a", "--baseline", "h", "--runs", "0"]),
+            Err(UsageError::BadNumber { .. })
+        ));
+        assert!(parse(&["--function", "a=/a", "--baseline", "h", "--warmup", "0"]).is_ok());
+    }
+
+    #[test]
+    fn missing_pieces_are_named() {
+        assert_eq!(parse(&["--baseline", "h"]), Err(UsageError::NoFunction));
+        assert_eq!(parse(&["--function", "a=/a"]), Err(UsageError::NoBaseline));
+        assert_eq!(
+            parse(&["--function"]),
+            Err(UsageError::MissingValue("--function".into()))
+        );
+        assert_eq!(
+            parse(&["--fast"]),
+            Err(UsageError::Unknown("--fast".into()))
+        );
+    }
+}
