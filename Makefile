@@ -57,5 +57,17 @@ build:
 	@command -v cargo-lambda >/dev/null 2>&1 || { echo "install cargo-lambda: pip install cargo-lambda (or cargo install cargo-lambda)"; exit 1; }
 	cargo lambda build --release --arm64
 
+# B5 cold start (quality.md; docs/benchmarks.md): the measured functions and the hello-world baseline are
+# built in one cargo run with the workspace release profile (LTO: minutes on 2 cores), then hub-bench
+# starts each against a local Lambda Runtime API, prints the table and writes target/bench/report.json.
+BENCH_FUNCTIONS := integrations
+BENCH_RUNS ?= 30
+BENCH_WARMUP ?= 3
+bench:
+	$(CARGO) build --release $(addprefix -p ,$(BENCH_FUNCTIONS)) -p hub-bench-hello
+	$(CARGO) run --release -p hub-bench -- --baseline target/release/hub-bench-hello \
+	  $(foreach f,$(BENCH_FUNCTIONS),--function $(f)=target/release/$(f)) \
+	  --events events --runs $(BENCH_RUNS) --warmup $(BENCH_WARMUP) --report target/bench/report.json
+
 clean:
 	$(CARGO) clean

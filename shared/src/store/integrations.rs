@@ -14,9 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::query::{Page, PagedQuery};
-use super::{
-    aws_error, keys, n, s, timestamp, CursorCodec, InvalidCursor, Item, Store, StoreError,
-};
+use super::{aws_error, keys, n, s, timestamp, InvalidCursor, Item, Store, StoreError};
 use crate::domain::{IntegrationStatus, TenantId};
 use crate::health::Health;
 use crate::sync_settings::SyncSettings;
@@ -243,44 +241,15 @@ impl Store {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Result<Page<IntegrationItem>, InvalidCursor>, StoreError> {
-        let scope = filter.scope();
-        let key = self.cursor_key().await?;
-        let codec = CursorCodec::new(key);
-        let start_after = match cursor {
-            Some(cursor) => match codec.decode(tenant, &scope, cursor) {
-                Ok(position) if position.starts_with(keys::INTEGRATION_SK_PREFIX) => Some(position),
-                _ => return Ok(Err(InvalidCursor)),
-            },
-            None => None,
-        };
-        let mut query = PagedQuery {
-            pk: keys::tenant_pk(tenant),
-            sk_prefix: keys::INTEGRATION_SK_PREFIX,
-            newest_first: false,
-            conditions: Vec::new(),
-            names: HashMap::new(),
-            values: HashMap::new(),
-            limit,
-            start_after,
-            ignore_expired: false,
-        };
+        let mut query =
+            PagedQuery::new(keys::tenant_pk(tenant), keys::INTEGRATION_SK_PREFIX, limit);
         if let Some(provider) = &filter.provider {
-            query.conditions.push("#provider = :provider".into());
-            query.names.insert("#provider".into(), "provider".into());
-            query.values.insert(":provider".into(), s(provider.clone()));
+            query.equals("provider", provider);
         }
         if let Some(status) = filter.status {
-            query.conditions.push("#status = :status".into());
-            query.names.insert("#status".into(), "status".into());
-            query.values.insert(":status".into(), s(status.as_str()));
+            query.equals("status", status.as_str());
         }
-        let (items, next) = self.query_page(query).await?;
-        let items = items
-            .into_iter()
-            .map(IntegrationItem::from_item)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = next.map(|position| codec.encode(tenant, &scope, &position));
-        Ok(Ok(Page { items, next_cursor }))
+        self.list_page(tenant, &filter.scope(), cursor, query).await
     }
 
     /// Applies `changes` and bumps `version`, if the version is still `expected_version` (when given).

@@ -1,14 +1,12 @@
 //! Integration logs (api.md "Integration logs"): one item per sync, test, refresh or webhook event,
 //! newest first, kept 30 days (webhooks.md "Retention").
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::query::{Page, PagedQuery};
-use super::{aws_error, keys, s, CursorCodec, InvalidCursor, Item, Store, StoreError};
+use super::{aws_error, keys, s, InvalidCursor, Item, Store, StoreError};
 use crate::domain::TenantId;
 
 pub const INTEGRATION_LOG_RETENTION_DAYS: i64 = 30;
@@ -131,47 +129,21 @@ impl Store {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Result<Page<IntegrationLog>, InvalidCursor>, StoreError> {
-        let scope = filter.scope(integration_id);
-        let key = self.cursor_key().await?;
-        let codec = CursorCodec::new(key);
-        let start_after = match cursor {
-            Some(cursor) => match codec.decode(tenant, &scope, cursor) {
-                Ok(position) if position.starts_with(keys::LOG_SK_PREFIX) => Some(position),
-                _ => return Ok(Err(InvalidCursor)),
-            },
-            None => None,
-        };
-        let mut query = PagedQuery {
-            pk: keys::integration_logs_pk(tenant, integration_id),
-            sk_prefix: keys::LOG_SK_PREFIX,
-            newest_first: true,
-            conditions: Vec::new(),
-            names: HashMap::new(),
-            values: HashMap::new(),
+        let mut query = PagedQuery::new(
+            keys::integration_logs_pk(tenant, integration_id),
+            keys::LOG_SK_PREFIX,
             limit,
-            start_after,
-            ignore_expired: true,
-        };
+        );
+        query.newest_first = true;
+        query.ignore_expired = true;
         if let Some(action) = filter.action {
-            query.conditions.push("#action = :action".into());
-            query.names.insert("#action".into(), "action".into());
-            query.values.insert(":action".into(), s(action.as_str()));
+            query.equals("action", action.as_str());
         }
         if let Some(status) = filter.status {
-            query.conditions.push("#status = :status".into());
-            query.names.insert("#status".into(), "status".into());
-            query.values.insert(":status".into(), s(status.as_str()));
+            query.equals("status", status.as_str());
         }
-        let (items, next) = self.query_page(query).await?;
-        let items = items
-            .into_iter()
-            .map(|item| {
-                serde_dynamo::from_item(item)
-                    .map_err(|e| StoreError::Corrupt(format!("log item: {e}")))
-            })
-            .collect::<Result<Vec<IntegrationLog>, _>>()?;
-        let next_cursor = next.map(|position| codec.encode(tenant, &scope, &position));
-        Ok(Ok(Page { items, next_cursor }))
+        self.list_page(tenant, &filter.scope(integration_id), cursor, query)
+            .await
     }
 
     /// Removes every log of a deleted integration (25 per BatchWriteItem, unprocessed items retried).

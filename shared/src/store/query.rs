@@ -5,7 +5,10 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::{aws_error, keys, now_epoch_seconds, s, Item, Store, StoreError};
+use super::{
+    aws_error, keys, now_epoch_seconds, s, CursorCodec, InvalidCursor, Item, Store, StoreError,
+};
+use crate::domain::TenantId;
 
 /// One page of a list: `nextCursor` is null on the last page.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,7 +34,62 @@ pub(crate) struct PagedQuery {
     pub ignore_expired: bool,
 }
 
+impl PagedQuery {
+    pub fn new(pk: String, sk_prefix: &'static str, limit: usize) -> PagedQuery {
+        PagedQuery {
+            pk,
+            sk_prefix,
+            newest_first: false,
+            conditions: Vec::new(),
+            names: HashMap::new(),
+            values: HashMap::new(),
+            limit,
+            start_after: None,
+            ignore_expired: false,
+        }
+    }
+
+    /// Keeps only items whose `attribute` equals `value`.
+    pub fn equals(&mut self, attribute: &str, value: &str) {
+        self.conditions.push(format!("#{attribute} = :{attribute}"));
+        self.names
+            .insert(format!("#{attribute}"), attribute.to_string());
+        self.values.insert(format!(":{attribute}"), s(value));
+    }
+}
+
 impl Store {
+    /// One page of a list route: checks the cursor against this tenant and list `scope`, reads, and
+    /// signs the cursor of the next page.
+    pub(crate) async fn list_page<T: serde::de::DeserializeOwned>(
+        &self,
+        tenant: &TenantId,
+        scope: &str,
+        cursor: Option<&str>,
+        mut query: PagedQuery,
+    ) -> Result<Result<Page<T>, InvalidCursor>, StoreError> {
+        let key = self.cursor_key().await?;
+        let codec = CursorCodec::new(key);
+        if let Some(cursor) = cursor {
+            match codec.decode(tenant, scope, cursor) {
+                Ok(position) if position.starts_with(query.sk_prefix) => {
+                    query.start_after = Some(position)
+                }
+                _ => return Ok(Err(InvalidCursor)),
+            }
+        }
+        let (items, next) = self.query_page(query).await?;
+        let items = items
+            .into_iter()
+            .map(|item| {
+                serde_dynamo::from_item(item)
+                    .map_err(|e| StoreError::Corrupt(format!("listed item: {e}")))
+            })
+            .collect::<Result<Vec<T>, _>>()?;
+        let next_cursor = next.map(|position| codec.encode(tenant, scope, &position));
+        Ok(Ok(Page { items, next_cursor }))
+    }
+
     /// Returns up to `limit` items and, when more may follow, the sort key to continue after.
     pub(crate) async fn query_page(
         &self,
