@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::gateway::{Gateway, GatewayError, GatewayRoute};
+use crate::gateway::{Gateway, GatewayError};
 use crate::jwt::JwtVerifier;
 use crate::provision::{provision, ProvisionError, Provisioned, StackNames};
 use crate::template::{http_routes, TemplateError};
@@ -136,13 +136,7 @@ impl LocalStack {
             Some(options.jwt_issuer.clone()),
             Some(vec![options.jwt_audience.clone()]),
         );
-        let routes = http_routes()?.into_iter().map(|route| GatewayRoute {
-            method: route.method,
-            path: route.path,
-            function: route.function,
-            public: route.public,
-        });
-        let gateway = Gateway::new(routes, functions, verifier)?;
+        let gateway = Gateway::new(http_routes()?, functions, verifier)?;
         let missing = gateway.missing_functions();
         if !missing.is_empty() {
             return Err(StackError::MissingFunctions(missing));

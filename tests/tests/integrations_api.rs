@@ -709,3 +709,30 @@ async fn status_reports_connection_and_sync_state() {
     assert_eq!(status["autoSyncEnabled"], false);
     assert_eq!(status["nextSyncAt"], Value::Null);
 }
+
+#[tokio::test]
+async fn a_custom_api_integration_carries_its_own_entity_definitions() {
+    let app = spawn_app().await;
+    let definitions = json!({"ticket": {"request": {"method": "GET", "path": "/tickets"}, "records": "items", "id": "id"}});
+    let body = json!({
+        "provider": "custom_api", "name": "Helpdesk",
+        "credentials": {"apiKey": "custom-api-key-123456"},
+        "config": {"baseUrl": "http://127.0.0.1:9", "entities": definitions},
+        "syncSettings": {"entities": [{"localEntity": "ticket", "remoteEntity": "ticket"}]}
+    });
+    let created = app.post_json("acme", "/api/integrations", &body).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+
+    let mut broken = body.clone();
+    broken["connectionKey"] = json!("broken");
+    broken["config"]["entities"]["ticket"]["request"] = json!({"method": "GET"});
+    let refused = app.post_json("acme", "/api/integrations", &broken).await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        error_fields(&refused)
+            .iter()
+            .any(|f| f.starts_with("config.entities.ticket")),
+        "{}",
+        refused.text
+    );
+}

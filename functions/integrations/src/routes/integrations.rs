@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use hub_shared::auth::AuthContext;
-use hub_shared::catalog::{AuthMode, Provider};
+use hub_shared::catalog::{AuthMode, CatalogError, Provider};
 use hub_shared::credentials::{self, CredentialFields};
 use hub_shared::domain::{
     parse_if_match, ConnectionKey, Description, DisplayName, IntegrationStatus,
@@ -422,15 +422,28 @@ fn check_sync_settings(
     settings: &SyncSettings,
 ) -> Vec<FieldError> {
     // A custom_api integration may carry its own entity definitions in `config.entities`.
-    let custom = config
-        .get("entities")
-        .and_then(|definitions| provider.parse_entities(definitions).ok());
-    settings.validate(|remote| {
+    let mut errors = Vec::new();
+    let custom = match config.get("entities") {
+        None => None,
+        Some(definitions) => match provider.parse_entities(definitions) {
+            Ok(entities) => Some(entities),
+            Err(CatalogError::InvalidDefinition { path, message }) => {
+                errors.push(FieldError::new(format!("config.entities.{path}"), message));
+                None
+            }
+            Err(other) => {
+                errors.push(FieldError::new("config.entities", other.to_string()));
+                None
+            }
+        },
+    };
+    errors.extend(settings.validate(|remote| {
         provider.entity(remote).is_some()
             || custom
                 .as_ref()
                 .is_some_and(|entities| entities.contains_key(remote))
-    })
+    }));
+    errors
 }
 
 /// sync.md: enabling hourly/daily makes the integration due at once; manual or disabled → null; an
