@@ -118,10 +118,6 @@ impl PollOptions {
         self.wait_time_seconds = seconds.min(MAX_WAIT_TIME_SECONDS);
         self
     }
-
-    pub fn wait_time(&self) -> Duration {
-        Duration::from_secs(u64::from(self.wait_time_seconds))
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
