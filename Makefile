@@ -24,7 +24,6 @@ deps:
 	  if [ $$missing = 1 ]; then echo "installing Python dev tools (requirements-dev.txt)"; \
 	    $(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt; \
 	    command -v pyenv >/dev/null 2>&1 && pyenv rehash || true; fi
-	@command -v cargo-nextest >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
 
 run: deps
 	$(CARGO) build -p hub-local
@@ -32,6 +31,7 @@ run: deps
 
 # Tests share one moto started here on a free port (each test uses its own table, key and queues).
 test: deps
+	@command -v cargo-nextest >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	cfn-lint infra/template.yaml
@@ -55,7 +55,7 @@ fmt:
 # Deployable artifacts: cargo-lambda cross-compiles for Lambda's arm64 (provided.al2023).
 build:
 	@command -v cargo-lambda >/dev/null 2>&1 || { echo "install cargo-lambda: pip install cargo-lambda (or cargo install cargo-lambda)"; exit 1; }
-	cargo lambda build --release --arm64
+	cargo lambda build --release --arm64 --package integrations
 
 # B5 cold start (quality.md; docs/benchmarks.md): the measured functions and the hello-world baseline are
 # built in one cargo run with the workspace release profile (LTO: minutes on 2 cores), then hub-bench

@@ -219,9 +219,11 @@ pub fn sign_hs256(claims: &Value, secret: &[u8]) -> String {
 }
 
 /// A ready-to-use development token for `tenant` / `sub`, valid for `ttl_seconds` from now:
-/// claims `{sub, tenant_id, iss, aud, iat, exp}`.
+/// claims `{sub, <tenant_claim>, iss, aud, iat, exp}` (`tenant_claim` is `TENANT_CLAIM`, default
+/// `tenant_id`).
 pub fn dev_token(
     secret: &[u8],
+    tenant_claim: &str,
     tenant: &str,
     sub: &str,
     issuer: &str,
@@ -229,14 +231,14 @@ pub fn dev_token(
     ttl_seconds: i64,
 ) -> String {
     let now = chrono::Utc::now().timestamp();
-    let claims = json!({
+    let mut claims = json!({
         "sub": sub,
-        "tenant_id": tenant,
         "iss": issuer,
         "aud": audience,
         "iat": now,
         "exp": now.saturating_add(ttl_seconds),
     });
+    claims[tenant_claim] = json!(tenant);
     sign_hs256(&claims, secret)
 }
 
@@ -571,6 +573,7 @@ mod tests {
     fn dev_token_carries_tenant_subject_issuer_and_audience() {
         let token = dev_token(
             SECRET,
+            "tenant_id",
             "demo",
             "dev-user",
             "https://issuer.local",

@@ -12,9 +12,17 @@ use hub_local::stack::{local_sdk_config, LocalStack, StackOptions};
 use hub_local::workers::{
     parse_schedule_seconds, RunningWorkers, DEFAULT_SCHEDULE_INTERVAL, SCHEDULE_SECONDS_VARIABLE,
 };
+use hub_shared::config::parse_bool;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() {
+    if let Err(error) = run().await {
+        eprintln!("make run: {error}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber_init();
     let settings = Settings::from_env()?;
     let moto = Moto::reuse_or_start(settings.moto_port, &PathBuf::from("target/local")).await?;
@@ -35,6 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let token = dev_token(
         settings.jwt_secret.as_bytes(),
+        &options.tenant_claim,
         "demo",
         "dev-user",
         &options.jwt_issuer,
@@ -70,7 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!();
     println!("Try:");
     println!(
-        "  curl -s -H \"Authorization: Bearer $TOKEN\" {}/api/providers?category=payments",
+        "  curl -s -H \"Authorization: Bearer $TOKEN\" '{}/api/providers?category=payments'",
         stack.url
     );
     println!();
@@ -105,15 +114,12 @@ impl Settings {
             })
         };
         let listen = SocketAddr::from(([127, 0, 0, 1], port("LOCAL_PORT", 3000)?));
-        let allow_private_targets = match var("ALLOW_PRIVATE_TARGETS").as_deref() {
+        // On by default in the local stack only; `ALLOW_PRIVATE_TARGETS=false make run` is honoured.
+        let allow_private_targets = match var("ALLOW_PRIVATE_TARGETS") {
             None => true,
-            Some("true" | "1") => true,
-            Some("false" | "0") => false,
-            Some(other) => {
-                return Err(format!(
-                    "ALLOW_PRIVATE_TARGETS must be true or false, got {other}"
-                ))
-            }
+            Some(value) => parse_bool(&value).ok_or_else(|| {
+                format!("ALLOW_PRIVATE_TARGETS must be true or false, got {value}")
+            })?,
         };
         let schedule_interval = match var(SCHEDULE_SECONDS_VARIABLE) {
             None => DEFAULT_SCHEDULE_INTERVAL,

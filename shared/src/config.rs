@@ -162,7 +162,8 @@ fn parse_http_url(variable: &'static str, value: &str) -> Result<Url, ConfigErro
     Ok(url)
 }
 
-fn parse_bool(value: &str) -> Option<bool> {
+/// `true`/`false` (also `1`/`0`, `yes`/`no`), any case: the one boolean syntax of the configuration.
+pub fn parse_bool(value: &str) -> Option<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Some(true),
         "false" | "0" | "no" => Some(false),

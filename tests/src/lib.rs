@@ -151,6 +151,7 @@ mod app {
         pub fn token(&self, tenant: &str) -> String {
             dev_token(
                 self.options.jwt_secret.as_bytes(),
+                &self.options.tenant_claim,
                 tenant,
                 &format!("user-{tenant}"),
                 &self.options.jwt_issuer,

@@ -236,7 +236,9 @@ pub async fn patch(
     JsonBody(request): JsonBody<PatchIntegrationRequest>,
 ) -> Result<Response, ApiError> {
     let id = integration_id(&id)?;
+    // RFC 9110: `If-Match: *` matches any current version (the resource must exist).
     let expected_version = match headers.get(header::IF_MATCH) {
+        Some(value) if value.as_bytes().trim_ascii() == b"*" => None,
         Some(value) => Some(
             value
                 .to_str()
