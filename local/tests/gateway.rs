@@ -170,6 +170,7 @@ fn valid_token() -> String {
 }
 
 fn client() -> reqwest::Client {
+    hub_shared::http_client::install_default_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -3,6 +3,7 @@
 //! and the SSRF-guarded HTTP client.
 
 pub mod auth;
+pub mod aws;
 pub mod catalog;
 pub mod config;
 pub mod credentials;

@@ -139,7 +139,10 @@ mod app {
             .expect("local stack starts");
         TestApp {
             url: stack.url.clone(),
-            http: reqwest::Client::new(),
+            http: {
+                hub_shared::http_client::install_default_crypto_provider();
+                reqwest::Client::new()
+            },
             options,
             stack,
             responses: Mutex::new(Vec::new()),

@@ -19,6 +19,6 @@ async fn main() -> Result<(), lambda_http::Error> {
 
 async fn start() -> Result<AppState, Box<dyn std::error::Error>> {
     let config = Config::from_env()?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = hub_shared::aws::load_sdk_config().await;
     Ok(AppState::new(config, &aws)?)
 }

@@ -39,7 +39,11 @@ pub use template::Values;
 use model::RawProvider;
 use validate::{FieldError, UrlPolicy};
 
+/// `providers.yaml` (the source of truth) is what the tests read; functions load the same document
+/// converted to JSON by build.rs.
+#[cfg(test)]
 const BUILTIN_YAML: &str = include_str!("providers.yaml");
+const BUILTIN_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/providers.json"));
 const BUILTIN_ORIGIN: &str = "built-in catalog";
 
 /// Why the catalog could not be loaded, or a request could not be built from it. Messages never
@@ -248,7 +252,7 @@ impl Catalog {
     /// Only if the compiled-in `providers.yaml` is invalid, which the unit test
     /// `every_builtin_entry_parses_and_validates` rules out before anything ships.
     pub fn builtin() -> Catalog {
-        match parse_catalog(BUILTIN_YAML, BUILTIN_ORIGIN, UrlPolicy::HttpsOnly) {
+        match parse_builtin() {
             Ok(providers) => Catalog { providers },
             Err(e) => panic!("the built-in provider catalog is invalid: {e}"),
         }
@@ -258,7 +262,7 @@ impl Catalog {
     /// its entries replace built-in ones of the same slug and add new slugs. Its URLs may be http
     /// (tests point providers at local servers).
     pub fn load(providers_file: Option<&Path>) -> Result<Catalog, CatalogError> {
-        let mut providers = parse_catalog(BUILTIN_YAML, BUILTIN_ORIGIN, UrlPolicy::HttpsOnly)?;
+        let mut providers = parse_builtin()?;
         if let Some(path) = providers_file {
             let text = std::fs::read_to_string(path).map_err(|source| CatalogError::ReadFile {
                 path: path.to_owned(),
@@ -347,13 +351,42 @@ fn parse_catalog(
             ))
         }
     };
+    let entries = entries.into_iter().map(|(key, entry)| match key {
+        serde_yaml::Value::String(slug) => Ok((slug, entry)),
+        other => Err(document_error(format!(
+            "provider slugs must be strings, found {other:?}"
+        ))),
+    });
+    parse_entries(entries, origin, policy)
+}
+
+/// The built-in catalog as build.rs stored it: the same document, converted to JSON at build time,
+/// so a cold start parses JSON instead of YAML (docs/benchmarks.md).
+fn parse_builtin() -> Result<BTreeMap<String, Provider>, CatalogError> {
+    let document: serde_json::Map<String, Value> =
+        serde_json::from_str(BUILTIN_JSON).map_err(|e| CatalogError::Document {
+            origin: BUILTIN_ORIGIN.to_owned(),
+            message: format!("not valid JSON: {e}"),
+        })?;
+    parse_entries(
+        document.into_iter().map(Ok),
+        BUILTIN_ORIGIN,
+        UrlPolicy::HttpsOnly,
+    )
+}
+
+fn parse_entries<'de, D>(
+    entries: impl Iterator<Item = Result<(String, D), CatalogError>>,
+    origin: &str,
+    policy: UrlPolicy,
+) -> Result<BTreeMap<String, Provider>, CatalogError>
+where
+    D: serde::Deserializer<'de>,
+    D::Error: std::fmt::Display,
+{
     let mut providers = BTreeMap::new();
-    for (key, entry) in entries {
-        let serde_yaml::Value::String(slug) = key else {
-            return Err(document_error(format!(
-                "provider slugs must be strings, found {key:?}"
-            )));
-        };
+    for entry in entries {
+        let (slug, entry) = entry?;
         if !is_valid_slug(&slug) {
             return Err(CatalogError::InvalidSlug {
                 origin: origin.to_owned(),

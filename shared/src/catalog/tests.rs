@@ -124,6 +124,14 @@ fn every_builtin_entry_parses_and_validates_with_https_urls_only() {
 }
 
 #[test]
+fn the_json_compiled_by_build_rs_is_the_same_catalog_as_the_yaml() {
+    let from_yaml =
+        parse_catalog(BUILTIN_YAML, BUILTIN_ORIGIN, UrlPolicy::HttpsOnly).expect("valid");
+    let from_json = parse_builtin().expect("valid");
+    assert_eq!(from_yaml, from_json);
+}
+
+#[test]
 fn every_provider_of_the_spec_is_built_in_with_its_category() {
     let catalog = Catalog::builtin();
 

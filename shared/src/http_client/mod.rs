@@ -86,8 +86,12 @@ impl GuardOptions {
 /// The client could not be built (TLS backend initialisation, or a user agent that is not a valid
 /// header value).
 #[derive(Debug, thiserror::Error)]
-#[error("could not build the outgoing HTTP client: {0}")]
-pub struct ClientBuildError(#[source] reqwest::Error);
+pub enum ClientBuildError {
+    #[error("could not build the outgoing HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
+    #[error("could not configure TLS for the outgoing HTTP client: {0}")]
+    Tls(#[source] rustls::Error),
+}
 
 /// The guarded client. Cloning is cheap (the connection pool is shared); build one per function at
 /// start-up and pass it around.
@@ -290,9 +294,33 @@ fn redirect_policy(policy: RedirectPolicy, allow_private: bool) -> reqwest::redi
     }
 }
 
+/// Makes aws-lc-rs the process's default rustls crypto provider, for any other rustls client built in
+/// the process (a plain `reqwest::Client` panics without one). Idempotent.
+pub fn install_default_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// TLS for provider and webhook targets: rustls on aws-lc-rs (the AWS SDK's crypto, so each binary
+/// carries one TLS stack) trusting the compiled-in Mozilla roots (no file I/O at start-up).
+fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 impl GuardedHttpClient {
     pub fn new(options: GuardOptions) -> Result<Self, ClientBuildError> {
+        let tls = tls_config().map_err(ClientBuildError::Tls)?;
         let inner = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
             .dns_resolver(std::sync::Arc::new(GuardedResolver {
                 allow_private: options.allow_private,
             }))
@@ -303,7 +331,7 @@ impl GuardedHttpClient {
             .connect_timeout(options.connect_timeout)
             .user_agent(options.user_agent)
             .build()
-            .map_err(ClientBuildError)?;
+            .map_err(ClientBuildError::Http)?;
         Ok(Self {
             inner,
             allow_private: options.allow_private,
