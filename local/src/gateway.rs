@@ -686,7 +686,7 @@ fn lambda_context(
 ) -> lambda_http::Context {
     let deadline = now.timestamp_millis().max(0) as u64 + timeout.as_millis() as u64;
     let mut context = lambda_http::Context::default();
-    context.request_id = new_lambda_request_id();
+    context.request_id = hub_shared::ids::uuid_v4();
     context.deadline = deadline;
     context.invoked_function_arn =
         format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function}");
@@ -931,22 +931,6 @@ fn protocol_name(version: Version) -> &'static str {
 fn new_api_gateway_request_id() -> String {
     let bytes: [u8; 10] = rand::thread_rng().gen();
     BASE64.encode(bytes)
-}
-
-/// A Lambda request id: a random UUID (version 4).
-fn new_lambda_request_id() -> String {
-    let mut bytes: [u8; 16] = rand::thread_rng().gen();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }
 
 /// An X-Ray trace header: `Root=1-<epoch seconds hex>-<96 random bits hex>`.
@@ -1240,7 +1224,7 @@ mod tests {
     #[test]
     fn request_ids_have_api_gateway_and_lambda_shapes() {
         let apigw = new_api_gateway_request_id();
-        let lambda = new_lambda_request_id();
+        let lambda = hub_shared::ids::uuid_v4();
 
         assert_eq!(apigw.len(), 16);
         assert_eq!(lambda.len(), 36);

@@ -353,7 +353,7 @@ fn scheduled_event(
 ) -> Result<EventBridgeEvent, serde_json::Error> {
     serde_json::from_value(json!({
         "version": "0",
-        "id": random_uuid(),
+        "id": hub_shared::ids::uuid_v4(),
         "detail-type": "Scheduled Event",
         "source": "aws.events",
         "account": LOCAL_ACCOUNT_ID,
@@ -362,22 +362,6 @@ fn scheduled_event(
         "resources": [rule_arn],
         "detail": {}
     }))
-}
-
-/// A random (version 4) UUID, as EventBridge gives every event.
-fn random_uuid() -> String {
-    let mut bytes: [u8; 16] = rand::random();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }
 
 /// Runs one invocation on its own task, so a panicking consumer counts as a crashed invocation

@@ -60,6 +60,23 @@ pub fn new_id_at(kind: IdKind, unix_millis: u64) -> String {
     out
 }
 
+/// A random (version 4) UUID, the id format of AWS events and Lambda requests.
+pub fn uuid_v4() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
 /// Whether `candidate` has the shape of an id of `kind` (a cheap check before any lookup).
 pub fn is_id_of(kind: IdKind, candidate: &str) -> bool {
     candidate.strip_prefix(kind.prefix()).is_some_and(|body| {
@@ -86,6 +103,16 @@ mod tests {
         let earlier = new_id_at(IdKind::Log, 1_700_000_000_000);
         let later = new_id_at(IdKind::Log, 1_700_000_000_001);
         assert!(earlier < later);
+    }
+
+    #[test]
+    fn uuids_are_version_4_in_the_canonical_form() {
+        let uuid = uuid_v4();
+        let groups: Vec<usize> = uuid.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12]);
+        assert_eq!(&uuid[14..15], "4");
+        assert!(matches!(&uuid[19..20], "8" | "9" | "a" | "b"));
+        assert_ne!(uuid, uuid_v4());
     }
 
     #[test]
