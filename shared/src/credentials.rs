@@ -7,6 +7,7 @@ use zeroize::Zeroizing;
 
 use crate::catalog::Provider;
 use crate::crypto::{CryptoError, EnvelopeCipher, SecretSlot};
+use crate::domain::IntegrationId;
 use crate::error::FieldError;
 
 /// The plaintext field map; its strings are zeroized when it drops.
@@ -81,7 +82,7 @@ pub fn hint(provider: &Provider, fields: &CredentialFields) -> Option<String> {
 pub async fn seal(
     cipher: &EnvelopeCipher,
     tenant_id: &str,
-    integration_id: &str,
+    integration_id: &IntegrationId,
     fields: &CredentialFields,
 ) -> Result<Vec<u8>, CryptoError> {
     let plain: BTreeMap<&str, &str> = fields
@@ -90,7 +91,7 @@ pub async fn seal(
         .collect();
     cipher
         .seal_json(
-            SecretSlot::new(tenant_id, integration_id, CREDENTIALS_FIELD),
+            SecretSlot::new(tenant_id, integration_id.as_str(), CREDENTIALS_FIELD),
             &plain,
         )
         .await
@@ -99,12 +100,12 @@ pub async fn seal(
 pub async fn open(
     cipher: &EnvelopeCipher,
     tenant_id: &str,
-    integration_id: &str,
+    integration_id: &IntegrationId,
     envelope: &[u8],
 ) -> Result<CredentialFields, CryptoError> {
     let parsed: BTreeMap<String, String> = cipher
         .open_json(
-            SecretSlot::new(tenant_id, integration_id, CREDENTIALS_FIELD),
+            SecretSlot::new(tenant_id, integration_id.as_str(), CREDENTIALS_FIELD),
             envelope,
         )
         .await?;

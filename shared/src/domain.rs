@@ -44,6 +44,50 @@ impl std::fmt::Display for TenantId {
     }
 }
 
+/// An integration's id (`int_…`, see [`crate::ids`]): only ids of that shape reach the store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IntegrationId(String);
+
+impl IntegrationId {
+    /// A fresh, unguessable id.
+    pub fn generate() -> IntegrationId {
+        IntegrationId(crate::ids::new_id(crate::ids::IdKind::Integration))
+    }
+
+    pub fn parse(value: &str) -> Result<IntegrationId, InvalidValue> {
+        if crate::ids::is_id_of(crate::ids::IdKind::Integration, value) {
+            Ok(IntegrationId(value.to_string()))
+        } else {
+            Err(invalid("not an integration id"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for IntegrationId {
+    type Error = InvalidValue;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        IntegrationId::parse(&value)
+    }
+}
+
+impl From<IntegrationId> for String {
+    fn from(id: IntegrationId) -> String {
+        id.0
+    }
+}
+
+impl std::fmt::Display for IntegrationId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A catalog slug: `^[a-z][a-z0-9_]{1,63}$`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(transparent)]

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use super::query::{Page, PagedQuery};
 use super::{aws_error, keys, n, s, timestamp, InvalidCursor, Item, Store, StoreError};
-use crate::domain::{IntegrationStatus, TenantId};
+use crate::domain::{IntegrationId, IntegrationStatus, TenantId};
 use crate::health::Health;
 use crate::sync_settings::SyncSettings;
 
@@ -27,7 +27,7 @@ pub struct IntegrationItem {
     pub sk: String,
     #[serde(rename = "type")]
     pub kind: String,
-    pub id: String,
+    pub id: IntegrationId,
     pub tenant_id: String,
     pub provider: String,
     pub connection_key: String,
@@ -181,7 +181,7 @@ impl Store {
                 s(keys::connection_sk(&item.provider, &item.connection_key)),
             ),
             ("type".to_string(), s("connection_key")),
-            ("integrationId".to_string(), s(item.id.clone())),
+            ("integrationId".to_string(), s(item.id.as_str())),
         ]);
         let put = |attributes: Item| {
             Put::builder()
@@ -219,14 +219,14 @@ impl Store {
     pub async fn get_integration(
         &self,
         tenant: &TenantId,
-        id: &str,
+        id: &IntegrationId,
     ) -> Result<Option<IntegrationItem>, StoreError> {
         let out = self
             .dynamo()
             .get_item()
             .table_name(self.table())
             .key(keys::PK, s(keys::tenant_pk(tenant)))
-            .key(keys::SK, s(keys::integration_sk(id)))
+            .key(keys::SK, s(keys::integration_sk(id.as_str())))
             .consistent_read(true)
             .send()
             .await
@@ -256,7 +256,7 @@ impl Store {
     pub async fn update_integration(
         &self,
         tenant: &TenantId,
-        id: &str,
+        id: &IntegrationId,
         changes: IntegrationChanges,
         expected_version: Option<u64>,
     ) -> Result<IntegrationItem, UpdateIntegrationError> {
@@ -316,7 +316,7 @@ impl Store {
             .update_item()
             .table_name(self.table())
             .key(keys::PK, s(keys::tenant_pk(tenant)))
-            .key(keys::SK, s(keys::integration_sk(id)))
+            .key(keys::SK, s(keys::integration_sk(id.as_str())))
             .update_expression(update)
             .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
@@ -355,7 +355,7 @@ impl Store {
     pub async fn delete_integration(
         &self,
         tenant: &TenantId,
-        id: &str,
+        id: &IntegrationId,
     ) -> Result<Option<IntegrationItem>, StoreError> {
         let Some(item) = self.get_integration(tenant, id).await? else {
             return Ok(None);
@@ -371,7 +371,10 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(e.to_string()))
         };
         let items = vec![
-            delete(keys::integration_sk(id), Some("attribute_exists(pk)"))?,
+            delete(
+                keys::integration_sk(id.as_str()),
+                Some("attribute_exists(pk)"),
+            )?,
             delete(
                 keys::connection_sk(&item.provider, &item.connection_key),
                 None,
@@ -402,7 +405,7 @@ impl Store {
     pub async fn record_check_outcome(
         &self,
         tenant: &TenantId,
-        id: &str,
+        id: &IntegrationId,
         outcome: &CheckOutcome,
     ) -> Result<Option<StatusTransition>, StoreError> {
         for _ in 0..MAX_HEALTH_RETRIES {
@@ -422,7 +425,7 @@ impl Store {
                 .update_item()
                 .table_name(self.table())
                 .key(keys::PK, s(keys::tenant_pk(tenant)))
-                .key(keys::SK, s(keys::integration_sk(id)))
+                .key(keys::SK, s(keys::integration_sk(id.as_str())))
                 .update_expression(
                     "SET #health = :health, #status = :status, #lastError = :lastError, #rev = :next",
                 )

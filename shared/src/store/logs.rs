@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::query::{Page, PagedQuery};
 use super::{aws_error, keys, s, InvalidCursor, Item, Store, StoreError};
-use crate::domain::TenantId;
+use crate::domain::{IntegrationId, TenantId};
 
 pub const INTEGRATION_LOG_RETENTION_DAYS: i64 = 30;
 
@@ -36,7 +36,7 @@ pub enum LogStatus {
 #[serde(rename_all = "camelCase")]
 pub struct IntegrationLog {
     pub id: String,
-    pub integration_id: String,
+    pub integration_id: IntegrationId,
     pub action: LogAction,
     /// `incoming` | `outgoing`, or null.
     pub direction: Option<String>,
@@ -83,7 +83,7 @@ impl LogStatus {
 
 impl LogFilter {
     /// Cursors are bound to the integration and filter they were issued under.
-    fn scope(&self, integration_id: &str) -> String {
+    fn scope(&self, integration_id: &IntegrationId) -> String {
         format!(
             "logs/{integration_id}?action={}&status={}",
             self.action.map(LogAction::as_str).unwrap_or(""),
@@ -102,7 +102,10 @@ impl Store {
             serde_dynamo::to_item(log).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         item.insert(
             keys::PK.into(),
-            s(keys::integration_logs_pk(tenant, &log.integration_id)),
+            s(keys::integration_logs_pk(
+                tenant,
+                log.integration_id.as_str(),
+            )),
         );
         item.insert(keys::SK.into(), s(keys::log_sk(&log.id)));
         item.insert("type".into(), s("integration_log"));
@@ -124,13 +127,13 @@ impl Store {
     pub async fn list_integration_logs(
         &self,
         tenant: &TenantId,
-        integration_id: &str,
+        integration_id: &IntegrationId,
         filter: &LogFilter,
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Result<Page<IntegrationLog>, InvalidCursor>, StoreError> {
         let mut query = PagedQuery::new(
-            keys::integration_logs_pk(tenant, integration_id),
+            keys::integration_logs_pk(tenant, integration_id.as_str()),
             keys::LOG_SK_PREFIX,
             limit,
         );
@@ -150,9 +153,9 @@ impl Store {
     pub(crate) async fn delete_integration_logs(
         &self,
         tenant: &TenantId,
-        integration_id: &str,
+        integration_id: &IntegrationId,
     ) -> Result<(), StoreError> {
-        let pk = keys::integration_logs_pk(tenant, integration_id);
+        let pk = keys::integration_logs_pk(tenant, integration_id.as_str());
         let mut start_key = None;
         loop {
             let out = self

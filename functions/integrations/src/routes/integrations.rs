@@ -10,11 +10,10 @@ use hub_shared::auth::AuthContext;
 use hub_shared::catalog::{AuthMode, CatalogError, Provider};
 use hub_shared::credentials::{self, CredentialFields};
 use hub_shared::domain::{
-    parse_if_match, ConnectionKey, Description, DisplayName, IntegrationStatus,
+    parse_if_match, ConnectionKey, Description, DisplayName, IntegrationId, IntegrationStatus,
 };
 use hub_shared::error::{ApiError, FieldError};
 use hub_shared::http_client::validate_target;
-use hub_shared::ids::{new_id, IdKind};
 use hub_shared::store::{
     keys, timestamp, IntegrationChanges, IntegrationFilter, IntegrationItem, UpdateIntegrationError,
 };
@@ -129,7 +128,7 @@ pub async fn create(
         return Err(ApiError::validation(errors));
     };
 
-    let id = new_id(IdKind::Integration);
+    let id = IntegrationId::generate();
     let tenant = &auth.tenant;
     let (envelope, hint) = if fields.is_empty() {
         (None, None)
@@ -143,7 +142,7 @@ pub async fn create(
     let next_sync_at = next_sync_at(None, &sync_settings, &now);
     let item = IntegrationItem {
         pk: keys::tenant_pk(tenant),
-        sk: keys::integration_sk(&id),
+        sk: keys::integration_sk(id.as_str()),
         kind: "integration".to_string(),
         id: id.clone(),
         tenant_id: tenant.as_str().to_string(),
@@ -259,7 +258,7 @@ pub async fn patch(
             "send at least one of name, description, syncSettings, config, credentials",
         ));
     }
-    let current = load(&state, &auth, id).await?;
+    let current = load(&state, &auth, id.as_str()).await?;
     if expected_version.is_some_and(|expected| expected != current.version) {
         return Err(ApiError::precondition_failed(Some(current.version)));
     }
@@ -310,7 +309,7 @@ pub async fn patch(
         } else {
             let mut fields = match &current.credentials {
                 Some(envelope) => {
-                    credentials::open(state.store.cipher(), auth.tenant.as_str(), id, envelope)
+                    credentials::open(state.store.cipher(), auth.tenant.as_str(), &id, envelope)
                         .await
                         .map_err(|e| crypto_failure(&e))?
                 }
@@ -335,14 +334,14 @@ pub async fn patch(
     changes.config = request.config;
     changes.sync_settings = request.sync_settings;
     if let Some(fields) = merged_credentials {
-        let envelope = credentials::seal(state.store.cipher(), auth.tenant.as_str(), id, &fields)
+        let envelope = credentials::seal(state.store.cipher(), auth.tenant.as_str(), &id, &fields)
             .await
             .map_err(|e| crypto_failure(&e))?;
         changes.credentials = Some((envelope, credentials::hint(provider, &fields)));
     }
     let updated = match state
         .store
-        .update_integration(&auth.tenant, id, changes, expected_version)
+        .update_integration(&auth.tenant, &id, changes, expected_version)
         .await
     {
         Ok(updated) => updated,
@@ -366,7 +365,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = integration_id(&id)?;
-    match state.store.delete_integration(&auth.tenant, id).await? {
+    match state.store.delete_integration(&auth.tenant, &id).await? {
         Some(_) => {
             tracing::info!(tenantId = %auth.tenant, integrationId = %id, "integration deleted");
             Ok(StatusCode::NO_CONTENT.into_response())
@@ -384,7 +383,7 @@ pub async fn load(
     let id = integration_id(raw_id)?;
     state
         .store
-        .get_integration(&auth.tenant, id)
+        .get_integration(&auth.tenant, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("integration"))
 }

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http::{header, HeaderValue, StatusCode};
+use hub_shared::domain::IntegrationId;
 use hub_shared::error::ApiError;
-use hub_shared::ids::{is_id_of, IdKind};
 
 /// api.md: `?limit=` is 1–100, default 20.
 pub const DEFAULT_LIMIT: usize = 20;
@@ -41,12 +41,8 @@ pub fn cursor_param(query: &HashMap<String, String>) -> Option<&str> {
 }
 
 /// A path id that cannot be an integration id is answered like a missing one.
-pub fn integration_id(raw: &str) -> Result<&str, ApiError> {
-    if is_id_of(IdKind::Integration, raw) {
-        Ok(raw)
-    } else {
-        Err(ApiError::not_found("integration"))
-    }
+pub fn integration_id(raw: &str) -> Result<IntegrationId, ApiError> {
+    IntegrationId::parse(raw).map_err(|_| ApiError::not_found("integration"))
 }
 
 /// A versioned resource: JSON body plus `ETag: "<version>"`.
