@@ -262,11 +262,15 @@ pub async fn patch(
     if expected_version.is_some_and(|expected| expected != current.version) {
         return Err(ApiError::precondition_failed(Some(current.version)));
     }
+    // The deployment's catalog dropped the provider: nothing can be checked against it.
     let provider = state.catalog.get(&current.provider).ok_or_else(|| {
-        ApiError::not_supported(format!(
-            "provider {} is no longer in the catalog",
-            current.provider
-        ))
+        ApiError::field(
+            "provider",
+            format!(
+                "{} is no longer in the provider catalog; delete this integration",
+                current.provider
+            ),
+        )
     })?;
 
     let mut errors = Vec::new();
