@@ -255,3 +255,12 @@ mod app {
         }
     }
 }
+
+/// Writes a `PROVIDERS_FILE` with `yaml` into a fresh temporary folder and returns its path.
+pub fn write_providers_file(yaml: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(unique_name("providers"));
+    std::fs::create_dir_all(&dir).expect("temporary folder");
+    let file = dir.join("providers.yaml");
+    std::fs::write(&file, yaml).expect("providers file");
+    file
+}

@@ -426,16 +426,9 @@ fn id_of(reply: &Reply) -> String {
 
 /// A catalog entry with a rate limit small enough to exhaust: the 429 of test connection.
 fn providers_file(base_url: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(hub_tests::unique_name("providers"));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let file = dir.join("providers.yaml");
-    std::fs::write(
-        &file,
-        format!(
+    let file = hub_tests::write_providers_file(&format!(
             "tiny_api:\n  name: Tiny API\n  category: custom\n  auth:\n    mode: api_key\n    fields: [{{name: apiKey, secret: true}}]\n    apply: {{query: key, format: \"{{apiKey}}\"}}\n  api:\n    baseUrl: {base_url}\n    rateLimit: {{requests: 1, perSeconds: 3600}}\n    healthCheck: {{method: GET, path: /ping, expect: 200}}\n"
-        ),
-    )
-    .expect("providers file");
+        ));
     file
 }
 

@@ -67,14 +67,7 @@ async fn an_expired_log_is_not_listed_even_though_ttl_has_not_removed_it() {
 
 #[tokio::test]
 async fn a_bad_providers_file_stops_start_up_naming_the_slug_and_field() {
-    let dir = std::env::temp_dir().join(hub_tests::unique_name("bad-providers"));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let file = dir.join("providers.yaml");
-    std::fs::write(
-        &file,
-        "acme_crm:\n  name: Acme CRM\n  category: crm\n  auth:\n    mode: oauth2\n    authorizeUrl: https://auth.acme.example/authorize\n    scopes: [contacts.read]\n  api:\n    baseUrl: https://api.acme.example/v2\n",
-    )
-    .expect("write");
+    let file = hub_tests::write_providers_file("acme_crm:\n  name: Acme CRM\n  category: crm\n  auth:\n    mode: oauth2\n    authorizeUrl: https://auth.acme.example/authorize\n    scopes: [contacts.read]\n  api:\n    baseUrl: https://api.acme.example/v2\n");
     let names = hub_local::provision::StackNames::with_prefix(&hub_tests::unique_name("bad"));
     let mut options =
         hub_local::stack::StackOptions::new(names, "127.0.0.1:0".parse().expect("addr"));

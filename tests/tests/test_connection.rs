@@ -228,16 +228,9 @@ async fn private_addresses_are_refused_unless_private_targets_are_allowed() {
     let port = provider.address().port();
 
     // A catalog entry (PROVIDERS_FILE) whose API lives on a loopback address.
-    let dir = std::env::temp_dir().join(hub_tests::unique_name("providers"));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let file = dir.join("providers.yaml");
-    std::fs::write(
-        &file,
-        format!(
+    let file = hub_tests::write_providers_file(&format!(
             "loopback_crm:\n  name: Loopback CRM\n  category: crm\n  auth:\n    mode: api_key\n    fields: [{{name: apiKey, secret: true}}]\n    apply: {{header: Authorization, format: \"Bearer {{apiKey}}\"}}\n  api:\n    baseUrl: https://127.0.0.1:{port}\n    healthCheck: {{method: GET, path: /me, expect: 200}}\n"
-        ),
-    )
-    .expect("providers file");
+        ));
 
     let guarded = spawn_app_with(|options| {
         options.allow_private_targets = false;
@@ -327,17 +320,10 @@ async fn test_connection_honours_the_provider_rate_limit() {
         .respond_with(ResponseTemplate::new(200))
         .mount(&provider)
         .await;
-    let dir = std::env::temp_dir().join(hub_tests::unique_name("providers"));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let file = dir.join("providers.yaml");
-    std::fs::write(
-        &file,
-        format!(
+    let file = hub_tests::write_providers_file(&format!(
             "tiny_api:\n  name: Tiny API\n  category: custom\n  auth:\n    mode: api_key\n    fields: [{{name: apiKey, secret: true}}]\n    apply: {{query: key, format: \"{{apiKey}}\"}}\n  api:\n    baseUrl: {}\n    rateLimit: {{requests: 2, perSeconds: 3600}}\n    healthCheck: {{method: GET, path: /ping, expect: 200}}\n",
             provider.uri()
-        ),
-    )
-    .expect("providers file");
+        ));
     let app = spawn_app_with(|options| options.providers_file = Some(file.clone())).await;
     let created = app
         .create_integration("acme", &json!({"provider": "tiny_api", "name": "Tiny", "credentials": {"apiKey": "query-key-123456"}}))
