@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const DOCUMENT: &str = include_str!("../../functions/integrations/openapi.json");
+const DOCUMENT: &str = include_str!("../../api/openapi.json");
 const SECRET_KEY: &str = "sk_test_4eC39HqLyjWDarjtT1zdp7dc";
 const MISSING_ID: &str = "int_00000000000000000000000000";
 const HTTP_METHODS: [&str; 8] = [
@@ -678,7 +678,7 @@ async fn every_response_of_every_operation_matches_the_openapi_document() {
         .await;
     if serde_json::from_str::<Value>(&served.text).ok() != Some(s.conformance.document.clone()) {
         s.conformance.violations.push(
-            "GET /api/openapi.json does not serve functions/integrations/openapi.json".into(),
+            "GET /api/openapi.json does not serve api/openapi.json".into(),
         );
     }
 
