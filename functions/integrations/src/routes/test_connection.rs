@@ -10,13 +10,13 @@ use http::{HeaderName, HeaderValue};
 use hub_shared::auth::AuthContext;
 use hub_shared::catalog::{CatalogError, HealthCheckRequest};
 use hub_shared::credentials::{self, CredentialFields};
+use hub_shared::domain::LogId;
 use hub_shared::error::ApiError;
 use hub_shared::http_client::{origin_for_logs, OutgoingRequest};
-use hub_shared::ids::{new_id, IdKind};
 use hub_shared::store::{timestamp, Admission, CheckOutcome, IntegrationLog, LogAction, LogStatus};
 use serde_json::{json, Map, Value};
 
-use crate::routes::integrations::{crypto_failure, load};
+use crate::routes::integrations::load;
 use crate::state::AppState;
 
 /// api.md: "Test connection: provider timeout 10 s".
@@ -39,7 +39,7 @@ pub async fn test(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let item = load(&state, &auth, &id).await?;
-    let provider = state.catalog.get(&item.provider).ok_or_else(|| {
+    let provider = state.catalog.get(item.provider.as_str()).ok_or_else(|| {
         ApiError::not_supported(format!(
             "provider {} is no longer in the catalog",
             item.provider
@@ -77,14 +77,15 @@ pub async fn test(
     }
 
     let fields = match &item.credentials {
-        Some(envelope) => credentials::open(
-            state.store.cipher(),
-            auth.tenant.as_str(),
-            &item.id,
-            envelope,
-        )
-        .await
-        .map_err(|e| crypto_failure(&e))?,
+        Some(envelope) => {
+            credentials::open(
+                state.store.cipher(),
+                auth.tenant.as_str(),
+                &item.id,
+                envelope,
+            )
+            .await?
+        }
         None => CredentialFields::new(),
     };
     let plain: Map<String, Value> = fields
@@ -123,7 +124,7 @@ pub async fn test(
         )
         .await?;
     let log = IntegrationLog {
-        id: new_id(IdKind::Log),
+        id: LogId::generate(),
         integration_id: item.id.clone(),
         action: LogAction::Test,
         direction: Some("outgoing".to_string()),
@@ -145,7 +146,7 @@ pub async fn test(
     state.store.put_integration_log(&auth.tenant, &log).await?;
     tracing::info!(
         tenantId = %auth.tenant, integrationId = %item.id, ok = result.ok,
-        httpStatus = ?result.http_status, error = ?result.error_code, "test connection"
+        httpStatus = result.http_status.map(u64::from), error = result.error_code, "test connection"
     );
 
     let mut body = json!({
