@@ -22,3 +22,4 @@ pub mod services;
 pub mod store;
 pub mod sync_settings;
 pub mod telemetry;
+pub mod transform;
