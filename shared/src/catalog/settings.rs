@@ -206,17 +206,17 @@ impl Provider {
     }
 
     /// The `settings` of the public view: every declared setting, `baseUrl` and the structured
-    /// ones, each `{name, type, required, description, default, pattern}`.
+    /// ones, each `{name, kind, required, description, default, pattern}`.
     pub(crate) fn settings_view(&self) -> Vec<Value> {
         let view = |name: &str, kind: &str, required: bool, description: Option<&str>| {
-            json!({"name": name, "type": kind, "required": required, "description": description,
+            json!({"name": name, "kind": kind, "required": required, "description": description,
                    "default": null, "pattern": null})
         };
         let mut settings: Vec<Value> = self
             .config
             .iter()
             .map(|s| {
-                json!({"name": s.name, "type": "string", "required": s.required,
+                json!({"name": s.name, "kind": "string", "required": s.required,
                        "description": s.description, "default": s.default, "pattern": s.pattern})
             })
             .collect();

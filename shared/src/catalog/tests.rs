@@ -855,10 +855,10 @@ fn public_view_of_an_oauth_provider_lists_scopes_capabilities_and_limits() {
             ],
             "credentialFields": [],
             "settings": [
-                {"name": "calendarId", "type": "string", "required": false,
+                {"name": "calendarId", "kind": "string", "required": false,
                  "description": "The calendar to sync and write events to (its id, e.g. team@group.calendar.google.com).",
                  "default": "primary", "pattern": null},
-                {"name": "baseUrl", "type": "string", "required": false,
+                {"name": "baseUrl", "kind": "string", "required": false,
                  "description": "Replaces the provider's API base URL, path included (a sandbox, a proxy).",
                  "default": null, "pattern": null}
             ],
@@ -891,7 +891,7 @@ fn public_view_of_credential_and_webhook_only_providers() {
         json!({
             "slug": "custom_webhook", "name": "Custom webhook", "category": "custom",
             "authMode": "none", "scopes": [], "credentialFields": [],
-            "settings": [{"name": "baseUrl", "type": "string", "required": false,
+            "settings": [{"name": "baseUrl", "kind": "string", "required": false,
                           "description": "Replaces the provider's API base URL, path included (a sandbox, a proxy).",
                           "default": null, "pattern": null}],
             "baseUrl": null,
@@ -1245,7 +1245,7 @@ fn public_view_lists_required_settings_credential_secrecy_and_the_base_url() {
         .map(|s| {
             (
                 s["name"].as_str().unwrap_or(""),
-                s["type"].as_str().unwrap_or(""),
+                s["kind"].as_str().unwrap_or(""),
             )
         })
         .collect();
