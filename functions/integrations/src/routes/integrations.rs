@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use hub_shared::auth::AuthContext;
-use hub_shared::catalog::{AuthMode, CatalogError, Provider};
+use hub_shared::catalog::{AuthMode, Provider};
 use hub_shared::credentials::{self, CredentialFields};
 use hub_shared::domain::{
     parse_if_match, ConnectionKey, Description, DisplayName, IntegrationId, IntegrationStatus,
@@ -119,7 +119,7 @@ pub async fn create(
         .collect();
     errors.extend(credentials::check_fields(slug.as_str(), provider, &fields));
     let config = request.config.unwrap_or_default();
-    errors.extend(check_config(&state, &config).await);
+    errors.extend(check_config(&state, provider, &config).await);
     let sync_settings = request.sync_settings.unwrap_or_default();
     errors.extend(check_sync_settings(provider, &config, &sync_settings));
     let (Some(name), Some(connection_key), true) = (name, connection_key, errors.is_empty()) else {
@@ -270,7 +270,7 @@ pub async fn patch(
         }
     }
     if let Some(config) = &request.config {
-        errors.extend(check_config(&state, config).await);
+        errors.extend(check_config(&state, provider, config).await);
     }
     let effective_config = request.config.as_ref().unwrap_or(&current.config);
     if let Some(sync_settings) = &request.sync_settings {
@@ -364,8 +364,13 @@ pub async fn load(
         .ok_or_else(|| ApiError::not_found("integration"))
 }
 
-/// `config` is non-secret and small; a `baseUrl` must be a target the SSRF guard allows.
-async fn check_config(state: &AppState, config: &Map<String, Value>) -> Vec<FieldError> {
+/// `config` is non-secret and small, holds exactly the provider's settings (the catalog's
+/// check: unknown, missing, non-string, pattern), and a `baseUrl` is a target the SSRF guard allows.
+async fn check_config(
+    state: &AppState,
+    provider: &Provider,
+    config: &Map<String, Value>,
+) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let size = serde_json::to_vec(config)
         .map(|bytes| bytes.len())
@@ -375,10 +380,12 @@ async fn check_config(state: &AppState, config: &Map<String, Value>) -> Vec<Fiel
             "config",
             format!("must be at most {MAX_CONFIG_BYTES} bytes of JSON"),
         ));
+        return errors;
     }
-    match config.get("baseUrl") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(raw)) => match url::Url::parse(raw) {
+    errors.extend(provider.check_config(config));
+    let base_url_ok = !errors.iter().any(|e| e.field == "config.baseUrl");
+    if let (true, Some(Value::String(raw))) = (base_url_ok, config.get("baseUrl")) {
+        match url::Url::parse(raw) {
             Err(_) => errors.push(FieldError::new("config.baseUrl", "must be an absolute URL")),
             Ok(url) => {
                 if let Err(rejected) =
@@ -387,8 +394,7 @@ async fn check_config(state: &AppState, config: &Map<String, Value>) -> Vec<Fiel
                     errors.push(FieldError::new("config.baseUrl", rejected.to_string()));
                 }
             }
-        },
-        Some(_) => errors.push(FieldError::new("config.baseUrl", "must be a string")),
+        }
     }
     errors
 }
@@ -398,29 +404,17 @@ fn check_sync_settings(
     config: &Map<String, Value>,
     settings: &SyncSettings,
 ) -> Vec<FieldError> {
-    // A custom_api integration may carry its own entity definitions in `config.entities`.
-    let mut errors = Vec::new();
-    let custom = match config.get("entities") {
-        None => None,
-        Some(definitions) => match provider.parse_entities(definitions) {
-            Ok(entities) => Some(entities),
-            Err(CatalogError::InvalidDefinition { path, message }) => {
-                errors.push(FieldError::new(format!("config.entities.{path}"), message));
-                None
-            }
-            Err(other) => {
-                errors.push(FieldError::new("config.entities", other.to_string()));
-                None
-            }
-        },
-    };
-    errors.extend(settings.validate(|remote| {
+    // A custom_api integration may carry its own entity definitions in `config.entities`; invalid
+    // ones are reported by check_config.
+    let custom = config
+        .get("entities")
+        .and_then(|definitions| provider.parse_entities(definitions).ok());
+    settings.validate(|remote| {
         provider.entity(remote).is_some()
             || custom
                 .as_ref()
                 .is_some_and(|entities| entities.contains_key(remote))
-    }));
-    errors
+    })
 }
 
 fn printable(value: &str) -> String {

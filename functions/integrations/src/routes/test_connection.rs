@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use http::{HeaderName, HeaderValue};
 use hub_shared::auth::AuthContext;
-use hub_shared::catalog::{CatalogError, HealthCheckRequest};
+use hub_shared::catalog::{CatalogError, ExpectOutcome, HealthCheckRequest};
 use hub_shared::credentials::{self, CredentialFields};
 use hub_shared::domain::LogId;
 use hub_shared::error::ApiError;
@@ -21,7 +21,7 @@ use crate::state::AppState;
 
 /// api.md: "Test connection: provider timeout 10 s".
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Only the status matters; the body is read no further than this.
+/// The status, and for a body condition the JSON body read no further than this.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// What the check found, before it is recorded.
@@ -184,15 +184,34 @@ async fn run_check(state: &AppState, check: HealthCheckRequest) -> CheckResult {
     match state.provider_http.send(request).await {
         Ok(response) => {
             let status = response.status.as_u16();
-            let ok = status == check.expect;
-            let error_code = (!ok).then(|| status_error_code(status));
+            let (error_code, error_message) = match check.expect.evaluate(status, &response.body) {
+                ExpectOutcome::Met => (None, None),
+                ExpectOutcome::WrongStatus => (
+                    Some(status_error_code(status)),
+                    Some(format!(
+                        "{origin} answered {status}, expected {}",
+                        check.expect.status
+                    )),
+                ),
+                // A provider that answers 200 for bad credentials says so in the body (Slack).
+                ExpectOutcome::UnexpectedBody(reason) => {
+                    let read = if response.body_truncated {
+                        " (only the first 64 KiB were read)"
+                    } else {
+                        ""
+                    };
+                    (
+                        Some("unexpected_response"),
+                        Some(format!("{origin} answered {status} but {reason}{read}")),
+                    )
+                }
+            };
             CheckResult {
-                ok,
+                ok: error_code.is_none(),
                 http_status: Some(status),
                 latency: response.latency,
                 error_code,
-                error_message: (!ok)
-                    .then(|| format!("{origin} answered {status}, expected {}", check.expect)),
+                error_message,
             }
         }
         Err(error) => CheckResult {
