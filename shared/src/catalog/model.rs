@@ -9,6 +9,8 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::sync_settings::FieldMapping;
+
 /// What kind of service a provider is (`GET /api/providers?category=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -418,26 +420,49 @@ pub enum TimeFormat {
     EpochMs,
 }
 
-/// Default mappings of one remote entity to a local entity.
+/// Default mappings of one remote entity to a local entity. Written without `localEntity` on each
+/// field (it is the block's); read into the one [`FieldMapping`] type the sync settings use.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(try_from = "RawDefaultMappings")]
 pub struct DefaultMappings {
     pub local_entity: String,
     pub fields: Vec<FieldMapping>,
 }
 
-/// One field mapping, in the shape of the sync settings' `fieldMappings` (without `localEntity`).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct FieldMapping {
-    pub local_field: String,
-    pub remote_field: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub transform: Option<Transform>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub transform_config: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub default_value: Option<Value>,
+struct RawDefaultMappings {
+    local_entity: String,
+    fields: Vec<serde_json::Map<String, Value>>,
+}
+
+impl TryFrom<RawDefaultMappings> for DefaultMappings {
+    type Error = String;
+
+    fn try_from(raw: RawDefaultMappings) -> Result<Self, Self::Error> {
+        let fields = raw
+            .fields
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut field)| {
+                if field.contains_key("localEntity") {
+                    return Err(format!(
+                        "fields[{i}]: localEntity is the block's, not a field's"
+                    ));
+                }
+                field.insert(
+                    "localEntity".into(),
+                    Value::String(raw.local_entity.clone()),
+                );
+                serde_json::from_value::<FieldMapping>(Value::Object(field))
+                    .map_err(|e| format!("fields[{i}]: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(DefaultMappings {
+            local_entity: raw.local_entity,
+            fields,
+        })
+    }
 }
 
 /// The mapping transforms of sync.md.

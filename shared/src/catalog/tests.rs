@@ -1492,3 +1492,29 @@ fn monday_stays_within_the_smallest_paid_daily_cap() {
     assert!(per_day <= 1_000, "{per_day} calls a day");
     assert!(limit.requests as u64 * 60 / limit.per_seconds as u64 <= 1_000);
 }
+
+#[test]
+fn default_mappings_are_the_sync_settings_mapping_type_and_their_transform_configs_are_parsed() {
+    let entity = |config: &str| {
+        acme_api_key(
+            "https://acme.example",
+            &format!("  sync:\n    entities:\n      deal:\n        request: {{method: GET, path: /deals}}\n        records: items\n        id: id\n        defaultMappings:\n          localEntity: opportunity\n          fields:\n            - {{localField: closedAt, remoteField: closed, transform: date_format, transformConfig: {config}}}\n"),
+        )
+    };
+    let catalog = ProvidersFile::new(&entity("{format: date}"))
+        .load()
+        .expect("valid defaults load");
+    let mappings = catalog
+        .get("acme_crm")
+        .and_then(|p| p.entity("deal"))
+        .and_then(|e| e.default_mappings.as_ref())
+        .expect("default mappings");
+    assert_eq!(mappings.fields[0].local_entity, "opportunity");
+    assert!(mappings.fields[0].transformation("x").is_ok());
+
+    let message = ProvidersFile::new(&entity("{format: 42}")).error();
+    assert!(
+        message.contains("sync.entities.deal.defaultMappings.fields[0].transformConfig.format"),
+        "{message}"
+    );
+}

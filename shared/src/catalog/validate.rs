@@ -708,8 +708,14 @@ fn check_entity(entity: &EntityDef, path: &str, scope: &Scope<'_>) -> Result<(),
             return err(format!("{p}.fields"), "must list at least one mapping");
         }
         for (i, field) in mappings.fields.iter().enumerate() {
-            non_empty(&field.local_field, &format!("{p}.fields[{i}].localField"))?;
-            non_empty(&field.remote_field, &format!("{p}.fields[{i}].remoteField"))?;
+            let at = format!("{p}.fields[{i}]");
+            non_empty(&field.local_field, &format!("{at}.localField"))?;
+            non_empty(&field.remote_field, &format!("{at}.remoteField"))?;
+            if let Err(problems) = field.transformation(&at) {
+                if let Some(first) = problems.into_iter().next() {
+                    return err(first.field, first.message);
+                }
+            }
         }
     }
     if let Some(write) = &entity.write {
