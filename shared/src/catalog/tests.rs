@@ -1518,3 +1518,40 @@ fn default_mappings_are_the_sync_settings_mapping_type_and_their_transform_confi
         "{message}"
     );
 }
+
+#[test]
+fn the_complete_example_of_docs_catalog_md_loads_as_a_providers_file() {
+    let doc = include_str!("../../../docs/catalog.md");
+    let example = doc
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/catalog.md has a yaml example");
+    let catalog = ProvidersFile::new(example)
+        .load()
+        .expect("the example loads");
+    let acme = catalog.get("acme_crm").expect("acme_crm");
+
+    assert!(acme.setting("region").is_some_and(|s| s.required));
+    assert_eq!(
+        acme.oauth2()
+            .and_then(|o| o.refresh_url.as_ref())
+            .map(Url::as_str),
+        Some("https://auth.acme.example/refresh")
+    );
+    let request = acme
+        .prepare_request(
+            http::Method::GET,
+            &acme.entity("deal").expect("deal").request.path,
+            &Default::default(),
+            &Values::new(
+                &obj(json!({"region": "eu1"})),
+                &obj(json!({"accessToken": "t"})),
+            ),
+        )
+        .expect("builds");
+    assert_eq!(
+        request.url.as_str(),
+        "https://eu1.api.acme.example/v2/pipelines/main/deals"
+    );
+}
