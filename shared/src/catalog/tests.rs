@@ -997,7 +997,7 @@ fn setting_declarations_are_checked_with_their_path() {
         ),
         (
             "  config: [{name: a, pattern: \"[0-9\"}]\n",
-            "config[0].pattern: unclosed `[` at character 1",
+            "config[0].pattern: not a valid pattern: non-empty character class has no closing bracket",
         ),
         (
             "  config: [{name: a, pattern: \"[0-9]+\", default: x}]\n",
