@@ -44,8 +44,9 @@ pub use request::{ExpectOutcome, HealthCheckRequest, ProviderRequest};
 pub use settings::{ProductConfig, BASE_URL_SETTING};
 pub use template::Values;
 
+use crate::error::FieldError;
 use model::RawProvider;
-use validate::{FieldError, UrlPolicy};
+use validate::UrlPolicy;
 
 /// `providers.yaml` (the source of truth) is what the tests read; functions load the same document
 /// converted to JSON by build.rs.
@@ -250,7 +251,10 @@ impl Provider {
             CatalogError::InvalidDefinition { path, message }
         })?;
         validate::validate_external_entities(self, &entities).map_err(
-            |FieldError { path, message }| CatalogError::InvalidDefinition { path, message },
+            |FieldError { field, message }| CatalogError::InvalidDefinition {
+                path: field,
+                message,
+            },
         )?;
         Ok(entities)
     }
@@ -421,7 +425,7 @@ where
             invalid(path, message)
         })?;
         let provider = validate::validate_provider(raw, ProductConfig::for_slug(&slug), policy)
-            .map_err(|FieldError { path, message }| invalid(path, message))?;
+            .map_err(|FieldError { field, message }| invalid(field, message))?;
         providers.insert(slug, provider);
     }
     Ok(providers)

@@ -14,19 +14,12 @@ use super::pattern::Pattern;
 use super::settings::{ProductConfig, BASE_URL_SETTING};
 use super::template::{Source, Template};
 use super::{Auth, CredentialApply, CredentialAuth, OAuth2, Provider};
+use crate::error::FieldError;
 
-/// A problem with one field of an entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct FieldError {
-    pub(crate) path: String,
-    pub(crate) message: String,
-}
-
+/// A problem with one field of an entry: the crate's one [`FieldError`], its `field` the path in
+/// the entry (`sync.entities.event.records`).
 fn err<T>(path: impl Into<String>, message: impl Into<String>) -> Result<T, FieldError> {
-    Err(FieldError {
-        path: path.into(),
-        message: message.into(),
-    })
+    Err(FieldError::new(path, message))
 }
 
 /// Which URL schemes a catalog source may use. Built-in entries are https only; a
@@ -273,10 +266,7 @@ fn reject_unused(raw: &RawAuth, names: &[&str]) -> Result<(), FieldError> {
 }
 
 fn missing(path: &str) -> FieldError {
-    FieldError {
-        path: path.to_owned(),
-        message: "missing field".to_owned(),
-    }
+    FieldError::new(path, "missing field")
 }
 
 const OAUTH_ONLY: [&str; 10] = [
