@@ -1,33 +1,14 @@
 //! Log lines under concurrency: each line carries exactly one request's span, and fields render as
 //! plain values.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use hub_tests::spawn_app;
 use serde_json::{json, Value};
 
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn concurrent_requests_log_lines_with_one_request_span_each() {
-    let captured = CapturedLogs::default();
-    let writer = captured.clone();
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-        .with_writer(move || writer.clone())
-        .try_init();
+    let captured = hub_tests::capture_logs("info");
     let app = Arc::new(spawn_app().await);
 
     // Given 24 creates in flight at once
@@ -50,7 +31,7 @@ async fn concurrent_requests_log_lines_with_one_request_span_each() {
     }
 
     // Then every "integration created" line is inside exactly one request span
-    let logs = String::from_utf8_lossy(&captured.0.lock().expect("lock")).to_string();
+    let logs = captured.text();
     let created: Vec<Value> = logs
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())

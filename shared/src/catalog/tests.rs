@@ -67,6 +67,15 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// A providers file in the temp dir, removed when dropped.
 struct ProvidersFile(PathBuf);
 
+/// A providers file that must be rejected with `expected` as the acme_crm entry's problem.
+fn assert_rejected_with(yaml: &str, expected: &str) {
+    let message = ProvidersFile::new(yaml).error();
+    assert!(
+        message.contains(&format!("provider \"acme_crm\": {expected}")),
+        "expected `{expected}`, got `{message}`"
+    );
+}
+
 impl ProvidersFile {
     fn new(yaml: &str) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -353,11 +362,7 @@ fn semantic_errors_name_the_field_and_the_problem() {
         ),
     ];
     for (yaml, expected) in cases {
-        let message = ProvidersFile::new(&yaml).error();
-        assert!(
-            message.contains(&format!("provider \"acme_crm\": {expected}")),
-            "expected `{expected}`, got `{message}`"
-        );
+        assert_rejected_with(&yaml, expected);
     }
 }
 
@@ -951,11 +956,7 @@ fn an_undeclared_config_placeholder_is_an_error_naming_slug_and_field_path() {
         ),
     ];
     for (yaml, expected) in cases {
-        let message = ProvidersFile::new(&yaml).error();
-        assert!(
-            message.contains(&format!("provider \"acme_crm\": {expected}")),
-            "expected `{expected}`, got `{message}`"
-        );
+        assert_rejected_with(&yaml, expected);
     }
 }
 
@@ -1017,11 +1018,7 @@ fn setting_declarations_are_checked_with_their_path() {
         ),
     ];
     for (extra, expected) in cases {
-        let message = ProvidersFile::new(&acme_api_key("https://a.example", extra)).error();
-        assert!(
-            message.contains(&format!("provider \"acme_crm\": {expected}")),
-            "expected `{expected}`, got `{message}`"
-        );
+        assert_rejected_with(&acme_api_key("https://a.example", extra), expected);
     }
 }
 
@@ -1394,11 +1391,7 @@ fn health_check_expect_is_a_status_or_a_body_condition() {
             "    baseUrl: \"https://a.example\"\n",
             &format!("    baseUrl: https://a.example\n    healthCheck: {health_check}\n"),
         );
-        let message = ProvidersFile::new(&yaml).error();
-        assert!(
-            message.contains(&format!("provider \"acme_crm\": {expected}")),
-            "expected `{expected}`, got `{message}`"
-        );
+        assert_rejected_with(&yaml, expected);
     }
 }
 
