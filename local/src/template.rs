@@ -120,6 +120,21 @@ pub struct KeyDefinition {
     pub enable_key_rotation: bool,
 }
 
+/// What Lambda is told about an `AWS::Serverless::Function`: its own property, else
+/// `Globals.Function`, else Lambda's default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionDefinition {
+    pub logical_id: String,
+    /// `Timeout`: how long one invocation may run (Lambda's default: 3 s).
+    pub timeout_seconds: u32,
+    /// `MemorySize` in MB (Lambda's default: 128).
+    pub memory_size_mb: u32,
+}
+
+/// Lambda's defaults when neither the function nor `Globals.Function` sets them.
+pub const DEFAULT_FUNCTION_TIMEOUT_SECONDS: u32 = 3;
+pub const DEFAULT_FUNCTION_MEMORY_SIZE_MB: u32 = 128;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueDefinition {
     pub logical_id: String,
@@ -138,6 +153,11 @@ pub struct RedriveDefinition {
 /// The HTTP routes of every function in the bundled template.
 pub fn http_routes() -> Result<Vec<HttpRoute>, TemplateError> {
     Template::bundled()?.http_routes()
+}
+
+/// How Lambda runs one function of the bundled template (timeout, memory).
+pub fn function_definition(logical_id: &str) -> Result<FunctionDefinition, TemplateError> {
+    Template::bundled()?.function_definition(logical_id)
 }
 
 /// The table, key and queue definitions of the bundled template.
@@ -248,6 +268,32 @@ impl Template {
             },
             None => Ok(None),
         }
+    }
+
+    /// The timeout and memory of the function `logical_id`.
+    pub fn function_definition(
+        &self,
+        logical_id: &str,
+    ) -> Result<FunctionDefinition, TemplateError> {
+        let resource = self.resource(logical_id, "AWS::Serverless::Function")?;
+        let properties = resource.optional_field("Properties")?;
+        let globals = match self.root().optional_field("Globals")? {
+            Some(globals) => globals.optional_field("Function")?,
+            None => None,
+        };
+        let setting = |name: &str, default: u32| -> Result<u32, TemplateError> {
+            for scope in [&properties, &globals].into_iter().flatten() {
+                if let Some(value) = scope.optional_field(name)? {
+                    return value.number();
+                }
+            }
+            Ok(default)
+        };
+        Ok(FunctionDefinition {
+            logical_id: logical_id.to_string(),
+            timeout_seconds: setting("Timeout", DEFAULT_FUNCTION_TIMEOUT_SECONDS)?,
+            memory_size_mb: setting("MemorySize", DEFAULT_FUNCTION_MEMORY_SIZE_MB)?,
+        })
     }
 
     pub fn definitions(&self) -> Result<TemplateDefinitions, TemplateError> {
@@ -743,6 +789,42 @@ Resources:
             error.contains("Resources.Q.Properties.FifoQueue"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn function_settings_come_from_the_function_then_globals_then_lambda_defaults() {
+        let template = SMALL_TEMPLATE
+            .replace("Resources:\n", "  Function:\n    Timeout: 60\nResources:\n")
+            .replace(
+                "    Properties:\n      Events:",
+                "    Properties:\n      MemorySize: 512\n      Events:",
+            );
+        let template = Template::parse(&template).unwrap();
+
+        let function = template.function_definition("Fn").unwrap();
+
+        assert_eq!(
+            function,
+            FunctionDefinition {
+                logical_id: "Fn".into(),
+                timeout_seconds: 60,
+                memory_size_mb: 512,
+            }
+        );
+        let bare = Template::parse(SMALL_TEMPLATE)
+            .unwrap()
+            .function_definition("Fn")
+            .unwrap();
+        assert_eq!(bare.timeout_seconds, DEFAULT_FUNCTION_TIMEOUT_SECONDS);
+        assert_eq!(bare.memory_size_mb, DEFAULT_FUNCTION_MEMORY_SIZE_MB);
+    }
+
+    #[test]
+    fn the_bundled_integrations_function_runs_29_seconds_with_256_mb() {
+        let function = function_definition("IntegrationsFunction").unwrap();
+
+        assert_eq!(function.timeout_seconds, 29);
+        assert_eq!(function.memory_size_mb, 256);
     }
 
     #[test]
