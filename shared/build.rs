@@ -31,8 +31,8 @@ fn catalog_json(out_dir: &Path) {
     let source = "src/catalog/providers.yaml";
     println!("cargo:rerun-if-changed={source}");
     let yaml = std::fs::read_to_string(source).unwrap_or_else(|e| panic!("reading {source}: {e}"));
-    let document: serde_json::Value = serde_saphyr::from_str(&yaml)
-        .unwrap_or_else(|e| panic!("{source} is not valid YAML: {e}"));
+    let document: serde_json::Value =
+        serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("{source} is not valid YAML: {e}"));
     let json = serde_json::to_string(&document).expect("JSON");
     std::fs::write(out_dir.join("providers.json"), json).expect("writing providers.json");
 }

@@ -522,8 +522,7 @@ async fn route_and_invoke(
     let claims = if route.public {
         None
     } else {
-        let now = Utc::now().timestamp();
-        match bearer_token(request.headers()).and_then(|token| shared.verifier.verify(token, now)) {
+        match bearer_token(request.headers()).and_then(|token| shared.verifier.verify(token)) {
             Ok(claims) => Some(claims),
             Err(error) => return (unauthorized(&error), route_key),
         }

@@ -660,7 +660,9 @@ struct UntaggedValue(Value);
 
 impl<'de> Deserialize<'de> for UntaggedValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<UntaggedValue, D::Error> {
-        deserializer.deserialize_any(ValueVisitor).map(UntaggedValue)
+        deserializer
+            .deserialize_any(ValueVisitor)
+            .map(UntaggedValue)
     }
 }
 
@@ -867,7 +869,10 @@ Resources:
             root.field("b").unwrap().get_att().unwrap(),
             ("Queue".into(), "Arn".into())
         );
-        assert_eq!(intrinsic(&value("c")).map(|(name, _)| name), Some("Fn::Sub"));
+        assert_eq!(
+            intrinsic(&value("c")).map(|(name, _)| name),
+            Some("Fn::Sub")
+        );
         let condition = value("d");
         let Some(("Fn::If", Value::Sequence(branches))) = intrinsic(&condition) else {
             panic!("!If of a list: {condition:?}");

@@ -71,7 +71,8 @@ mod tests {
                 "{name} is a Mozilla root"
             );
             assert!(
-                der.windows(name.len()).any(|window| window == name.as_bytes()),
+                der.windows(name.len())
+                    .any(|window| window == name.as_bytes()),
                 "the certificate is {name}'s"
             );
         }

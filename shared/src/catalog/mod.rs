@@ -342,8 +342,8 @@ fn parse_catalog(
     };
     // YAML is read into the JSON data model (what the built-in catalog is compiled to), so both
     // sources go through one set of entry parsers; mapping keys arrive as strings.
-    let document: Value = serde_saphyr::from_str(text)
-        .map_err(|e| document_error(format!("not valid YAML: {e}")))?;
+    let document: Value =
+        serde_saphyr::from_str(text).map_err(|e| document_error(format!("not valid YAML: {e}")))?;
     let entries = match document {
         Value::Null => return Ok(BTreeMap::new()),
         Value::Object(entries) => entries,
