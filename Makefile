@@ -63,7 +63,7 @@ build:
 	@command -v cargo-lambda >/dev/null 2>&1 || { echo "install cargo-lambda: pip install cargo-lambda (or cargo install cargo-lambda)"; exit 1; }
 	cargo lambda build --release --arm64 --package integrations
 
-# B5 cold start (quality.md; docs/benchmarks.md): the measured functions and the hello-world baseline are
+# B5 cold start (docs/benchmarks.md: target, method, results): the measured functions and the hello-world baseline are
 # built in one cargo run with the workspace release profile (LTO: minutes on 2 cores), then hub-bench
 # starts each against a local Lambda Runtime API, prints the table and writes target/bench/report.json.
 BENCH_FUNCTIONS := integrations

@@ -1,4 +1,4 @@
-//! The one KMS envelope cipher of the product (security.md, "Secrets at rest"). Every secret is
+//! The one KMS envelope cipher of the product (docs/envelope-format.md). Every secret is
 //! stored as a version-1 envelope: a KMS-encrypted AES-256 data key bound to the tenant by the KMS
 //! encryption context, then AES-256-GCM with `<tenantId>/<ownerId>/<field>` as associated data,
 //! binding the ciphertext to the item and attribute that hold it. The byte layout is in `layout`
@@ -33,7 +33,7 @@ use layout::{NONCE_LEN, TAG_LEN};
 /// The KMS encryption context key that binds a data key to its tenant.
 pub const TENANT_CONTEXT_KEY: &str = "tenantId";
 
-/// The `field` part of the associated data for each kind of secret (security.md table).
+/// The `field` part of the associated data for each kind of secret (docs/envelope-format.md).
 pub mod field {
     /// Integration credentials (API key fields or the OAuth token set); owner: integration id.
     pub const CREDENTIALS: &str = "credentials";
@@ -220,7 +220,7 @@ impl EnvelopeCipher {
         Ok(plaintext)
     }
 
-    /// Seals the UTF-8 JSON of `value` (the plaintext format security.md prescribes).
+    /// Seals the UTF-8 JSON of `value` (the plaintext format of every envelope).
     pub async fn seal_json<T: Serialize + ?Sized>(
         &self,
         slot: SecretSlot<'_>,

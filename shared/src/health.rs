@@ -1,4 +1,4 @@
-//! The health score of an integration (sync.md "Health score"), from its recent runs and tests.
+//! The health score of an integration (docs/decisions.md, "Health score"), from its recent runs and tests.
 //!
 //! Formula (docs/decisions.md): over the last 20 outcomes, the smoothed success rate
 //! `(successes + 1) / (outcomes + 1)` as a percentage, minus 10 points per consecutive failure (at

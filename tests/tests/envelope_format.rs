@@ -1,4 +1,4 @@
-//! The secret envelope format of security.md ("Secrets at rest: KMS envelope encryption") against a
+//! The secret envelope format (docs/envelope-format.md) against a
 //! real KMS API (moto): an envelope opens with nothing but KMS Decrypt, AES-GCM and the documented
 //! byte layout; a hand-made envelope opens with the product's cipher; moved or altered envelopes
 //! are refused; and a warm cipher makes no KMS call per request.

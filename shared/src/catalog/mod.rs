@@ -1,4 +1,4 @@
-//! The provider catalog (sync.md "Provider catalog"): a provider is data, not code.
+//! The provider catalog: a provider is data, not code.
 //!
 //! The built-in catalog is `providers.yaml` next to this file, compiled in and validated by the
 //! tests below; `PROVIDERS_FILE` (same format) is merged over it at start-up with

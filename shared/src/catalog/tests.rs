@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::validate::UrlPolicy;
 use super::*;
 
-/// Every provider of the original systems, as sync.md lists them.
+/// Every provider of the original systems the built-in catalog must carry.
 const SPEC_PROVIDERS: [(&str, Category); 28] = [
     ("google_calendar", Category::Calendar),
     ("outlook_calendar", Category::Calendar),

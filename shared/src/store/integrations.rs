@@ -19,7 +19,7 @@ use crate::domain::{IntegrationId, IntegrationStatus, TenantId};
 use crate::health::Health;
 use crate::sync_settings::SyncSettings;
 
-/// An integration as stored. Secrets are only in `credentials`, an envelope (security.md).
+/// An integration as stored. Secrets are only in `credentials`, an envelope (docs/envelope-format.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IntegrationItem {
@@ -65,7 +65,7 @@ pub struct IntegrationItem {
 }
 
 impl IntegrationItem {
-    /// The resource as api.md shows it: no secret, only whether credentials exist and a hint.
+    /// The resource as the API shows it: no secret, only whether credentials exist and a hint.
     pub fn to_resource(&self) -> Value {
         json!({
             "id": self.id,

@@ -1,5 +1,5 @@
 //! The per-(tenant, provider) token bucket every function draws from before a provider call
-//! (sync.md "Rate limits"): capacity `requests` (the burst), refilled at `requests / perSeconds`.
+//! (the catalog's `sync.rateLimit`): capacity `requests` (the burst), refilled at `requests / perSeconds`.
 //! Shared across processes through optimistic conditional writes on one item.
 
 use std::time::Duration;

@@ -451,7 +451,7 @@ fn check_sync_settings(
     errors
 }
 
-/// sync.md: enabling hourly/daily makes the integration due at once; manual or disabled → null; an
+/// Scheduling: enabling hourly/daily makes the integration due at once; manual or disabled → null; an
 /// already scheduled integration keeps its time.
 fn next_sync_at(
     current: Option<&IntegrationItem>,
