@@ -11,12 +11,13 @@ MOTO_SERVER = $(shell pyenv which moto_server 2>/dev/null || command -v moto_ser
 
 help:
 	@echo "make run    - start moto, provision, serve every function on http://127.0.0.1:3000"
-	@echo "make test   - every test: unit, end-to-end against moto, event fixtures, cfn-lint"
-	@echo "make lint   - cargo fmt --check, clippy -D warnings, cfn-lint"
+	@echo "make test   - lint, then every test: unit, end-to-end against moto, event fixtures"
+	@echo "make lint   - cargo fmt --check, clippy -D warnings, cargo machete (unused dependencies), cfn-lint"
 	@echo "make build  - release Lambda binaries for arm64 (needs cargo-lambda)"
 	@echo "make bench  - benchmarks (B5 cold start); report in target/bench/report.json"
 
-# Installs what is missing: the Python tools (moto, boto3, cfn-lint) and cargo-nextest.
+# Installs what is missing: the Python tools (moto, boto3, cfn-lint). make test and make lint also
+# install cargo-nextest and cargo-machete when missing.
 deps:
 	@$(PYTHON) -m pip --version >/dev/null 2>&1 || { echo "python3 with pip is required"; exit 1; }
 	@missing=0; for tool in moto_server cfn-lint; do command -v $$tool >/dev/null 2>&1 || missing=1; done; \
@@ -32,8 +33,10 @@ run: deps
 # Tests share one moto started here on a free port (each test uses its own table, key and queues).
 test: deps
 	@command -v cargo-nextest >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
+	@command -v cargo-machete >/dev/null 2>&1 || $(CARGO) install --locked cargo-machete
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) machete
 	cfn-lint infra/template.yaml
 	@set -euo pipefail; \
 	  port=$$($(PYTHON) -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'); \
@@ -44,9 +47,12 @@ test: deps
 	  for i in $$(seq 1 300); do (exec 3<>/dev/tcp/127.0.0.1/$$port) 2>/dev/null && break; sleep 0.2; done; \
 	  HUB_TEST_AWS_ENDPOINT=http://127.0.0.1:$$port $(CARGO) nextest run --workspace --no-fail-fast
 
+# cargo machete: no declared dependency goes unused (installed like cargo-nextest, once).
 lint:
+	@command -v cargo-machete >/dev/null 2>&1 || $(CARGO) install --locked cargo-machete
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) machete
 	cfn-lint infra/template.yaml
 
 fmt:
@@ -57,7 +63,7 @@ build:
 	@command -v cargo-lambda >/dev/null 2>&1 || { echo "install cargo-lambda: pip install cargo-lambda (or cargo install cargo-lambda)"; exit 1; }
 	cargo lambda build --release --arm64 --package integrations
 
-# B5 cold start (quality.md; docs/benchmarks.md): the measured functions and the hello-world baseline are
+# B5 cold start (docs/benchmarks.md: target, method, results): the measured functions and the hello-world baseline are
 # built in one cargo run with the workspace release profile (LTO: minutes on 2 cores), then hub-bench
 # starts each against a local Lambda Runtime API, prints the table and writes target/bench/report.json.
 BENCH_FUNCTIONS := integrations

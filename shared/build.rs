@@ -1,15 +1,87 @@
-//! Converts the built-in provider catalog (src/catalog/providers.yaml, the source of truth) to JSON,
-//! so functions parse JSON at cold start instead of YAML. The tests still parse the YAML itself and
-//! check both give the same catalog.
+//! Build-time work, so that a cold start does none of it:
+//! - the built-in provider catalog (src/catalog/providers.yaml, the source of truth) is converted to
+//!   JSON, so functions parse JSON at cold start instead of YAML (the tests still parse the YAML
+//!   itself and check both give the same catalog);
+//! - the roots the AWS SDK's HTTPS client trusts (the Amazon Trust Services roots) are picked out of
+//!   the Mozilla list and written as PEM, so start-up neither searches nor encodes certificates.
+
+use std::path::Path;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+
+/// The subject common names of the roots AWS service endpoints chain to (Amazon Root CA 1–4,
+/// cross-signed by Starfield Services Root G2): the roots AWS tells clients to trust.
+const AWS_ROOT_NAMES: [&str; 5] = [
+    "Amazon Root CA 1",
+    "Amazon Root CA 2",
+    "Amazon Root CA 3",
+    "Amazon Root CA 4",
+    "Starfield Services Root Certificate Authority - G2",
+];
 
 fn main() {
+    let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    let out_dir = Path::new(&out_dir);
+    catalog_json(out_dir);
+    aws_root_pems(out_dir);
+}
+
+fn catalog_json(out_dir: &Path) {
     let source = "src/catalog/providers.yaml";
     println!("cargo:rerun-if-changed={source}");
     let yaml = std::fs::read_to_string(source).unwrap_or_else(|e| panic!("reading {source}: {e}"));
     let document: serde_json::Value =
-        serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("{source} is not valid YAML: {e}"));
-    let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+        serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("{source} is not valid YAML: {e}"));
     let json = serde_json::to_string(&document).expect("JSON");
-    std::fs::write(std::path::Path::new(&out_dir).join("providers.json"), json)
-        .expect("writing providers.json");
+    std::fs::write(out_dir.join("providers.json"), json).expect("writing providers.json");
+}
+
+/// Writes `aws_roots.rs`: `AWS_ROOT_PEMS`, one PEM certificate per name of [`AWS_ROOT_NAMES`], in
+/// that order. The build fails unless each name is found in exactly one Mozilla root.
+fn aws_root_pems(out_dir: &Path) {
+    let mut pems = Vec::with_capacity(AWS_ROOT_NAMES.len());
+    for name in AWS_ROOT_NAMES {
+        let matching: Vec<&[u8]> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .map(|certificate| certificate.as_ref())
+            .filter(|der| contains(der, name.as_bytes()))
+            .collect();
+        match matching.as_slice() {
+            [der] => pems.push(pem_certificate(der)),
+            found => panic!(
+                "expected exactly one Mozilla root named {name:?} in webpki-root-certs, found {}",
+                found.len()
+            ),
+        }
+    }
+    let mut source = String::from(
+        "/// The Amazon Trust Services roots, PEM-encoded by build.rs from the Mozilla list.\n",
+    );
+    source.push_str(&format!(
+        "pub(crate) const AWS_ROOT_PEMS: [&str; {}] = [\n",
+        pems.len()
+    ));
+    for pem in &pems {
+        source.push_str(&format!("    {pem:?},\n"));
+    }
+    source.push_str("];\n");
+    std::fs::write(out_dir.join("aws_roots.rs"), source).expect("writing aws_roots.rs");
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+fn pem_certificate(der: &[u8]) -> String {
+    let body = STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
 }

@@ -1,4 +1,4 @@
-//! B5 (quality.md): cold start. Each function's release binary is started, as Lambda would start it,
+//! B5 (docs/benchmarks.md): cold start. Each function's release binary is started, as Lambda would start it,
 //! against a local [`RuntimeApi`]; the figure is the time from spawn to its first
 //! `GET /runtime/invocation/next`, set against a hello-world `lambda_runtime` binary from the same build.
 //!
@@ -532,7 +532,7 @@ async fn stop(child: &mut Child) {
 }
 
 /// What Lambda puts in a function's environment, plus the project's configuration
-/// (architecture.md "Configuration"), with the AWS endpoint and the metadata service pointed at
+/// (docs/configuration.md), with the AWS endpoint and the metadata service pointed at
 /// counters and credentials given as Lambda gives them (so no credential lookup needs the network).
 fn lambda_environment(
     function: &str,

@@ -1,4 +1,4 @@
-//! `make bench`: runs the benchmarks of quality.md, prints a table and writes `target/bench/report.json`.
+//! `make bench`: runs the benchmarks of docs/benchmarks.md, prints a table and writes `target/bench/report.json`.
 //! Today that is B5 (cold start); B1-B4 add a module with its own report struct and a field of
 //! [`report::Report`].
 

@@ -40,6 +40,7 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 use crate::jwt::{JwtError, JwtVerifier};
+use crate::lambda::{LambdaFunction, LOCAL_ACCOUNT_ID};
 
 /// API Gateway's request payload quota for HTTP APIs. Functions enforce their own, smaller limit.
 pub const MAX_REQUEST_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -47,10 +48,7 @@ pub const MAX_REQUEST_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// API Gateway's maximum (and default) integration timeout for HTTP APIs.
 pub const INTEGRATION_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The account id moto uses by default, so ARNs look like the local AWS's own.
-const ACCOUNT_ID: &str = "123456789012";
 const API_ID: &str = "local";
-const REGION: &str = "us-east-1";
 const STAGE: &str = "$default";
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -106,6 +104,7 @@ pub enum GatewayError {
 pub struct Gateway {
     routes: Vec<Route>,
     functions: HashMap<String, axum::Router>,
+    lambda_functions: HashMap<String, LambdaFunction>,
     verifier: JwtVerifier,
     integration_timeout: Duration,
 }
@@ -130,9 +129,18 @@ impl Gateway {
         Ok(Gateway {
             routes: parsed,
             functions,
+            lambda_functions: HashMap::new(),
             verifier,
             integration_timeout: INTEGRATION_TIMEOUT,
         })
+    }
+
+    /// How Lambda runs the function of that name (its timeout sets each invocation's
+    /// `Context::deadline`); a function not given here runs with Lambda's defaults.
+    pub fn with_lambda_function(mut self, function: LambdaFunction) -> Gateway {
+        self.lambda_functions
+            .insert(function.name().to_string(), function);
+        self
     }
 
     /// How long a function may take to answer before the caller gets 503 (default
@@ -169,6 +177,7 @@ impl Gateway {
         let shared = Arc::new(Shared {
             routes: self.routes,
             functions: self.functions,
+            lambda_functions: self.lambda_functions,
             verifier: self.verifier,
             integration_timeout: self.integration_timeout,
             local_addr,
@@ -251,6 +260,7 @@ impl Drop for RunningGateway {
 struct Shared {
     routes: Vec<Route>,
     functions: HashMap<String, axum::Router>,
+    lambda_functions: HashMap<String, LambdaFunction>,
     verifier: JwtVerifier,
     integration_timeout: Duration,
     local_addr: SocketAddr,
@@ -512,8 +522,7 @@ async fn route_and_invoke(
     let claims = if route.public {
         None
     } else {
-        let now = Utc::now().timestamp();
-        match bearer_token(request.headers()).and_then(|token| shared.verifier.verify(token, now)) {
+        match bearer_token(request.headers()).and_then(|token| shared.verifier.verify(token)) {
             Ok(claims) => Some(claims),
             Err(error) => return (unauthorized(&error), route_key),
         }
@@ -588,12 +597,19 @@ async fn route_and_invoke(
             route_key,
         );
     };
-    lambda_request.extensions_mut().insert(lambda_context(
-        &route.function,
-        &incoming,
-        now,
-        shared.integration_timeout,
-    ));
+    let lambda_function = shared
+        .lambda_functions
+        .get(&route.function)
+        .cloned()
+        .unwrap_or_else(|| LambdaFunction::new(&route.function));
+    let trace_id = incoming
+        .headers
+        .get("x-amzn-trace-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    lambda_request
+        .extensions_mut()
+        .insert(lambda_function.invocation_context(now.into(), trace_id));
 
     // The invocation runs in its own task so that a panicking handler is answered as API Gateway
     // answers a crashed Lambda instead of dropping the connection. After a timeout it keeps running,
@@ -677,34 +693,6 @@ fn lambda_request_from_event(event: &Value) -> Option<lambda_http::Request> {
         .ok()
 }
 
-/// The Lambda context the runtime attaches to every invocation.
-fn lambda_context(
-    function: &str,
-    incoming: &IncomingRequest<'_>,
-    now: DateTime<Utc>,
-    timeout: Duration,
-) -> lambda_http::Context {
-    let deadline = now.timestamp_millis().max(0) as u64 + timeout.as_millis() as u64;
-    let mut context = lambda_http::Context::default();
-    context.request_id = hub_shared::ids::uuid_v4();
-    context.deadline = deadline;
-    context.invoked_function_arn =
-        format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function}");
-    context.xray_trace_id = incoming
-        .headers
-        .get("x-amzn-trace-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    context.env_config = Arc::new(lambda_http::lambda_runtime::Config {
-        function_name: function.to_owned(),
-        memory: 0,
-        version: "$LATEST".to_owned(),
-        log_stream: String::new(),
-        log_group: format!("/aws/lambda/{function}"),
-    });
-    context
-}
-
 // ---------------------------------------------------------------------------------------------
 // The API Gateway v2 event
 // ---------------------------------------------------------------------------------------------
@@ -776,7 +764,7 @@ fn api_gateway_v2_event(
         .to_owned();
 
     let mut context = json!({
-        "accountId": ACCOUNT_ID,
+        "accountId": LOCAL_ACCOUNT_ID,
         "apiId": API_ID,
         "domainName": incoming.host,
         "domainPrefix": domain_prefix(incoming.host),

@@ -3,6 +3,7 @@
 
 pub mod gateway;
 pub mod jwt;
+pub mod lambda;
 pub mod moto;
 pub mod provision;
 pub mod stack;

@@ -4,7 +4,7 @@
 //! `make run` and the end-to-end tests both go through [`LocalStack::start`], so they exercise the
 //! same wiring.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::gateway::{Gateway, GatewayError};
 use crate::jwt::JwtVerifier;
+use crate::lambda::LambdaFunction;
 use crate::provision::{provision, ProvisionError, Provisioned, StackNames};
 use crate::template::{http_routes, TemplateError};
 use crate::workers::{RunningWorkers, Workers, WorkersError, DEFAULT_SCHEDULE_INTERVAL};
@@ -136,14 +137,23 @@ impl LocalStack {
             Some(options.jwt_issuer.clone()),
             Some(vec![options.jwt_audience.clone()]),
         );
-        let gateway = Gateway::new(http_routes()?, functions, verifier)?;
+        let routes = http_routes()?;
+        let mut gateway = Gateway::new(routes.clone(), functions, verifier)?;
+        for function in routes
+            .iter()
+            .map(|route| &route.function)
+            .collect::<BTreeSet<_>>()
+        {
+            gateway = gateway.with_lambda_function(LambdaFunction::from_template(function)?);
+        }
         let missing = gateway.missing_functions();
         if !missing.is_empty() {
             return Err(StackError::MissingFunctions(missing));
         }
         let routes = gateway.route_keys();
-        // Consumers plug in here, one `.schedule(...)` / `.poll_queue(...)` line each, as the
-        // sync-runner and retry-dispatcher functions arrive. None exists yet.
+        // Consumers plug in here, one `.schedule(...)` / `.poll_queue(...)` line each with the
+        // function's `LambdaFunction::from_template(...)`, as the sync-runner and retry-dispatcher
+        // functions arrive. None exists yet.
         let workers = Workers::new().start().await?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(gateway.serve(listener, async move {

@@ -7,8 +7,10 @@
 //! expected, and a value the local stack must copy literally is refused when it is an intrinsic.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
-use serde_yaml::Value;
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Tagged;
 
 /// The SAM template, compiled in so the local stack needs no path at run time.
 pub const TEMPLATE_YAML: &str = include_str!("../../infra/template.yaml");
@@ -38,7 +40,7 @@ const IGNORED_QUEUE_PROPERTIES: &[&str] = &["QueueName", "Tags"];
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("infra/template.yaml is not valid YAML: {0}")]
-    Yaml(#[from] serde_yaml::Error),
+    Yaml(#[from] serde_saphyr::Error),
     #[error("infra/template.yaml: {path} is missing")]
     Missing { path: String },
     #[error("infra/template.yaml: {path} should be {expected}, but is {found}")]
@@ -120,6 +122,21 @@ pub struct KeyDefinition {
     pub enable_key_rotation: bool,
 }
 
+/// What Lambda is told about an `AWS::Serverless::Function`: its own property, else
+/// `Globals.Function`, else Lambda's default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionDefinition {
+    pub logical_id: String,
+    /// `Timeout`: how long one invocation may run (Lambda's default: 3 s).
+    pub timeout_seconds: u32,
+    /// `MemorySize` in MB (Lambda's default: 128).
+    pub memory_size_mb: u32,
+}
+
+/// Lambda's defaults when neither the function nor `Globals.Function` sets them.
+pub const DEFAULT_FUNCTION_TIMEOUT_SECONDS: u32 = 3;
+pub const DEFAULT_FUNCTION_MEMORY_SIZE_MB: u32 = 128;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueDefinition {
     pub logical_id: String,
@@ -140,6 +157,11 @@ pub fn http_routes() -> Result<Vec<HttpRoute>, TemplateError> {
     Template::bundled()?.http_routes()
 }
 
+/// How Lambda runs one function of the bundled template (timeout, memory).
+pub fn function_definition(logical_id: &str) -> Result<FunctionDefinition, TemplateError> {
+    Template::bundled()?.function_definition(logical_id)
+}
+
 /// The table, key and queue definitions of the bundled template.
 pub fn template_definitions() -> Result<TemplateDefinitions, TemplateError> {
     Template::bundled()?.definitions()
@@ -158,7 +180,7 @@ impl Template {
 
     pub fn parse(yaml: &str) -> Result<Template, TemplateError> {
         Ok(Template {
-            root: serde_yaml::from_str(yaml)?,
+            root: serde_saphyr::from_str(yaml)?,
         })
     }
 
@@ -248,6 +270,32 @@ impl Template {
             },
             None => Ok(None),
         }
+    }
+
+    /// The timeout and memory of the function `logical_id`.
+    pub fn function_definition(
+        &self,
+        logical_id: &str,
+    ) -> Result<FunctionDefinition, TemplateError> {
+        let resource = self.resource(logical_id, "AWS::Serverless::Function")?;
+        let properties = resource.optional_field("Properties")?;
+        let globals = match self.root().optional_field("Globals")? {
+            Some(globals) => globals.optional_field("Function")?,
+            None => None,
+        };
+        let setting = |name: &str, default: u32| -> Result<u32, TemplateError> {
+            for scope in [&properties, &globals].into_iter().flatten() {
+                if let Some(value) = scope.optional_field(name)? {
+                    return value.number();
+                }
+            }
+            Ok(default)
+        };
+        Ok(FunctionDefinition {
+            logical_id: logical_id.to_string(),
+            timeout_seconds: setting("Timeout", DEFAULT_FUNCTION_TIMEOUT_SECONDS)?,
+            memory_size_mb: setting("MemorySize", DEFAULT_FUNCTION_MEMORY_SIZE_MB)?,
+        })
     }
 
     pub fn definitions(&self) -> Result<TemplateDefinitions, TemplateError> {
@@ -430,7 +478,10 @@ impl<'a> Node<'a> {
 
     fn optional_field(&self, key: &str) -> Result<Option<Node<'a>>, TemplateError> {
         match self.value {
-            Value::Mapping(mapping) => Ok(mapping.get(key).map(|value| self.child(key, value))),
+            Value::Mapping(mapping) => Ok(mapping
+                .iter()
+                .find(|(name, _)| name == key)
+                .map(|(_, value)| self.child(key, value))),
             _ => Err(self.unexpected("a mapping")),
         }
     }
@@ -440,17 +491,10 @@ impl<'a> Node<'a> {
         let Value::Mapping(mapping) = self.value else {
             return Err(self.unexpected("a mapping"));
         };
-        mapping
+        Ok(mapping
             .iter()
-            .map(|(key, value)| match key {
-                Value::String(name) => Ok((name.clone(), self.child(name, value))),
-                other => Err(TemplateError::Unexpected {
-                    path: self.path.clone(),
-                    expected: "a mapping with string keys".into(),
-                    found: format!("a key that is {}", describe(other)),
-                }),
-            })
-            .collect()
+            .map(|(name, value)| (name.clone(), self.child(name, value)))
+            .collect())
     }
 
     fn items(&self) -> Result<Vec<Node<'a>>, TemplateError> {
@@ -535,9 +579,8 @@ impl<'a> Node<'a> {
 /// The CloudFormation intrinsic a value is, as (long-form name, argument).
 fn intrinsic(value: &Value) -> Option<(&str, &Value)> {
     match value {
-        Value::Tagged(tagged) => {
-            let name = tagged.tag.to_string();
-            let name = name.trim_start_matches('!');
+        Value::Tagged(tag, argument) => {
+            let name = tag.trim_start_matches('!');
             let long = if name == "Ref" || name == "Condition" {
                 name.to_string()
             } else {
@@ -547,12 +590,10 @@ fn intrinsic(value: &Value) -> Option<(&str, &Value)> {
             INTRINSICS
                 .iter()
                 .find(|known| **known == long)
-                .map(|known| (*known, &tagged.value))
+                .map(|known| (*known, argument.as_ref()))
         }
         Value::Mapping(mapping) if mapping.len() == 1 => {
-            let (Value::String(name), argument) = mapping.iter().next()? else {
-                return None;
-            };
+            let (name, argument) = mapping.first()?;
             INTRINSICS
                 .iter()
                 .find(|known| *known == name)
@@ -585,6 +626,106 @@ const INTRINSICS: &[&str] = &[
     "Fn::ToJsonString",
 ];
 
+/// A node of the template as YAML wrote it, with the application tag (`!Ref`, `!GetAtt`, …) kept:
+/// CloudFormation's short-form intrinsics are tags, so a plain data model would lose them.
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(String),
+    Sequence(Vec<Value>),
+    /// Entries in template order; keys are strings in a CloudFormation template.
+    Mapping(Vec<(String, Value)>),
+    /// A node with an application tag, e.g. `!Ref Table` → (`!Ref`, `"Table"`).
+    Tagged(String, Box<Value>),
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
+        // serde-saphyr hands the node's tag to `Tagged`; the node itself goes to the visitor.
+        let Tagged(value, tag) = Tagged::<UntaggedValue>::deserialize(deserializer)?;
+        Ok(match tag {
+            // YAML's own types (`!!str`, `tag:yaml.org,2002:int`, …) are already in the value.
+            Some(tag) if !tag.starts_with("!!") && !tag.starts_with("tag:yaml.org,2002:") => {
+                Value::Tagged(tag, Box::new(value.0))
+            }
+            _ => value.0,
+        })
+    }
+}
+
+/// One node without its own tag (its children keep theirs).
+struct UntaggedValue(Value);
+
+impl<'de> Deserialize<'de> for UntaggedValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<UntaggedValue, D::Error> {
+        deserializer
+            .deserialize_any(ValueVisitor)
+            .map(UntaggedValue)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a YAML node")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, flag: bool) -> Result<Value, E> {
+        Ok(Value::Bool(flag))
+    }
+
+    fn visit_i64<E>(self, number: i64) -> Result<Value, E> {
+        Ok(Value::Number(number.into()))
+    }
+
+    fn visit_u64<E>(self, number: u64) -> Result<Value, E> {
+        Ok(Value::Number(number.into()))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, number: f64) -> Result<Value, E> {
+        serde_json::Number::from_f64(number)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom(format!("{number} is not a number CloudFormation accepts")))
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<Value, E> {
+        Ok(Value::String(text.to_string()))
+    }
+
+    fn visit_string<E>(self, text: String) -> Result<Value, E> {
+        Ok(Value::String(text))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Value, A::Error> {
+        let mut sequence = Vec::new();
+        while let Some(item) = items.next_element()? {
+            sequence.push(item);
+        }
+        Ok(Value::Sequence(sequence))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Value, A::Error> {
+        let mut mapping = Vec::new();
+        while let Some((key, value)) = entries.next_entry::<String, Value>()? {
+            mapping.push((key, value));
+        }
+        Ok(Value::Mapping(mapping))
+    }
+}
+
 fn describe(value: &Value) -> String {
     if let Some((name, _)) = intrinsic(value) {
         return format!("the intrinsic {name}");
@@ -596,7 +737,7 @@ fn describe(value: &Value) -> String {
         Value::String(text) => format!("{text:?}"),
         Value::Sequence(_) => "a list".into(),
         Value::Mapping(_) => "a mapping".into(),
-        Value::Tagged(tagged) => format!("an unknown tag {}", tagged.tag),
+        Value::Tagged(tag, _) => format!("an unknown tag {tag}"),
     }
 }
 
@@ -706,6 +847,43 @@ Resources:
     }
 
     #[test]
+    fn short_form_intrinsics_keep_their_tag_on_scalars_lists_and_mappings() {
+        let template = Template::parse(
+            "a: !Ref Table\n\
+             b: !GetAtt [Queue, Arn]\n\
+             c: !Sub \"${AWS::StackName}-x\"\n\
+             d: !If\n  - IsProd\n  - 1\n  - { Ref: AWS::NoValue }\n\
+             e: !!str 42\n\
+             f: 60\n",
+        )
+        .unwrap();
+        let root = template.root();
+        let value = |key: &str| root.field(key).unwrap().value.clone();
+
+        assert_eq!(
+            value("a"),
+            Value::Tagged("!Ref".into(), Box::new(Value::String("Table".into())))
+        );
+        assert_eq!(root.field("a").unwrap().reference().unwrap(), "Table");
+        assert_eq!(
+            root.field("b").unwrap().get_att().unwrap(),
+            ("Queue".into(), "Arn".into())
+        );
+        assert_eq!(
+            intrinsic(&value("c")).map(|(name, _)| name),
+            Some("Fn::Sub")
+        );
+        let condition = value("d");
+        let Some(("Fn::If", Value::Sequence(branches))) = intrinsic(&condition) else {
+            panic!("!If of a list: {condition:?}");
+        };
+        assert_eq!(intrinsic(&branches[2]).map(|(name, _)| name), Some("Ref"));
+        // A YAML core tag is a type, not an intrinsic.
+        assert_eq!(value("e"), Value::String("42".into()));
+        assert_eq!(root.field("f").unwrap().literal().unwrap(), "60");
+    }
+
+    #[test]
     fn an_intrinsic_where_a_literal_must_be_copied_is_refused_with_its_path() {
         let template =
             SMALL_TEMPLATE.replace("VisibilityTimeout: 60", "VisibilityTimeout: !Ref Timeout");
@@ -743,6 +921,42 @@ Resources:
             error.contains("Resources.Q.Properties.FifoQueue"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn function_settings_come_from_the_function_then_globals_then_lambda_defaults() {
+        let template = SMALL_TEMPLATE
+            .replace("Resources:\n", "  Function:\n    Timeout: 60\nResources:\n")
+            .replace(
+                "    Properties:\n      Events:",
+                "    Properties:\n      MemorySize: 512\n      Events:",
+            );
+        let template = Template::parse(&template).unwrap();
+
+        let function = template.function_definition("Fn").unwrap();
+
+        assert_eq!(
+            function,
+            FunctionDefinition {
+                logical_id: "Fn".into(),
+                timeout_seconds: 60,
+                memory_size_mb: 512,
+            }
+        );
+        let bare = Template::parse(SMALL_TEMPLATE)
+            .unwrap()
+            .function_definition("Fn")
+            .unwrap();
+        assert_eq!(bare.timeout_seconds, DEFAULT_FUNCTION_TIMEOUT_SECONDS);
+        assert_eq!(bare.memory_size_mb, DEFAULT_FUNCTION_MEMORY_SIZE_MB);
+    }
+
+    #[test]
+    fn the_bundled_integrations_function_runs_29_seconds_with_256_mb() {
+        let function = function_definition("IntegrationsFunction").unwrap();
+
+        assert_eq!(function.timeout_seconds, 29);
+        assert_eq!(function.memory_size_mb, 256);
     }
 
     #[test]

@@ -4,13 +4,17 @@
 //! payloads AWS would (`EventBridgeEvent` of a `rate(...)` rule, `SqsEvent` batches) and honouring
 //! `ReportBatchItemFailures` the way the event source mapping does.
 //!
-//! Consumers are plain async functions of the payload, the same ones the deployed `main.rs` hands to
-//! `lambda_runtime`:
+//! Consumers are the same functions the deployed `main.rs` hands to `lambda_runtime::run`: they take
+//! a `LambdaEvent` whose `Context` has a request id, the invoked function's ARN and a deadline of
+//! invocation start + the function's timeout (from `infra/template.yaml`). As in Lambda, an
+//! invocation still running at its deadline is ended and counts as failed, so code that watches
+//! `context.deadline` (stop, checkpoint, hand the rest back) runs locally as it runs deployed:
 //!
 //! ```ignore
+//! let sync_runner = LambdaFunction::from_template("SyncRunnerFunction")?;
 //! let workers = Workers::new()
-//!     .schedule("sync-runner", interval, move |event| sync_runner::tick(state.clone(), event))
-//!     .poll_queue("sync-runner", &sdk, &sync_queue_url, PollOptions::default(), consumer)
+//!     .schedule(sync_runner.clone(), interval, move |event| sync_runner::tick(state.clone(), event))
+//!     .poll_queue(sync_runner, &sdk, &sync_queue_url, PollOptions::default(), consumer)
 //!     .start()
 //!     .await?;
 //! // …
@@ -21,7 +25,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
 use aws_sdk_sqs::error::DisplayErrorContext;
@@ -39,14 +43,14 @@ use tracing::Instrument as _;
 pub use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 pub use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
+use crate::lambda::timed_out_message;
+pub use crate::lambda::{Context, LambdaEvent, LambdaFunction, LOCAL_ACCOUNT_ID};
 use crate::stack::LOCAL_REGION;
 
 /// The variable `make run` reads the scheduler interval from.
 pub const SCHEDULE_SECONDS_VARIABLE: &str = "LOCAL_SCHEDULE_SECONDS";
 /// EventBridge's `rate(1 minute)`: the deployed schedule.
 pub const DEFAULT_SCHEDULE_INTERVAL: Duration = Duration::from_secs(60);
-/// The account moto reports in every ARN; scheduled events name their rule in it.
-pub const LOCAL_ACCOUNT_ID: &str = "123456789012";
 /// SQS rejects a longer `WaitTimeSeconds`.
 const MAX_WAIT_TIME_SECONDS: u8 = 20;
 /// The event source mapping's default (and SQS's maximum) batch size.
@@ -60,37 +64,38 @@ pub type InvocationError = Box<dyn std::error::Error + Send + Sync>;
 /// One invocation of a consumer, running on its own task.
 pub type Invocation<T> = Pin<Box<dyn Future<Output = Result<T, InvocationError>> + Send + 'static>>;
 
-/// A function EventBridge would invoke on a schedule. Any `Fn(EventBridgeEvent) -> impl Future<Output
-/// = Result<T, E>>` is one; its output is discarded, as EventBridge discards it.
+/// A function EventBridge would invoke on a schedule. Any
+/// `Fn(LambdaEvent<EventBridgeEvent>) -> impl Future<Output = Result<T, E>>` is one (the shape
+/// `lambda_runtime::service_fn` takes); its output is discarded, as EventBridge discards it.
 pub trait ScheduledConsumer: Send + Sync + 'static {
-    fn handle(&self, event: EventBridgeEvent) -> Invocation<()>;
+    fn handle(&self, event: LambdaEvent<EventBridgeEvent>) -> Invocation<()>;
 }
 
 impl<F, Fut, T, E> ScheduledConsumer for F
 where
-    F: Fn(EventBridgeEvent) -> Fut + Send + Sync + 'static,
+    F: Fn(LambdaEvent<EventBridgeEvent>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<T, E>> + Send + 'static,
     E: Into<InvocationError>,
 {
-    fn handle(&self, event: EventBridgeEvent) -> Invocation<()> {
+    fn handle(&self, event: LambdaEvent<EventBridgeEvent>) -> Invocation<()> {
         let invocation = self(event);
         Box::pin(async move { invocation.await.map(|_| ()).map_err(Into::into) })
     }
 }
 
 /// A function an SQS event source mapping with `ReportBatchItemFailures` would invoke. Any
-/// `Fn(SqsEvent) -> impl Future<Output = Result<SqsBatchResponse, E>>` is one.
+/// `Fn(LambdaEvent<SqsEvent>) -> impl Future<Output = Result<SqsBatchResponse, E>>` is one.
 pub trait SqsConsumer: Send + Sync + 'static {
-    fn handle(&self, event: SqsEvent) -> Invocation<SqsBatchResponse>;
+    fn handle(&self, event: LambdaEvent<SqsEvent>) -> Invocation<SqsBatchResponse>;
 }
 
 impl<F, Fut, E> SqsConsumer for F
 where
-    F: Fn(SqsEvent) -> Fut + Send + Sync + 'static,
+    F: Fn(LambdaEvent<SqsEvent>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<SqsBatchResponse, E>> + Send + 'static,
     E: Into<InvocationError>,
 {
-    fn handle(&self, event: SqsEvent) -> Invocation<SqsBatchResponse> {
+    fn handle(&self, event: LambdaEvent<SqsEvent>) -> Invocation<SqsBatchResponse> {
         let invocation = self(event);
         Box::pin(async move { invocation.await.map_err(Into::into) })
     }
@@ -147,13 +152,13 @@ pub fn parse_schedule_seconds(value: &str) -> Result<Duration, WorkersError> {
 }
 
 struct Schedule {
-    name: String,
+    function: LambdaFunction,
     interval: Duration,
     consumer: Arc<dyn ScheduledConsumer>,
 }
 
 struct QueuePoller {
-    name: String,
+    function: LambdaFunction,
     client: aws_sdk_sqs::Client,
     queue_url: String,
     options: PollOptions,
@@ -172,35 +177,35 @@ impl Workers {
         Workers::default()
     }
 
-    /// Invokes `consumer` every `interval` (first tick one interval after start, as a new rule
-    /// fires) with the scheduled event of an EventBridge rule named `name`. Ticks do not overlap:
-    /// a tick that comes due while the consumer still runs waits for it.
+    /// Invokes `consumer` as `function` every `interval` (first tick one interval after start, as a
+    /// new rule fires) with the scheduled event of an EventBridge rule named after the function.
+    /// Ticks do not overlap: a tick that comes due while the consumer still runs waits for it.
     pub fn schedule(
         mut self,
-        name: impl Into<String>,
+        function: LambdaFunction,
         interval: Duration,
         consumer: impl ScheduledConsumer,
     ) -> Workers {
         self.schedules.push(Schedule {
-            name: name.into(),
+            function,
             interval,
             consumer: Arc::new(consumer),
         });
         self
     }
 
-    /// Long-polls `queue_url` and invokes `consumer` with each batch (up to 10 messages), deleting
-    /// the messages the consumer did not report as failed. One batch at a time.
+    /// Long-polls `queue_url` and invokes `consumer` as `function` with each batch (up to 10
+    /// messages), deleting the messages the consumer did not report as failed. One batch at a time.
     pub fn poll_queue(
         mut self,
-        name: impl Into<String>,
+        function: LambdaFunction,
         sdk: &SdkConfig,
         queue_url: impl Into<String>,
         options: PollOptions,
         consumer: impl SqsConsumer,
     ) -> Workers {
         self.queue_pollers.push(QueuePoller {
-            name: name.into(),
+            function,
             client: aws_sdk_sqs::Client::new(sdk),
             queue_url: queue_url.into(),
             options,
@@ -214,7 +219,7 @@ impl Workers {
     pub async fn start(self) -> Result<RunningWorkers, WorkersError> {
         if let Some(schedule) = self.schedules.iter().find(|s| s.interval.is_zero()) {
             return Err(WorkersError::ZeroInterval {
-                name: schedule.name.clone(),
+                name: schedule.function.name().to_string(),
             });
         }
         let mut pollers = Vec::with_capacity(self.queue_pollers.len());
@@ -227,23 +232,23 @@ impl Workers {
         let mut tasks = Vec::new();
         let mut schedules = Vec::new();
         for schedule in self.schedules {
+            let name = schedule.function.name().to_string();
             schedules.push(ScheduleSummary {
-                name: schedule.name.clone(),
+                name: name.clone(),
                 interval: schedule.interval,
             });
-            let name = schedule.name.clone();
             let span = tracing::info_span!("schedule", worker = %name);
             let task = tokio::spawn(run_schedule(schedule, stopping.clone()).instrument(span));
             tasks.push((name, task));
         }
         let mut queue_pollers = Vec::new();
         for (poller, queue_arn) in pollers {
+            let name = poller.function.name().to_string();
             queue_pollers.push(QueuePollerSummary {
-                name: poller.name.clone(),
+                name: name.clone(),
                 queue_url: poller.queue_url.clone(),
                 queue_arn: queue_arn.clone(),
             });
-            let name = poller.name.clone();
             let span = tracing::info_span!("queue_poller", worker = %name, queue = %queue_arn);
             let task = tokio::spawn(
                 run_queue_poller(poller, queue_arn, stopping.clone()).instrument(span),
@@ -316,7 +321,7 @@ async fn stop_requested(stopping: &mut watch::Receiver<bool>) {
 async fn run_schedule(schedule: Schedule, mut stopping: watch::Receiver<bool>) {
     let rule_arn = format!(
         "arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:rule/{}",
-        schedule.name
+        schedule.function.name()
     );
     let mut ticks = tokio::time::interval_at(
         tokio::time::Instant::now() + schedule.interval,
@@ -337,7 +342,12 @@ async fn run_schedule(schedule: Schedule, mut stopping: watch::Receiver<bool>) {
             }
         };
         let id = event.id.clone().unwrap_or_default();
-        match invoke(schedule.consumer.handle(event)).await {
+        let consumer = Arc::clone(&schedule.consumer);
+        match invoke(&schedule.function, move |context| {
+            consumer.handle(LambdaEvent::new(event, context))
+        })
+        .await
+        {
             Ok(()) => tracing::info!(event_id = %id, "scheduled invocation succeeded"),
             // EventBridge's async invocation would retry; locally the next tick is the retry.
             Err(error) => tracing::error!(event_id = %id, %error, "scheduled invocation failed"),
@@ -364,18 +374,31 @@ fn scheduled_event(
     }))
 }
 
-/// Runs one invocation on its own task, so a panicking consumer counts as a crashed invocation
-/// (as in Lambda) instead of taking the worker down.
-async fn invoke<T: Send + 'static>(invocation: Invocation<T>) -> Result<T, InvocationError> {
-    match tokio::spawn(invocation).await {
-        Ok(result) => result,
-        Err(join) => Err(format!("the invocation panicked: {join}").into()),
+/// Runs one invocation of `function` on its own task, as Lambda would: `start` gets the
+/// invocation's context (deadline = now + the function's timeout); a panic counts as a crashed
+/// invocation instead of taking the worker down, and an invocation still running at its deadline
+/// is ended and fails with Lambda's "Task timed out" message.
+async fn invoke<T: Send + 'static>(
+    function: &LambdaFunction,
+    start: impl FnOnce(Context) -> Invocation<T>,
+) -> Result<T, InvocationError> {
+    let context = function.invocation_context(SystemTime::now(), None);
+    let request_id = context.request_id.clone();
+    let mut task = tokio::spawn(start(context));
+    let outcome = tokio::time::timeout(function.timeout(), &mut task).await;
+    match outcome {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) => Err(format!("the invocation {request_id} panicked: {join}").into()),
+        Err(_) => {
+            task.abort();
+            Err(format!("{request_id} {}", timed_out_message(function.timeout())).into())
+        }
     }
 }
 
 async fn queue_arn(poller: &QueuePoller) -> Result<String, WorkersError> {
     let error = |message: String| WorkersError::QueueArn {
-        name: poller.name.clone(),
+        name: poller.function.name().to_string(),
         queue_url: poller.queue_url.clone(),
         message,
     };
@@ -472,7 +495,11 @@ async fn handle_batch(poller: &QueuePoller, queue_arn: &str, region: &str, messa
             return;
         }
     };
-    let response = match invoke(poller.consumer.handle(event)).await {
+    let consumer = Arc::clone(&poller.consumer);
+    let invocation = invoke(&poller.function, move |context| {
+        consumer.handle(LambdaEvent::new(event, context))
+    });
+    let response = match invocation.await {
         Ok(response) => response,
         Err(error) => {
             tracing::error!(messages = records.len(), %error, "SQS invocation failed; the whole batch stays on the queue");

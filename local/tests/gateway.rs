@@ -14,6 +14,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use hub_local::gateway::{Gateway, GatewayRoute, RunningGateway, MAX_REQUEST_BODY_BYTES};
 use hub_local::jwt::{sign_hs256, JwtVerifier};
+use hub_local::lambda::LambdaFunction;
 use hub_shared::error::ApiError;
 use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
@@ -22,6 +23,8 @@ use serde_json::{json, Value};
 const SECRET: &[u8] = b"gateway-test-secret";
 const ISSUER: &str = "https://issuer.local";
 const AUDIENCE: &str = "hub-api";
+/// The echo function's Lambda timeout: its invocations' deadline is start + this.
+const ECHO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(17);
 
 /// Echoes the request as the function sees it.
 async fn echo(request: Request) -> Response {
@@ -49,6 +52,10 @@ async fn echo(request: Request) -> Response {
     let function_name = request
         .lambda_context_ref()
         .map(|c| c.env_config.function_name.clone());
+    let lambda_deadline = request.lambda_context_ref().map(|c| c.deadline);
+    let invoked_function_arn = request
+        .lambda_context_ref()
+        .map(|c| c.invoked_function_arn.clone());
     let method = request.method().to_string();
     let uri = request.uri().to_string();
     let raw_path = request.raw_http_path().to_owned();
@@ -72,6 +79,8 @@ async fn echo(request: Request) -> Response {
         "bodyBase64": BASE64.encode(&body),
         "lambdaRequestId": lambda_request_id,
         "functionName": function_name,
+        "lambdaDeadlineMs": lambda_deadline,
+        "invokedFunctionArn": invoked_function_arn,
     }))
     .into_response();
     let response_headers = response.headers_mut();
@@ -139,7 +148,9 @@ fn build_gateway() -> Gateway {
         Some(ISSUER.to_owned()),
         Some(vec![AUDIENCE.to_owned()]),
     );
-    let gateway = Gateway::new(routes, functions, verifier).expect("valid routes");
+    let gateway = Gateway::new(routes, functions, verifier)
+        .expect("valid routes")
+        .with_lambda_function(LambdaFunction::new("EchoFunction").with_timeout(ECHO_TIMEOUT));
     assert_eq!(gateway.missing_functions(), vec!["GhostFunction"]);
     gateway
 }
@@ -433,6 +444,31 @@ async fn the_function_sees_the_api_gateway_request_context() {
         .as_str()
         .is_some_and(|id| id.len() == 36));
     assert_eq!(echoed["functionName"], "EchoFunction");
+}
+
+#[tokio::test]
+async fn the_function_gets_a_lambda_context_with_its_own_timeout_as_deadline() {
+    // Given the echo function configured with a 17 s Lambda timeout
+    let gateway = spawn_gateway().await;
+
+    // When it is invoked through the gateway
+    let before = chrono::Utc::now().timestamp_millis();
+    let response = get_with_token(&gateway, "/api/integrations/int_1").await;
+    let after = chrono::Utc::now().timestamp_millis();
+    let echoed = json_body(response).await;
+
+    // Then its context's deadline is the invocation's start plus that timeout, and it names the
+    // invoked function as Lambda does
+    let timeout = ECHO_TIMEOUT.as_millis() as i64;
+    let deadline = echoed["lambdaDeadlineMs"].as_i64().expect("a deadline");
+    assert!(
+        (before + timeout..=after + timeout).contains(&deadline),
+        "deadline {deadline} not within [{before}, {after}] + {timeout}"
+    );
+    assert_eq!(
+        echoed["invokedFunctionArn"],
+        "arn:aws:lambda:us-east-1:123456789012:function:EchoFunction"
+    );
 }
 
 #[tokio::test]

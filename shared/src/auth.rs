@@ -2,7 +2,7 @@
 //!
 //! In AWS the authorizer verified the token; the function only reads the claims it injected into the
 //! request context (the local stack injects them the same way). No claims, or no tenant claim, is a
-//! 401 even if a route was misconfigured as public (api.md "Auth").
+//! 401 even if a route was misconfigured as public: every management route needs a tenant.
 
 use std::sync::Arc;
 

@@ -4,12 +4,13 @@
 //! a directory) when it is built, which dominated cold start (docs/benchmarks.md). This client only
 //! ever talks to AWS service endpoints, whose certificates chain to Amazon Trust Services: it trusts
 //! exactly the roots AWS tells clients to trust (Amazon Root CA 1–4 and Starfield Services Root
-//! G2), taken from the compiled-in Mozilla list. No file I/O at start-up, five roots to parse.
+//! G2). build.rs picks them out of the Mozilla list and compiles them in as PEM, so start-up does no
+//! file I/O and no certificate search: it parses five PEM certificates.
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
+
+include!(concat!(env!("OUT_DIR"), "/aws_roots.rs"));
 
 /// `aws_config::load_defaults` with the HTTPS client described above.
 pub async fn load_sdk_config() -> SdkConfig {
@@ -23,32 +24,10 @@ pub async fn load_sdk_config() -> SdkConfig {
         .await
 }
 
-/// The subject common names of the roots AWS endpoints chain to.
-const AWS_ROOT_NAMES: [&[u8]; 5] = [
-    b"Amazon Root CA 1",
-    b"Amazon Root CA 2",
-    b"Amazon Root CA 3",
-    b"Amazon Root CA 4",
-    b"Starfield Services Root Certificate Authority - G2",
-];
-
-fn aws_roots() -> impl Iterator<Item = &'static [u8]> {
-    webpki_root_certs::TLS_SERVER_ROOT_CERTS
-        .iter()
-        .map(|certificate| certificate.as_ref())
-        .filter(|der| AWS_ROOT_NAMES.iter().any(|name| contains(der, name)))
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle)
-}
-
 fn aws_roots_context() -> TlsContext {
     let mut trust_store = TrustStore::empty();
-    for der in aws_roots() {
-        trust_store.add_pem_certificate(pem_certificate(der));
+    for pem in AWS_ROOT_PEMS {
+        trust_store.add_pem_certificate(pem.as_bytes());
     }
     TlsContext::builder()
         .with_trust_store(trust_store)
@@ -56,40 +35,47 @@ fn aws_roots_context() -> TlsContext {
         .unwrap_or_default()
 }
 
-fn pem_certificate(der: &[u8]) -> Vec<u8> {
-    let body = STANDARD.encode(der);
-    let mut pem = Vec::with_capacity(body.len() + body.len() / 64 + 64);
-    pem.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
-    for line in body.as_bytes().chunks(64) {
-        pem.extend_from_slice(line);
-        pem.push(b'\n');
-    }
-    pem.extend_from_slice(b"-----END CERTIFICATE-----\n");
-    pem
-}
-
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+
     use super::*;
 
-    #[test]
-    fn every_mozilla_root_round_trips_through_pem() {
-        assert!(webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() > 100);
-        for certificate in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
-            let pem = pem_certificate(certificate.as_ref());
-            let text = String::from_utf8(pem).expect("ascii");
-            let body: String = text
-                .lines()
-                .filter(|line| !line.starts_with("-----"))
-                .collect();
-            assert_eq!(STANDARD.decode(body).expect("base64"), certificate.as_ref());
-        }
+    fn der_of(pem: &str) -> Vec<u8> {
+        let body: String = pem
+            .lines()
+            .filter(|line| !line.starts_with("-----"))
+            .collect();
+        STANDARD.decode(body).expect("base64 body")
     }
 
     #[test]
-    fn exactly_the_amazon_trust_services_roots_are_trusted() {
-        // "Amazon Root CA 1" is a prefix of no other name in the list, so each name matches once.
-        assert_eq!(aws_roots().count(), AWS_ROOT_NAMES.len());
+    fn the_compiled_roots_are_the_amazon_trust_services_roots_of_the_mozilla_list() {
+        let names = [
+            "Amazon Root CA 1",
+            "Amazon Root CA 2",
+            "Amazon Root CA 3",
+            "Amazon Root CA 4",
+            "Starfield Services Root Certificate Authority - G2",
+        ];
+        assert_eq!(AWS_ROOT_PEMS.len(), names.len());
+        for (pem, name) in AWS_ROOT_PEMS.iter().zip(names) {
+            assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"), "{name}");
+            assert!(pem.ends_with("-----END CERTIFICATE-----\n"), "{name}");
+            let der = der_of(pem);
+            assert!(
+                webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                    .iter()
+                    .any(|root| root.as_ref() == der.as_slice()),
+                "{name} is a Mozilla root"
+            );
+            assert!(
+                der.windows(name.len())
+                    .any(|window| window == name.as_bytes()),
+                "the certificate is {name}'s"
+            );
+        }
     }
 
     #[tokio::test]

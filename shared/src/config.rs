@@ -1,4 +1,4 @@
-//! Configuration from the environment, validated once at start-up (architecture.md "Configuration").
+//! Configuration from the environment, validated once at start-up (docs/configuration.md).
 //! A missing or malformed value stops the function with a message naming the variable.
 
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! The one error type of the HTTP API: every expected failure becomes an RFC 9457
-//! `application/problem+json` response with a stable machine `code` (api.md "Conventions").
+//! `application/problem+json` response with a stable machine `code`.
 //! Internal causes are logged, never shown: no stack trace, secret or ARN leaves through an error.
 
 use http::{header, HeaderName, HeaderValue, StatusCode};

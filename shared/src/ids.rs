@@ -1,4 +1,4 @@
-//! Prefixed, unguessable, time-ordered ids (api.md: "ULID+random").
+//! Prefixed, unguessable, time-ordered ids (a ULID-like time part, then randomness).
 //!
 //! Layout after the prefix: 10 Crockford base32 characters of the creation time in milliseconds
 //! (48 bits, so ids sort by creation), then 20 characters of randomness (100 bits from the OS CSPRNG).
@@ -10,7 +10,7 @@ const TIME_CHARS: usize = 10;
 const RANDOM_CHARS: usize = 20;
 pub const ID_BODY_LEN: usize = TIME_CHARS + RANDOM_CHARS;
 
-/// The type prefixes of api.md.
+/// The type prefixes of the API's ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdKind {
     Integration,

@@ -1,4 +1,4 @@
-//! Per-integration sync settings (sync.md "Sync settings"): the shape, its defaults, and the checks
+//! Per-integration sync settings: the shape, its defaults, and the checks
 //! made when they are written (unknown entity, transform or operator → 400 naming the field).
 
 use serde::{Deserialize, Serialize};
@@ -74,7 +74,7 @@ pub struct SyncFilter {
     pub value: Value,
 }
 
-/// The stored and returned settings; every field has the api.md default, so partial input is complete.
+/// The stored and returned settings; every field has its API default, so partial input is complete.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SyncSettings {
@@ -120,7 +120,7 @@ const MAX_NAME_CHARS: usize = 128;
 const MAX_PATH_CHARS: usize = 256;
 
 impl SyncSettings {
-    /// `autoSyncEnabled` = enabled and a frequency other than manual (sync.md).
+    /// `autoSyncEnabled` = enabled and a frequency other than manual.
     pub fn auto_sync_enabled(&self) -> bool {
         self.enabled && self.frequency != SyncFrequency::Manual
     }

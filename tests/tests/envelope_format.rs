@@ -1,4 +1,4 @@
-//! The secret envelope format of security.md ("Secrets at rest: KMS envelope encryption") against a
+//! The secret envelope format (docs/envelope-format.md) against a
 //! real KMS API (moto): an envelope opens with nothing but KMS Decrypt, AES-GCM and the documented
 //! byte layout; a hand-made envelope opens with the product's cipher; moved or altered envelopes
 //! are refused; and a warm cipher makes no KMS call per request.
@@ -250,7 +250,9 @@ async fn envelope_moved_to_another_tenant_is_refused() {
     // Then KMS refuses the data key both times (the warm cache does not skip the tenant check)
     for (case, result) in [("cold", cold_result), ("warm", warm_result)] {
         match result {
-            Err(CryptoError::CannotOpen(OpenRefusal::DataKeyRefused { .. })) => {}
+            Err(error @ CryptoError::CannotOpen(OpenRefusal::DataKeyRefused { .. })) => {
+                assert!(!error.is_retryable(), "{case}: a refusal is final");
+            }
             other => panic!(
                 "{case}: expected DataKeyRefused, got {:?}",
                 other.map(|_| "plaintext")
@@ -336,6 +338,92 @@ async fn altered_envelope_is_refused() {
             assert!(!error.is_retryable(), "{part}");
         }
     }
+}
+
+#[tokio::test]
+async fn seal_json_and_open_json_round_trip_a_secret_object() {
+    // Given a cipher on a fresh KMS key and an OAuth token set
+    let kms = kms();
+    let key_id = new_kms_key(&kms).await;
+    let cipher = EnvelopeCipher::new(kms, &key_id);
+    let slot = SecretSlot::new("tenant-a", "int_1", field::CREDENTIALS);
+    let secret = serde_json::json!({"accessToken": "at-1", "refreshToken": "rt-1"});
+
+    // When it is sealed as JSON and opened again, as JSON and as raw bytes
+    let envelope = cipher.seal_json(slot, &secret).await.expect("sealed");
+    let opened: serde_json::Value = cipher.open_json(slot, &envelope).await.expect("opened");
+    let raw = cipher.open(slot, &envelope).await.expect("opened");
+
+    // Then it is the same object, its plaintext is its UTF-8 JSON, and the envelope hides it
+    assert_eq!(opened, secret);
+    assert_eq!(&raw[..], br#"{"accessToken":"at-1","refreshToken":"rt-1"}"#);
+    assert!(
+        !envelope.windows(4).any(|w| w == b"at-1"),
+        "no plaintext in the envelope"
+    );
+}
+
+#[tokio::test]
+async fn open_json_of_another_shape_reports_position_but_not_the_value() {
+    // Given a string secret
+    let kms = kms();
+    let key_id = new_kms_key(&kms).await;
+    let cipher = EnvelopeCipher::new(kms, &key_id);
+    let slot = SecretSlot::new("tenant-a", "oauth-app:hubspot", field::CLIENT_SECRET);
+    let envelope = cipher.seal_json(slot, "hunter2").await.expect("sealed");
+
+    // When it is opened as a number
+    let error = cipher
+        .open_json::<u64>(slot, &envelope)
+        .await
+        .expect_err("a string is not a number");
+
+    // Then the error says so without showing the secret
+    assert!(matches!(error, CryptoError::SecretNotExpectedJson { .. }));
+    assert!(!format!("{error} {error:?}").contains("hunter2"));
+}
+
+#[tokio::test]
+async fn each_slot_part_is_bound_into_the_envelope() {
+    // Given an outgoing webhook's signing secret sealed for (t1, wh_1, secret)
+    let kms = kms();
+    let key_id = new_kms_key(&kms).await;
+    let cipher = EnvelopeCipher::new(kms, &key_id);
+    let sealed_for = SecretSlot::new("t1", "wh_1", field::SECRET);
+    let envelope = cipher.seal(sealed_for, b"\"whsec\"").await.expect("sealed");
+
+    // When it is opened for another owner or another field of the same tenant
+    for other in [
+        SecretSlot::new("t1", "wh_2", field::SECRET),
+        SecretSlot::new("t1", "wh_1", field::FORWARD_SECRET),
+    ] {
+        let error = cipher.open(other, &envelope).await.expect_err("other slot");
+        // Then the AES-GCM tag (over the associated data) does not match
+        assert!(
+            matches!(error, CryptoError::CannotOpen(OpenRefusal::TagMismatch)),
+            "{other:?}: {error:?}"
+        );
+    }
+    // And slot parts that would join to the same "t1/wh_1/secret" are another tenant to KMS:
+    // the encryption context refuses the data key before the associated data is even compared
+    let shifted = SecretSlot::new("t1/wh_1", "secret", "");
+    let error = cipher
+        .open(shifted, &envelope)
+        .await
+        .expect_err("shifted slot");
+    assert!(
+        matches!(
+            error,
+            CryptoError::CannotOpen(OpenRefusal::DataKeyRefused { .. })
+        ),
+        "{error:?}"
+    );
+    assert!(!error.is_retryable());
+    // While the slot it was sealed for opens it
+    assert_eq!(
+        &cipher.open(sealed_for, &envelope).await.expect("own slot")[..],
+        b"\"whsec\""
+    );
 }
 
 #[tokio::test]

@@ -96,3 +96,27 @@ async fn a_token_without_the_tenant_claim_is_refused_by_the_function() {
         .expect("detail")
         .contains("tenant_id"));
 }
+
+#[tokio::test]
+async fn head_of_health_answers_like_get_without_a_token_and_without_a_body() {
+    // Given the local stack
+    let app = spawn_app().await;
+
+    // When health is asked for with GET and with HEAD, without a token
+    let get = app
+        .send(app.http.get(format!("{}/api/health", app.url)))
+        .await;
+    let head = app
+        .send(app.http.head(format!("{}/api/health", app.url)))
+        .await;
+
+    // Then HEAD has GET's status and headers, and no body
+    assert_eq!(get.status, 200, "{}", get.text);
+    assert_eq!(head.status, 200, "{}", head.text);
+    assert_eq!(head.text, "");
+    for name in ["content-type", "content-length"] {
+        assert_eq!(head.header(name), get.header(name), "{name}");
+    }
+    assert!(head.header("x-request-id").is_some());
+    assert!(head.header("apigw-requestid").is_some());
+}

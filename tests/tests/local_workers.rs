@@ -1,6 +1,7 @@
 //! The local stack's workers do what EventBridge and Lambda's SQS event source mapping do in AWS:
-//! consumers get real `EventBridgeEvent` / `SqsEvent` payloads, reported batch item failures come
-//! back, everything else is deleted, and a crashed invocation deletes nothing.
+//! consumers get real `EventBridgeEvent` / `SqsEvent` payloads in a `LambdaEvent` whose context has
+//! a deadline, reported batch item failures come back, everything else is deleted, a crashed
+//! invocation deletes nothing, and an invocation still running at its deadline is ended.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -8,8 +9,8 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use hub_local::workers::{
-    EventBridgeEvent, InvocationError, PollOptions, SqsBatchResponse, SqsConsumer, SqsEvent,
-    Workers, WorkersError, LOCAL_ACCOUNT_ID,
+    Context, EventBridgeEvent, InvocationError, LambdaEvent, LambdaFunction, PollOptions,
+    SqsBatchResponse, SqsConsumer, SqsEvent, Workers, WorkersError, LOCAL_ACCOUNT_ID,
 };
 use hub_tests::{sdk_config, unique_name};
 use tokio::sync::mpsc;
@@ -101,18 +102,44 @@ impl TestQueue {
     }
 }
 
+/// A consumer function with a timeout no test reaches unless it means to.
+fn function(name: &str) -> LambdaFunction {
+    LambdaFunction::new(name).with_timeout(PATIENCE)
+}
+
 /// An SQS consumer that reports every event it receives and answers with `answer`.
 fn recording_consumer<F, Fut>(answer: F) -> (impl SqsConsumer, mpsc::UnboundedReceiver<SqsEvent>)
 where
     F: Fn(SqsEvent) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<SqsBatchResponse, InvocationError>> + Send + 'static,
 {
+    let (consumer, mut invocations) = recording_lambda_consumer(move |event| answer(event.payload));
     let (seen, events) = mpsc::unbounded_channel();
-    let consumer = move |event: SqsEvent| {
+    tokio::spawn(async move {
+        while let Some(invocation) = invocations.recv().await {
+            let _ = seen.send(invocation.payload);
+        }
+    });
+    (consumer, events)
+}
+
+/// An SQS consumer that reports every invocation (payload and context) and answers with `answer`.
+fn recording_lambda_consumer<F, Fut>(
+    answer: F,
+) -> (
+    impl SqsConsumer,
+    mpsc::UnboundedReceiver<LambdaEvent<SqsEvent>>,
+)
+where
+    F: Fn(LambdaEvent<SqsEvent>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<SqsBatchResponse, InvocationError>> + Send + 'static,
+{
+    let (seen, invocations) = mpsc::unbounded_channel();
+    let consumer = move |event: LambdaEvent<SqsEvent>| {
         let _ = seen.send(event.clone());
         answer(event)
     };
-    (consumer, events)
+    (consumer, invocations)
 }
 
 /// Receives events until `done` holds for one of them; returns all of them.
@@ -171,7 +198,7 @@ async fn a_reported_batch_item_failure_comes_back_and_the_rest_of_the_batch_is_d
     // When the queue is polled until the failed message is delivered a second time
     let workers = Workers::new()
         .poll_queue(
-            "test-consumer",
+            function("test-consumer"),
             &sdk_config(),
             &queue.url,
             quick_polls(),
@@ -234,7 +261,7 @@ async fn a_crashed_invocation_deletes_nothing() {
     // When the queue is polled until both messages were delivered a second time
     let workers = Workers::new()
         .poll_queue(
-            "crashing-consumer",
+            function("crashing-consumer"),
             &sdk_config(),
             &queue.url,
             quick_polls(),
@@ -279,7 +306,7 @@ async fn a_panicking_consumer_counts_as_a_crashed_invocation_and_polling_goes_on
     // When the queue is polled until the message is delivered again
     let workers = Workers::new()
         .poll_queue(
-            "panicking-consumer",
+            function("panicking-consumer"),
             &sdk_config(),
             &queue.url,
             quick_polls(),
@@ -305,10 +332,10 @@ async fn the_scheduler_invokes_its_consumer_with_scheduled_events_until_stopped(
     let rule = unique_name("tick");
     let workers = Workers::new()
         .schedule(
-            rule.clone(),
+            function(&rule),
             Duration::from_secs(1),
-            move |event: EventBridgeEvent| {
-                let _ = seen.send(event);
+            move |event: LambdaEvent<EventBridgeEvent>| {
+                let _ = seen.send(event.payload);
                 async { Ok::<(), InvocationError>(()) }
             },
         )
@@ -363,7 +390,7 @@ async fn stop_cuts_a_long_poll_short() {
         recording_consumer(|_event: SqsEvent| async { Ok(SqsBatchResponse::default()) });
     let workers = Workers::new()
         .poll_queue(
-            "idle",
+            function("idle"),
             &sdk_config(),
             &queue.url,
             PollOptions::default(),
@@ -394,7 +421,13 @@ async fn workers_refuse_to_start_on_a_queue_that_does_not_exist() {
 
     // When the workers start
     let result = Workers::new()
-        .poll_queue("orphan", &sdk_config(), &missing, quick_polls(), consumer)
+        .poll_queue(
+            function("orphan"),
+            &sdk_config(),
+            &missing,
+            quick_polls(),
+            consumer,
+        )
         .start()
         .await;
 
@@ -414,9 +447,11 @@ async fn workers_refuse_to_start_on_a_queue_that_does_not_exist() {
 #[tokio::test]
 async fn a_schedule_with_a_zero_interval_is_refused() {
     let result = Workers::new()
-        .schedule("never", Duration::ZERO, |_event: EventBridgeEvent| async {
-            Ok::<(), InvocationError>(())
-        })
+        .schedule(
+            function("never"),
+            Duration::ZERO,
+            |_event: LambdaEvent<EventBridgeEvent>| async { Ok::<(), InvocationError>(()) },
+        )
         .start()
         .await;
 
@@ -424,4 +459,179 @@ async fn a_schedule_with_a_zero_interval_is_refused() {
         result,
         Err(WorkersError::ZeroInterval { name }) if name == "never"
     ));
+}
+
+#[tokio::test]
+async fn each_invocation_gets_a_lambda_context_with_the_functions_deadline() {
+    // Given a queue with a message and a consumer function with a 7 s timeout
+    let queue = queue_with_visibility_timeout(1).await;
+    queue.send(&["twice"]).await;
+    let timeout = Duration::from_secs(7);
+    let (consumer, mut invocations) = recording_lambda_consumer(|event| async move {
+        // Fail the first delivery so that a second invocation comes.
+        let mut response = SqsBatchResponse::default();
+        if receive_count(&event.payload, "twice") == Some(1) {
+            response.add_failure(
+                event.payload.records[0]
+                    .message_id
+                    .clone()
+                    .unwrap_or_default(),
+            );
+        }
+        Ok(response)
+    });
+
+    // When the queue is polled until the message is delivered twice
+    let started = std::time::SystemTime::now();
+    let workers = Workers::new()
+        .poll_queue(
+            LambdaFunction::new("ContextConsumer").with_timeout(timeout),
+            &sdk_config(),
+            &queue.url,
+            quick_polls(),
+            consumer,
+        )
+        .start()
+        .await
+        .expect("workers start");
+    let mut seen: Vec<LambdaEvent<SqsEvent>> = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        while seen.len() < 2 {
+            seen.push(invocations.recv().await.expect("consumer alive"));
+        }
+    })
+    .await
+    .expect("two invocations within the patience");
+    let stopped = std::time::SystemTime::now();
+    workers.stop().await.expect("clean stop");
+
+    // Then each context is what the Lambda runtime builds: its own request id, the function's ARN
+    // and configuration, and a deadline of invocation start + the function's timeout
+    let contexts: Vec<&Context> = seen.iter().map(|event| &event.context).collect();
+    assert_ne!(contexts[0].request_id, contexts[1].request_id);
+    for context in contexts {
+        assert!(!context.request_id.is_empty());
+        assert_eq!(
+            context.invoked_function_arn,
+            format!("arn:aws:lambda:us-east-1:{LOCAL_ACCOUNT_ID}:function:ContextConsumer")
+        );
+        assert_eq!(context.env_config.function_name, "ContextConsumer");
+        assert!(
+            context.deadline() >= started + timeout && context.deadline() <= stopped + timeout,
+            "deadline {:?} outside [{:?}, {:?}] + {timeout:?}",
+            context.deadline(),
+            started,
+            stopped
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_invocation_still_running_at_its_deadline_is_ended_and_its_batch_comes_back() {
+    // Given a consumer with a 1 s timeout that hangs on a message's first delivery
+    let queue = queue_with_visibility_timeout(1).await;
+    queue.send(&["slow"]).await;
+    let finished_first = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let finished = finished_first.clone();
+    let (consumer, mut events) = recording_consumer(move |event: SqsEvent| {
+        let finished = finished.clone();
+        async move {
+            if receive_count(&event, "slow") == Some(1) {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                finished.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            Ok(SqsBatchResponse::default())
+        }
+    });
+
+    // When the queue is polled until the message is delivered again
+    let workers = Workers::new()
+        .poll_queue(
+            LambdaFunction::new("HangingConsumer").with_timeout(Duration::from_secs(1)),
+            &sdk_config(),
+            &queue.url,
+            quick_polls(),
+            consumer,
+        )
+        .start()
+        .await
+        .expect("workers start");
+    events_until(&mut events, |event| receive_count(event, "slow") == Some(2)).await;
+    workers.stop().await.expect("clean stop");
+
+    // Then the first invocation was ended at its deadline (it never finished), its message came
+    // back, and the second, prompt invocation deleted it
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!finished_first.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(queue.messages_left().await, 0);
+}
+
+#[tokio::test]
+async fn a_deadline_aware_consumer_hands_back_what_it_cannot_finish_in_time() {
+    // Given four messages and a consumer (1 s timeout, 300 ms per message) that stops taking new
+    // messages when less than 500 ms remain and reports the rest as batch item failures, as sync
+    // continuation does
+    let queue = queue_with_visibility_timeout(1).await;
+    let bodies = ["m1", "m2", "m3", "m4"];
+    queue.send(&bodies).await;
+    let (done, mut handled) = mpsc::unbounded_channel::<(String, usize, usize)>();
+    let (consumer, _invocations) = recording_lambda_consumer(move |event| {
+        let done = done.clone();
+        async move {
+            let mut response = SqsBatchResponse::default();
+            let mut processed = 0;
+            for record in &event.payload.records {
+                let remaining = event
+                    .context
+                    .deadline()
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default();
+                if remaining < Duration::from_millis(500) {
+                    response.add_failure(record.message_id.clone().unwrap_or_default());
+                    continue;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                processed += 1;
+                let _ = done.send((
+                    record.body.clone().unwrap_or_default(),
+                    processed,
+                    event.payload.records.len(),
+                ));
+            }
+            Ok(response)
+        }
+    });
+
+    // When the queue is polled until every message was handled
+    let workers = Workers::new()
+        .poll_queue(
+            LambdaFunction::new("ContinuingConsumer").with_timeout(Duration::from_secs(1)),
+            &sdk_config(),
+            &queue.url,
+            quick_polls(),
+            consumer,
+        )
+        .start()
+        .await
+        .expect("workers start");
+    let mut seen = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        while seen.len() < bodies.len() {
+            seen.push(handled.recv().await.expect("consumer alive"));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("not every message handled within {PATIENCE:?}: {seen:?}"));
+    workers.stop().await.expect("clean stop");
+
+    // Then no invocation handled a whole batch of more than two, each message was handled exactly
+    // once (what was handed back came back), and nothing is left on the queue
+    assert!(
+        seen.iter().all(|(_, processed, _)| *processed <= 2),
+        "{seen:?}"
+    );
+    let mut handled_bodies: Vec<&str> = seen.iter().map(|(body, _, _)| body.as_str()).collect();
+    handled_bodies.sort_unstable();
+    assert_eq!(handled_bodies, bodies);
+    assert_eq!(queue.messages_left().await, 0);
 }

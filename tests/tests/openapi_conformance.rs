@@ -1,4 +1,4 @@
-//! The OpenAPI document tells the truth about real responses (quality.md, "API fuzzing", first step):
+//! The OpenAPI document tells the truth about real responses (the first step of API fuzzing):
 //! a scenario calls every documented operation through the local gateway, with successes and the
 //! documented errors, and every response must be documented for its operation and status, carry the
 //! headers its response object requires, and have a body that validates against the documented schema
@@ -390,7 +390,7 @@ impl Scenario<'_> {
         let reply = self.app.send(request).await;
         self.conformance.check(method.as_str(), path, &reply);
         if reply.status >= 500 {
-            // Documented (every operation lists 500), but quality.md asks for none.
+            // Documented (every operation lists 500), but the API must never answer one.
             self.conformance.record(
                 method.as_str(),
                 path,

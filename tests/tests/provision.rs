@@ -402,6 +402,7 @@ fn http_routes_are_the_integrations_routes_with_only_health_and_openapi_public()
         routes,
         vec![
             route("GET", "/api/health", true),
+            route("HEAD", "/api/health", true),
             route("GET", "/api/openapi.json", true),
             route("GET", "/api/providers", false),
             route("GET", "/api/providers/{slug}", false),

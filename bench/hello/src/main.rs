@@ -1,4 +1,4 @@
-//! The cold-start baseline of benchmark B5 (quality.md): the hello-world function from the
+//! The cold-start baseline of benchmark B5 (docs/benchmarks.md): the hello-world function from the
 //! `lambda_runtime` README, unchanged, so the ratio compares our init work against the runtime's own
 //! irreducible start (tokio runtime + first `GET /runtime/invocation/next`).
 

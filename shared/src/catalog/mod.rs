@@ -1,4 +1,4 @@
-//! The provider catalog (sync.md "Provider catalog"): a provider is data, not code.
+//! The provider catalog: a provider is data, not code.
 //!
 //! The built-in catalog is `providers.yaml` next to this file, compiled in and validated by the
 //! tests below; `PROVIDERS_FILE` (same format) is merged over it at start-up with
@@ -361,24 +361,20 @@ fn parse_catalog(
         origin: origin.to_owned(),
         message,
     };
-    let document: serde_yaml::Value =
-        serde_yaml::from_str(text).map_err(|e| document_error(format!("not valid YAML: {e}")))?;
+    // YAML is read into the JSON data model (what the built-in catalog is compiled to), so both
+    // sources go through one set of entry parsers; mapping keys arrive as strings.
+    let document: Value =
+        serde_saphyr::from_str(text).map_err(|e| document_error(format!("not valid YAML: {e}")))?;
     let entries = match document {
-        serde_yaml::Value::Null => return Ok(BTreeMap::new()),
-        serde_yaml::Value::Mapping(entries) => entries,
+        Value::Null => return Ok(BTreeMap::new()),
+        Value::Object(entries) => entries,
         _ => {
             return Err(document_error(
                 "expected a map of provider slug to entry".to_owned(),
             ))
         }
     };
-    let entries = entries.into_iter().map(|(key, entry)| match key {
-        serde_yaml::Value::String(slug) => Ok((slug, entry)),
-        other => Err(document_error(format!(
-            "provider slugs must be strings, found {other:?}"
-        ))),
-    });
-    parse_entries(entries, origin, policy)
+    parse_entries(entries.into_iter().map(Ok), origin, policy)
 }
 
 /// The built-in catalog as build.rs stored it: the same document, converted to JSON at build time,

@@ -1,5 +1,5 @@
-//! The catalog file format (sync.md "Provider catalog"): one serde type per part of an entry, with
-//! exactly the spec's field names. Unknown field names are errors everywhere.
+//! The catalog file format: one serde type per part of an entry, with exactly the file's field
+//! names. Unknown field names are errors everywhere.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -264,7 +264,7 @@ pub struct WebhookDefaults {
     pub signature_header: Option<String>,
 }
 
-/// The inbound verification schemes of webhooks.md.
+/// The inbound webhook verification schemes a catalog entry may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookScheme {
@@ -356,7 +356,7 @@ pub struct DeletedMarker {
     pub equals: Value,
 }
 
-/// How the next page is requested (sync.md "Declarative sync definitions").
+/// How the next page is requested (declarative sync definitions).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(
     tag = "type",
@@ -465,7 +465,7 @@ impl TryFrom<RawDefaultMappings> for DefaultMappings {
     }
 }
 
-/// The mapping transforms of sync.md.
+/// The field-mapping transforms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Transform {

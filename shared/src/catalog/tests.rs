@@ -11,7 +11,7 @@ use super::validate::UrlPolicy;
 use super::*;
 use url::Url;
 
-/// Every provider of the original systems, as sync.md lists them.
+/// Every provider of the original systems the built-in catalog must carry.
 const SPEC_PROVIDERS: [(&str, Category); 28] = [
     ("google_calendar", Category::Calendar),
     ("outlook_calendar", Category::Calendar),

@@ -1,5 +1,5 @@
-//! In-memory data-key caches (security.md: "at most 5 minutes and 1,000 uses" on the encrypt side,
-//! "at most 5 minutes" on the decrypt side), so that a warm function makes no KMS call per request.
+//! In-memory data-key caches (at most 5 minutes and 1,000 uses on the encrypt side, at most 5
+//! minutes on the decrypt side: docs/envelope-format.md), so that a warm function makes no KMS call per request.
 //! Plaintext keys live only inside [`DataKey`], which zeroizes its bytes on drop.
 
 use std::collections::HashMap;
@@ -77,9 +77,9 @@ pub struct CacheLimits {
 }
 
 impl CacheLimits {
-    /// security.md: plaintext data keys are cached for at most 5 minutes.
+    /// Plaintext data keys are cached for at most 5 minutes.
     pub const MAX_TTL: Duration = Duration::from_secs(5 * 60);
-    /// security.md: an encrypt-side data key is used at most 1,000 times.
+    /// An encrypt-side data key is used at most 1,000 times.
     pub const MAX_USES: u32 = 1_000;
 
     pub(crate) fn within_security_limits(self) -> Self {

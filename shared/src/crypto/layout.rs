@@ -1,4 +1,4 @@
-//! The byte layout of a version-1 envelope (security.md), with no cryptography in it, so that
+//! The byte layout of a version-1 envelope (docs/envelope-format.md), with no cryptography in it, so that
 //! parsing can be tested on any input without KMS.
 //!
 //! ```text

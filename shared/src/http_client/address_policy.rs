@@ -1,4 +1,4 @@
-//! Which IP addresses an outgoing request may connect to (security.md, "Outgoing requests (SSRF)").
+//! Which IP addresses an outgoing request may connect to: the SSRF guard.
 //!
 //! Two tiers:
 //! - always refused: link-local (169.254.0.0/16, fe80::/10), where cloud metadata and instance

@@ -1,5 +1,5 @@
-//! The one HTTP client for every outgoing call to a provider or a tenant's target, with the SSRF guard
-//! (security.md, "Outgoing requests (SSRF)").
+//! The one HTTP client for every outgoing call to a provider or a tenant's target, with the SSRF
+//! guard.
 //!
 //! How the guard holds:
 //! - every hostname is resolved by the guarded resolver (`target.rs`), which hands reqwest only allowed
@@ -30,7 +30,7 @@ pub use target::{check_target_url, origin_for_logs, validate_target, TargetRejec
 
 use target::GuardedResolver;
 
-/// Total time allowed for a request unless the caller sets another (test connection: api.md).
+/// Total time allowed for a request unless the caller sets another (test connection uses 10 s too).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed to resolve, connect and finish the TLS handshake.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -206,7 +206,7 @@ pub struct SendError {
 }
 
 impl SendError {
-    /// The stable code stored in logs and returned by test connection (api.md).
+    /// The stable code stored in logs and returned by test connection (docs/decisions.md, "Test connection").
     pub fn code(&self) -> &'static str {
         self.kind.code()
     }

@@ -45,7 +45,7 @@ pub fn log_sk(log_id: &str) -> String {
     format!("{LOG_SK_PREFIX}{log_id}")
 }
 
-/// A per-(tenant, provider) token bucket shared by every function (sync.md "Rate limits").
+/// A per-(tenant, provider) token bucket shared by every function (the catalog's `sync.rateLimit`).
 pub fn rate_bucket_sk(provider: &str) -> String {
     format!("RATE#{provider}")
 }

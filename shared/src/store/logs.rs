@@ -1,5 +1,5 @@
-//! Integration logs (api.md "Integration logs"): one item per sync, test, refresh or webhook event,
-//! newest first, kept 30 days (webhooks.md "Retention").
+//! Integration logs: one item per sync, test, refresh or webhook event, newest first, kept 30 days
+//! (a TTL on each item).
 
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use serde::{Deserialize, Serialize};

@@ -16,7 +16,7 @@ use http::{header, HeaderValue, StatusCode};
 use hub_shared::domain::IntegrationId;
 use hub_shared::error::ApiError;
 
-/// api.md: `?limit=` is 1–100, default 20.
+/// List pages: `?limit=` is 1–100, default 20.
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
 

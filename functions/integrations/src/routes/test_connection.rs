@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 use crate::routes::integrations::load;
 use crate::state::AppState;
 
-/// api.md: "Test connection: provider timeout 10 s".
+/// Test connection gives the provider 10 s (docs/decisions.md, "Test connection").
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The status, and for a body condition the JSON body read no further than this.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
