@@ -302,7 +302,7 @@ impl std::fmt::Display for ConnectionKey {
     }
 }
 
-/// `If-Match` as api.md accepts it: `3` or `"3"` (a weak `W/"3"` too).
+/// `If-Match` as the API accepts it: `3` or `"3"` (a weak `W/"3"` too).
 pub fn parse_if_match(value: &str) -> Option<u64> {
     let value = value.trim();
     let value = value.strip_prefix("W/").unwrap_or(value);

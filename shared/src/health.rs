@@ -1,4 +1,4 @@
-//! The health of an integration (sync.md "Health score"), from its recent runs and tests.
+//! The health of an integration (docs/decisions.md, "Health score"), from its recent runs and tests.
 //!
 //! Stored as counters that every check or run updates with single atomic DynamoDB updates (`ADD`,
 //! `SET`), never a read-modify-write loop, so 200 concurrent tests all land:

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, FieldError};
 
-/// api.md: bodies over 1 MiB get 413.
+/// The API contract: bodies over 1 MiB get 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// A body parsed strictly into `T` (unknown fields rejected by `T`'s `deny_unknown_fields`).

@@ -25,7 +25,7 @@ use crate::health::Health;
 use crate::schedule;
 use crate::sync_settings::SyncSettings;
 
-/// An integration as stored. Secrets are only in `credentials`, an envelope (security.md).
+/// An integration as stored. Secrets are only in `credentials`, an envelope (docs/envelope-format.md).
 /// Built only by [`IntegrationItem::new`] (or read back from the table), so the storage keys and the
 /// sync-due index entry always follow `keys`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,7 +140,7 @@ impl IntegrationItem {
         }
     }
 
-    /// The resource as api.md shows it: no secret, only whether credentials exist and a hint.
+    /// The resource as the API shows it: no secret, only whether credentials exist and a hint.
     pub fn to_resource(&self) -> Value {
         json!({
             "id": self.id,

@@ -1,5 +1,5 @@
 //! The per-(tenant, provider) rate limit every function draws from before a provider call
-//! (sync.md "Rate limits"): a token bucket of capacity `requests` (the burst), refilled at
+//! (the catalog's `api.rateLimit`): a token bucket of capacity `requests` (the burst), refilled at
 //! `requests / perSeconds`, shared across processes through one item.
 //!
 //! The bucket is kept as GCRA (the generic cell rate algorithm, the exact equivalent of a token
