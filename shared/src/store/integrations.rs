@@ -6,15 +6,12 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::query::{Page, PagedQuery};
+use super::versioned::{version_of, VersionedChanges, VersionedUpdateError};
 use super::{aws_error, keys, n, s, timestamp, InvalidCursor, Item, Store, StoreError};
 use crate::catalog::AuthMode;
 use crate::domain::{
@@ -370,114 +367,55 @@ impl Store {
         changes: IntegrationChanges,
         expected_version: Option<u64>,
     ) -> Result<IntegrationItem, UpdateIntegrationError> {
-        let mut sets = vec![
-            "#version = #version + :one".to_string(),
-            "#updatedAt = :now".to_string(),
-        ];
-        let mut names = HashMap::from([
-            ("#version".to_string(), "version".to_string()),
-            ("#updatedAt".to_string(), "updatedAt".to_string()),
-        ]);
-        let mut values = HashMap::from([
-            (":one".to_string(), n(1)),
-            (":now".to_string(), s(timestamp(chrono::Utc::now()))),
-        ]);
-        let mut set = |attribute: &str, value: AttributeValue| {
-            names.insert(format!("#{attribute}"), attribute.to_string());
-            values.insert(format!(":{attribute}"), value);
-            sets.push(format!("#{attribute} = :{attribute}"));
-        };
+        let mut write = VersionedChanges::default();
         if let Some(name) = changes.name {
-            set("name", s(name));
+            write.set("name", s(name));
         }
         if let Some(description) = changes.description {
-            set(
-                "description",
-                description
-                    .map(|d| s(String::from(d)))
-                    .unwrap_or(AttributeValue::Null(true)),
-            );
+            write.set_or_null("description", description.map(|d| s(String::from(d))));
         }
         if let Some(config) = &changes.config {
-            set("config", to_attribute(config)?);
+            write.set("config", to_attribute(config)?);
         }
         if let Some(sync_settings) = &changes.sync_settings {
-            set("syncSettings", to_attribute(sync_settings)?);
+            write.set("syncSettings", to_attribute(sync_settings)?);
         }
         if let Some((envelope, hint)) = changes.credentials {
-            set("credentials", AttributeValue::B(envelope.into()));
-            set(
-                "credentialHint",
-                hint.map(s).unwrap_or(AttributeValue::Null(true)),
-            );
+            write.set("credentials", AttributeValue::B(envelope.into()));
+            write.set_or_null("credentialHint", hint.map(s));
         }
-        let mut removes = Vec::new();
         if let Some(next_sync_at) = changes.next_sync_at {
             // The sync-due index entry moves with nextSyncAt, in the same write.
             let (gsi1pk, gsi1sk) = sync_due_keys(tenant, id, next_sync_at.as_deref());
-            set(
-                "nextSyncAt",
-                next_sync_at.map(s).unwrap_or(AttributeValue::Null(true)),
-            );
+            write.set_or_null("nextSyncAt", next_sync_at.map(s));
             match (gsi1pk, gsi1sk) {
                 (Some(pk), Some(sk)) => {
-                    set(keys::GSI1_PK, s(pk));
-                    set(keys::GSI1_SK, s(sk));
+                    write.set(keys::GSI1_PK, s(pk));
+                    write.set(keys::GSI1_SK, s(sk));
                 }
                 _ => {
-                    for attribute in [keys::GSI1_PK, keys::GSI1_SK] {
-                        names.insert(format!("#{attribute}"), attribute.to_string());
-                        removes.push(format!("#{attribute}"));
-                    }
+                    write.remove(keys::GSI1_PK);
+                    write.remove(keys::GSI1_SK);
                 }
             }
         }
-        let mut condition = "attribute_exists(pk)".to_string();
-        if let Some(expected) = expected_version {
-            condition.push_str(" AND #version = :expected");
-            values.insert(":expected".into(), n(expected));
-        }
-        let mut update = format!("SET {}", sets.join(", "));
-        if !removes.is_empty() {
-            update.push_str(&format!(" REMOVE {}", removes.join(", ")));
-        }
-        let result = self
-            .dynamo()
-            .update_item()
-            .table_name(self.table())
-            .key(keys::PK, s(keys::tenant_pk(tenant)))
-            .key(keys::SK, s(keys::integration_sk(id.as_str())))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
+        let updated = self
+            .update_versioned(
+                keys::tenant_pk(tenant),
+                keys::integration_sk(id.as_str()),
+                write,
+                expected_version,
+            )
             .await;
-        match result {
-            Ok(out) => {
-                let item = out
-                    .attributes
-                    .ok_or_else(|| StoreError::Corrupt("UpdateItem returned nothing".into()))?;
-                Ok(IntegrationItem::from_item(item)?)
+        match updated {
+            Ok(item) => Ok(IntegrationItem::from_item(item)?),
+            Err(VersionedUpdateError::NotFound) => Err(UpdateIntegrationError::NotFound),
+            Err(VersionedUpdateError::VersionMismatch(current)) => {
+                Err(UpdateIntegrationError::VersionMismatch {
+                    current: version_of(&current),
+                })
             }
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
-            {
-                let old = match service.err() {
-                    UpdateItemError::ConditionalCheckFailedException(failed) => failed.item.clone(),
-                    _ => None,
-                };
-                match old {
-                    None => Err(UpdateIntegrationError::NotFound),
-                    Some(old) => {
-                        let current = IntegrationItem::from_item(old)?.version;
-                        Err(UpdateIntegrationError::VersionMismatch { current })
-                    }
-                }
-            }
-            Err(error) => Err(aws_error("UpdateItem", error).into()),
+            Err(VersionedUpdateError::Store(error)) => Err(error.into()),
         }
     }
 

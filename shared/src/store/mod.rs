@@ -7,6 +7,7 @@ pub mod keys;
 mod logs;
 mod query;
 mod rate_limit;
+mod versioned;
 
 use std::collections::HashMap;
 use std::sync::Arc;
