@@ -6,8 +6,11 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "http")]
 use axum::extract::{FromRef, FromRequestParts};
+#[cfg(feature = "http")]
 use http::request::Parts;
+#[cfg(feature = "http")]
 use lambda_http::request::RequestContext;
 
 use crate::domain::TenantId;
@@ -24,6 +27,7 @@ pub struct AuthContext {
     pub user: Option<String>,
 }
 
+#[cfg(feature = "http")]
 impl AuthContext {
     /// Reads the authorizer claims of an API Gateway HTTP API (payload 2.0) request context.
     pub fn from_request_context(
@@ -53,6 +57,7 @@ impl AuthContext {
     }
 }
 
+#[cfg(feature = "http")]
 impl<S> FromRequestParts<S> for AuthContext
 where
     S: Send + Sync,
@@ -66,7 +71,7 @@ where
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "http"))]
 mod tests {
     use super::*;
 

@@ -14,8 +14,8 @@ fn invalid(message: impl Into<String>) -> InvalidValue {
 
 /// The tenant from the verified JWT. `#` and `/` are refused: the first separates DynamoDB key parts,
 /// the second the parts of an envelope's associated data.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct TenantId(String);
 
 impl TenantId {
@@ -44,53 +44,89 @@ impl std::fmt::Display for TenantId {
     }
 }
 
-/// An integration's id (`int_…`, see [`crate::ids`]): only ids of that shape reach the store.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct IntegrationId(String);
+/// One id type per prefix of the API (`int_`, `whin_`, `whout_`, `evt_`, `dlv_`, `log_`, `job_`; see
+/// [`crate::ids`]): only ids of the right shape reach the store, and one kind cannot be passed where
+/// another is meant.
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $kind:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
 
-impl IntegrationId {
-    /// A fresh, unguessable id.
-    pub fn generate() -> IntegrationId {
-        IntegrationId(crate::ids::new_id(crate::ids::IdKind::Integration))
-    }
+        impl $name {
+            /// A fresh, unguessable id.
+            pub fn generate() -> $name {
+                $name(crate::ids::new_id(crate::ids::IdKind::$kind))
+            }
 
-    pub fn parse(value: &str) -> Result<IntegrationId, InvalidValue> {
-        if crate::ids::is_id_of(crate::ids::IdKind::Integration, value) {
-            Ok(IntegrationId(value.to_string()))
-        } else {
-            Err(invalid("not an integration id"))
+            pub fn parse(value: &str) -> Result<$name, InvalidValue> {
+                if crate::ids::is_id_of(crate::ids::IdKind::$kind, value) {
+                    Ok($name(value.to_string()))
+                } else {
+                    Err(invalid(concat!("not ", $what)))
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
         }
-    }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        impl TryFrom<String> for $name {
+            type Error = InvalidValue;
+
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                $name::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
 
-impl TryFrom<String> for IntegrationId {
-    type Error = InvalidValue;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        IntegrationId::parse(&value)
-    }
-}
-
-impl From<IntegrationId> for String {
-    fn from(id: IntegrationId) -> String {
-        id.0
-    }
-}
-
-impl std::fmt::Display for IntegrationId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+prefixed_id!(
+    /// An integration (`int_…`).
+    IntegrationId, Integration, "an integration id"
+);
+prefixed_id!(
+    /// An incoming webhook (`whin_…`).
+    IncomingWebhookId, IncomingWebhook, "an incoming webhook id"
+);
+prefixed_id!(
+    /// An outgoing webhook (`whout_…`).
+    OutgoingWebhookId, OutgoingWebhook, "an outgoing webhook id"
+);
+prefixed_id!(
+    /// An event (`evt_…`).
+    EventId, Event, "an event id"
+);
+prefixed_id!(
+    /// One delivery of an event to one outgoing webhook (`dlv_…`).
+    DeliveryId, Delivery, "a delivery id"
+);
+prefixed_id!(
+    /// A log entry (`log_…`).
+    LogId, Log, "a log id"
+);
+prefixed_id!(
+    /// A sync job (`job_…`).
+    JobId, Job, "a job id"
+);
 
 /// A catalog slug: `^[a-z][a-z0-9_]{1,63}$`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(try_from = "String", into = "String")]
 pub struct ProviderSlug(String);
 
 impl ProviderSlug {
@@ -120,8 +156,8 @@ impl std::fmt::Display for ProviderSlug {
 }
 
 /// Distinguishes several connections of one tenant to one provider (default `default`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct ConnectionKey(String);
 
 impl ConnectionKey {
@@ -149,8 +185,8 @@ impl ConnectionKey {
 }
 
 /// A human name: 1-200 characters, not blank, no control characters; stored exactly as given.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct DisplayName(String);
 
 impl DisplayName {
@@ -170,8 +206,8 @@ impl DisplayName {
 }
 
 /// Free text up to 2,000 characters; line breaks and tabs allowed, other control characters not.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Description(String);
 
 impl Description {
@@ -229,6 +265,40 @@ impl IntegrationStatus {
                 "expected one of connected, disconnected, error, expired",
             )),
         }
+    }
+}
+
+/// The stored and wire form of the text newtypes: parsed on the way in, so a stored item that does
+/// not parse is reported as corrupt instead of flowing on.
+macro_rules! string_newtype_serde {
+    ($($name:ident),*) => {$(
+        impl TryFrom<String> for $name {
+            type Error = InvalidValue;
+
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                $name::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+    )*};
+}
+
+string_newtype_serde!(
+    TenantId,
+    ProviderSlug,
+    ConnectionKey,
+    DisplayName,
+    Description
+);
+
+impl std::fmt::Display for ConnectionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

@@ -2,7 +2,6 @@
 //! `application/problem+json` response with a stable machine `code`.
 //! Internal causes are logged, never shown: no stack trace, secret or ARN leaves through an error.
 
-use axum::response::{IntoResponse, Response};
 use http::{header, HeaderName, HeaderValue, StatusCode};
 use serde::Serialize;
 
@@ -31,19 +30,7 @@ pub struct ApiError {
     pub title: &'static str,
     pub detail: String,
     pub errors: Vec<FieldError>,
-    headers: Vec<(HeaderName, HeaderValue)>,
-}
-
-#[derive(Serialize)]
-struct ProblemBody<'a> {
-    #[serde(rename = "type")]
-    kind: String,
-    title: &'a str,
-    status: u16,
-    detail: &'a str,
-    code: &'a str,
-    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
-    errors: &'a [FieldError],
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
@@ -243,78 +230,76 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ProblemBody {
-            kind: format!("urn:integrations-hub:problem:{}", self.code),
-            title: self.title,
-            status: self.status.as_u16(),
-            detail: &self.detail,
-            code: self.code,
-            errors: &self.errors,
-        };
-        let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
-        let mut response = (self.status, bytes).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
-        );
-        for (name, value) in self.headers {
-            headers.insert(name, value);
+/// Where every module's errors become problems, once: handlers write `?`.
+mod conversions {
+    use super::ApiError;
+    use crate::catalog::CatalogError;
+    use crate::crypto::CryptoError;
+    use crate::store::{CreateIntegrationError, StoreError, UpdateIntegrationError};
+
+    impl From<StoreError> for ApiError {
+        fn from(error: StoreError) -> ApiError {
+            match &error {
+                StoreError::Unavailable { .. } => ApiError::unavailable(&error),
+                StoreError::Crypto(crypto) if crypto.is_retryable() => {
+                    ApiError::unavailable(&error)
+                }
+                _ => ApiError::internal(&error),
+            }
         }
-        response
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use http_body_util::BodyExt;
-
-    async fn body_json(response: Response) -> serde_json::Value {
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        serde_json::from_slice(&bytes).expect("json")
     }
 
-    #[tokio::test]
-    async fn validation_errors_render_as_problem_json_with_field_errors() {
-        let response =
-            ApiError::field("syncSettings.direction", "unknown variant `sideways`").into_response();
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(
-            response.headers()[header::CONTENT_TYPE],
-            PROBLEM_CONTENT_TYPE
-        );
-        let body = body_json(response).await;
-        assert_eq!(body["code"], "validation_failed");
-        assert_eq!(body["status"], 400);
-        assert_eq!(body["errors"][0]["field"], "syncSettings.direction");
-        assert!(body["type"]
-            .as_str()
-            .unwrap_or_default()
-            .ends_with("validation_failed"));
+    impl From<CryptoError> for ApiError {
+        fn from(error: CryptoError) -> ApiError {
+            if error.is_retryable() {
+                ApiError::unavailable(&error)
+            } else {
+                ApiError::internal(&error)
+            }
+        }
     }
 
-    #[tokio::test]
-    async fn rate_limited_carries_retry_after() {
-        let response = ApiError::rate_limited(7).into_response();
-        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
-        assert!(body_json(response).await.get("errors").is_none());
+    impl From<CreateIntegrationError> for ApiError {
+        fn from(error: CreateIntegrationError) -> ApiError {
+            match error {
+                CreateIntegrationError::Duplicate { .. } => ApiError::conflict(error.to_string()),
+                CreateIntegrationError::Store(error) => error.into(),
+            }
+        }
     }
 
-    #[tokio::test]
-    async fn internal_errors_hide_their_cause() {
-        let response = ApiError::internal(&"arn:aws:kms:us-east-1:123:key/secret-thing failed")
-            .into_response();
-        let body = body_json(response).await;
-        assert!(!body.to_string().contains("arn:aws"));
-        assert_eq!(body["code"], "internal_error");
+    impl From<UpdateIntegrationError> for ApiError {
+        fn from(error: UpdateIntegrationError) -> ApiError {
+            match error {
+                UpdateIntegrationError::NotFound => ApiError::not_found("integration"),
+                UpdateIntegrationError::VersionMismatch { current } => {
+                    ApiError::precondition_failed(Some(current))
+                }
+                UpdateIntegrationError::Store(error) => error.into(),
+            }
+        }
+    }
+
+    /// Catalog errors a request can meet: definitions it supplied (a `custom_api` config) are the
+    /// caller's to fix (400 naming the field); a request the catalog cannot build for this
+    /// integration is a configuration problem (400); load errors only happen at start-up (500).
+    impl From<CatalogError> for ApiError {
+        fn from(error: CatalogError) -> ApiError {
+            match &error {
+                CatalogError::InvalidDefinition { path, message } => {
+                    ApiError::field(format!("config.entities.{path}"), message.clone())
+                }
+                CatalogError::NoHealthCheck | CatalogError::NoApi => {
+                    ApiError::not_supported(error.to_string())
+                }
+                CatalogError::MissingValue { .. } | CatalogError::InvalidRequest(_) => {
+                    ApiError::bad_request("invalid_configuration", error.to_string())
+                }
+                CatalogError::ReadFile { .. }
+                | CatalogError::Document { .. }
+                | CatalogError::InvalidSlug { .. }
+                | CatalogError::InvalidEntry { .. } => ApiError::internal(&error),
+            }
+        }
     }
 }

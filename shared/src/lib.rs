@@ -1,6 +1,7 @@
 //! The library every Integrations Hub function links: configuration, the problem-response error type,
-//! auth context, ids and domain types, the DynamoDB store, the KMS envelope cipher, the provider catalog
-//! and the SSRF-guarded HTTP client.
+//! auth context, ids and domain types, the DynamoDB store, the KMS envelope cipher, the provider catalog,
+//! the SSRF-guarded HTTP client, the SQS queue and the start-up that builds them all ([`services`]).
+//! The HTTP plumbing of the API functions (axum, lambda_http) is behind the `http` feature.
 
 pub mod auth;
 pub mod aws;
@@ -11,8 +12,14 @@ pub mod crypto;
 pub mod domain;
 pub mod error;
 pub mod health;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod http_client;
 pub mod ids;
+pub mod queue;
+pub mod schedule;
+pub mod services;
 pub mod store;
 pub mod sync_settings;
 pub mod telemetry;
+pub mod transform;

@@ -4,8 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use crate::catalog::Transform;
 use crate::error::FieldError;
+pub use crate::transform::Transform;
+use crate::transform::Transformation;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -56,6 +57,13 @@ pub struct FieldMapping {
     pub transform_config: Option<serde_json::Map<String, Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_value: Option<Value>,
+}
+
+impl FieldMapping {
+    /// The mapping's transform with its parsed configuration; errors name fields under `at`.
+    pub fn transformation(&self, at: &str) -> Result<Transformation, Vec<FieldError>> {
+        Transformation::parse(self.transform, self.transform_config.as_ref(), at)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -172,13 +180,8 @@ impl SyncSettings {
             if let Some(message) = path_problem(&mapping.remote_field) {
                 errors.push(FieldError::new(format!("{at}.remoteField"), message));
             }
-            if mapping.transform_config.is_some()
-                && matches!(mapping.transform, None | Some(Transform::None))
-            {
-                errors.push(FieldError::new(
-                    format!("{at}.transformConfig"),
-                    "is only allowed with a transform",
-                ));
+            if let Err(problems) = mapping.transformation(&at) {
+                errors.extend(problems);
             }
         }
         for (i, filter) in self.filters.iter().enumerate() {

@@ -90,6 +90,39 @@ pub fn unique_name(prefix: &str) -> String {
 
 pub use app::{spawn_app, spawn_app_with, Reply, TestApp};
 
+/// Every log line of this test process as JSON (nextest runs each test in its own process), from
+/// the moment [`capture_logs`] is called.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).to_string()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs a JSON log subscriber at `level` that writes into the returned buffer.
+pub fn capture_logs(level: &str) -> CapturedLogs {
+    let captured = CapturedLogs::default();
+    let writer = captured.clone();
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+        .with_writer(move || writer.clone())
+        .try_init();
+    captured
+}
+
 mod app {
     use std::sync::Mutex;
 

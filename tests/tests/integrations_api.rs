@@ -356,29 +356,9 @@ async fn bad_patches_get_field_errors_and_change_nothing() {
     assert_eq!(current["name"], "Stable");
 }
 
-/// Collects every log line of this test process (nextest runs each test in its own process).
-#[derive(Clone, Default)]
-struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn no_secret_leaves_through_responses_logs_or_the_table() {
-    let captured = CapturedLogs::default();
-    let writer = captured.clone();
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
-        .with_writer(move || writer.clone())
-        .try_init();
+    let captured = hub_tests::capture_logs("debug");
     let app = spawn_app().await;
     let twilio_token = "twilio-auth-token-5f0c1d2e3a4b";
     let rotated = "sk_test_rotated_9a8b7c6d5e4f3a2b1c0d";
@@ -414,7 +394,7 @@ async fn no_secret_leaves_through_responses_logs_or_the_table() {
             );
         }
     }
-    let logs = String::from_utf8_lossy(&captured.0.lock().expect("lock")).to_string();
+    let logs = captured.text();
     assert!(
         logs.contains("integration created"),
         "the scenario's logs were captured"

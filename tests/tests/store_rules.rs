@@ -45,10 +45,10 @@ async fn an_expired_log_is_not_listed_even_though_ttl_has_not_removed_it() {
             .send()
     };
     let now = chrono::Utc::now().timestamp();
-    log("log_00000000000000000000000001", now - 10)
+    log("log_000000000000000000000000000001", now - 10)
         .await
         .expect("expired log written");
-    log("log_00000000000000000000000002", now + 3600)
+    log("log_000000000000000000000000000002", now + 3600)
         .await
         .expect("live log written");
 
@@ -62,7 +62,7 @@ async fn an_expired_log_is_not_listed_even_though_ttl_has_not_removed_it() {
         .iter()
         .map(|l| l["id"].as_str().unwrap_or(""))
         .collect();
-    assert_eq!(ids, vec!["log_00000000000000000000000002"]);
+    assert_eq!(ids, vec!["log_000000000000000000000000000002"]);
 }
 
 #[tokio::test]

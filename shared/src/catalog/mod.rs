@@ -9,12 +9,19 @@
 //! integration's config; `{config.name|fallback}` gives a default), `{field}` (a credential field,
 //! or `accessToken` for OAuth), `{remoteId}` (export paths); `{{`/`}}` are literal braces.
 //!
-//! Beyond the spec's fields the format has three optional ones: `api.headers` (headers sent with
-//! every request), `webhook.signatureHeader` (for `hmac_sha256`), and `apply: {url: true}` for
-//! providers that take the key in the URL itself (Kavenegar, WizCloud).
+//! Beyond the spec's fields the format has a few optional ones: `api.headers` and `api.params`
+//! (headers and query parameters sent with every request), `webhook.signatureHeader` (for
+//! `hmac_sha256`), and `apply: {url: true}` for providers that take the key in the URL itself
+//! (Kavenegar, WizCloud). docs/catalog.md documents every field.
+//!
+//! An entry declares the non-secret settings its integrations take (`config`); every
+//! `{config.X}` placeholder must name one (or `baseUrl`, accepted for every provider), and
+//! [`Provider::check_config`] checks an integration's `config` against them.
 
 mod model;
+mod pattern;
 mod request;
+mod settings;
 mod template;
 mod validate;
 
@@ -28,16 +35,18 @@ use serde_json::{json, Value};
 use url::Url;
 
 pub use model::{
-    Api, AuthMode, BasicApply, BodyEncoding, Category, CredentialField, DefaultMappings,
-    DeletedMarker, EntityDef, EntityRequest, FieldMapping, HealthCheck, Incremental, Pagination,
-    RateLimit, SyncDef, TimeFormat, TokenAuth, Transform, WebhookDefaults, WebhookScheme, WriteDef,
-    WriteRequest,
+    Api, AuthMode, BasicApply, BodyCondition, BodyEncoding, Category, ConfigSetting,
+    CredentialField, DefaultMappings, DeletedMarker, EntityDef, EntityRequest, FieldMapping,
+    HealthCheck, HealthExpect, Incremental, Pagination, RateLimit, SyncDef, TimeFormat, TokenAuth,
+    Transform, WebhookDefaults, WebhookScheme, WriteDef, WriteRequest,
 };
-pub use request::{HealthCheckRequest, ProviderRequest};
+pub use request::{ExpectOutcome, HealthCheckRequest, ProviderRequest};
+pub use settings::{ProductConfig, BASE_URL_SETTING};
 pub use template::Values;
 
+use crate::error::FieldError;
 use model::RawProvider;
-use validate::{FieldError, UrlPolicy};
+use validate::UrlPolicy;
 
 /// `providers.yaml` (the source of truth) is what the tests read; functions load the same document
 /// converted to JSON by build.rs.
@@ -101,6 +110,8 @@ pub struct OAuth2 {
     pub token_url: Url,
     /// RFC 7009 revocation endpoint, called on disconnect.
     pub revoke_url: Option<Url>,
+    /// Where refresh-token grants go when not `token_url` (Figma).
+    pub refresh_url: Option<Url>,
     /// The expected RFC 9207 `iss` of the authorization response.
     pub issuer: Option<String>,
     pub scopes: Vec<String>,
@@ -140,6 +151,10 @@ pub struct Provider {
     pub name: String,
     pub category: Category,
     pub auth: Auth,
+    /// The declared non-secret settings (`config`), in catalog order.
+    pub config: Vec<ConfigSetting>,
+    /// Settings whose shape the product defines (custom_api's `headers` and `entities`).
+    pub product_config: ProductConfig,
     /// Absent only for mode `none`.
     pub api: Option<Api>,
     pub webhook: Option<WebhookDefaults>,
@@ -199,7 +214,8 @@ impl Provider {
     }
 
     /// The `GET /api/providers` item: `{slug, name, category, authMode, scopes, credentialFields,
-    /// capabilities: {syncEntities, webhookScheme, actions}, healthCheck, rateLimit}`.
+    /// settings, baseUrl, capabilities: {syncEntities, webhookScheme, actions}, healthCheck,
+    /// rateLimit}`. Credential fields show names and secrecy, never values.
     pub fn public_view(&self, slug: &str) -> Value {
         let scopes = self.oauth2().map(|o| o.scopes.clone()).unwrap_or_default();
         let api = self.api.as_ref();
@@ -210,6 +226,8 @@ impl Provider {
             "authMode": self.auth_mode().as_str(),
             "scopes": scopes,
             "credentialFields": self.credential_fields(),
+            "settings": self.settings_view(),
+            "baseUrl": api.map(|a| a.base_url.as_str()),
             "capabilities": {
                 "syncEntities": self.sync.as_ref().map(|s| s.entities.keys().cloned().collect::<Vec<_>>()).unwrap_or_default(),
                 "webhookScheme": self.webhook.as_ref().map(|w| w.scheme.as_str()),
@@ -233,7 +251,10 @@ impl Provider {
             CatalogError::InvalidDefinition { path, message }
         })?;
         validate::validate_external_entities(self, &entities).map_err(
-            |FieldError { path, message }| CatalogError::InvalidDefinition { path, message },
+            |FieldError { field, message }| CatalogError::InvalidDefinition {
+                path: field,
+                message,
+            },
         )?;
         Ok(entities)
     }
@@ -399,8 +420,8 @@ where
             let (path, message) = describe_serde_error(e.path(), e.inner().to_string());
             invalid(path, message)
         })?;
-        let provider = validate::validate_provider(raw, policy)
-            .map_err(|FieldError { path, message }| invalid(path, message))?;
+        let provider = validate::validate_provider(raw, ProductConfig::for_slug(&slug), policy)
+            .map_err(|FieldError { field, message }| invalid(field, message))?;
         providers.insert(slug, provider);
     }
     Ok(providers)

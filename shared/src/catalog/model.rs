@@ -9,6 +9,8 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::sync_settings::FieldMapping;
+
 /// What kind of service a provider is (`GET /api/providers?category=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -119,6 +121,7 @@ pub(crate) struct RawAuth {
     pub(crate) authorize_url: Option<String>,
     pub(crate) token_url: Option<String>,
     pub(crate) revoke_url: Option<String>,
+    pub(crate) refresh_url: Option<String>,
     pub(crate) issuer: Option<String>,
     pub(crate) scopes: Option<Vec<String>>,
     pub(crate) scope_separator: Option<String>,
@@ -158,6 +161,10 @@ pub struct Api {
     /// `xero-tenant-id: "{config.tenantId}"`); values are templates.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Query parameters sent with every request (e.g. Cardcom's
+    /// `terminalnumber: "{config.terminalNumber}"`); values are templates.
+    #[serde(default, deserialize_with = "scalar_map")]
+    pub params: BTreeMap<String, String>,
     /// Absent = unlimited.
     pub rate_limit: Option<RateLimit>,
     /// Absent → test connection answers 400 `not_supported`.
@@ -172,14 +179,80 @@ pub struct RateLimit {
     pub per_seconds: u32,
 }
 
-/// A cheap authenticated request whose status proves the credentials work.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// A cheap authenticated request whose answer proves the credentials work.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HealthCheck {
     #[serde(deserialize_with = "method")]
     pub method: http::Method,
     pub path: String,
-    pub expect: u16,
+    pub expect: HealthExpect,
+}
+
+/// What a passing health check answers: a status, and for providers that answer 200 for bad
+/// credentials (Slack's `auth.test`) a value in the JSON body. Written as `200` or
+/// `{status: 200, path: ok, equals: true}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthExpect {
+    pub status: u16,
+    pub body: Option<BodyCondition>,
+}
+
+/// The JSON value at the dot path `path` (array indexes as numbers: `entries.0.status`) must equal
+/// `equals`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BodyCondition {
+    pub path: String,
+    pub equals: Value,
+}
+
+impl<'de> Deserialize<'de> for HealthExpect {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Condition {
+            status: u16,
+            path: String,
+            equals: Value,
+        }
+        let value = Value::deserialize(deserializer)?;
+        let form = "expected a status (200) or {status, path, equals}";
+        match value {
+            Value::Number(n) => n
+                .as_u64()
+                .and_then(|n| u16::try_from(n).ok())
+                .map(|status| HealthExpect { status, body: None })
+                .ok_or_else(|| de::Error::custom(format!("{n} is not an HTTP status; {form}"))),
+            Value::Object(_) => {
+                let Condition {
+                    status,
+                    path,
+                    equals,
+                } = serde_json::from_value(value)
+                    .map_err(|e| de::Error::custom(format!("{e}; {form}")))?;
+                Ok(HealthExpect {
+                    status,
+                    body: Some(BodyCondition { path, equals }),
+                })
+            }
+            _ => Err(de::Error::custom(form)),
+        }
+    }
+}
+
+/// One non-secret setting an integration of the provider takes in `config`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConfigSetting {
+    pub name: String,
+    /// A create or patch without it is a 400 naming `config.<name>`.
+    #[serde(default)]
+    pub required: bool,
+    pub description: Option<String>,
+    /// What a `{config.<name>}` placeholder renders when the integration has no value.
+    pub default: Option<String>,
+    /// A value must match it as a whole (the subset of regular expressions in `pattern.rs`).
+    pub pattern: Option<String>,
 }
 
 /// `webhook`: the default inbound verification scheme for the provider's webhooks.
@@ -347,26 +420,49 @@ pub enum TimeFormat {
     EpochMs,
 }
 
-/// Default mappings of one remote entity to a local entity.
+/// Default mappings of one remote entity to a local entity. Written without `localEntity` on each
+/// field (it is the block's); read into the one [`FieldMapping`] type the sync settings use.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(try_from = "RawDefaultMappings")]
 pub struct DefaultMappings {
     pub local_entity: String,
     pub fields: Vec<FieldMapping>,
 }
 
-/// One field mapping, in the shape of the sync settings' `fieldMappings` (without `localEntity`).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct FieldMapping {
-    pub local_field: String,
-    pub remote_field: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub transform: Option<Transform>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub transform_config: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub default_value: Option<Value>,
+struct RawDefaultMappings {
+    local_entity: String,
+    fields: Vec<serde_json::Map<String, Value>>,
+}
+
+impl TryFrom<RawDefaultMappings> for DefaultMappings {
+    type Error = String;
+
+    fn try_from(raw: RawDefaultMappings) -> Result<Self, Self::Error> {
+        let fields = raw
+            .fields
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut field)| {
+                if field.contains_key("localEntity") {
+                    return Err(format!(
+                        "fields[{i}]: localEntity is the block's, not a field's"
+                    ));
+                }
+                field.insert(
+                    "localEntity".into(),
+                    Value::String(raw.local_entity.clone()),
+                );
+                serde_json::from_value::<FieldMapping>(Value::Object(field))
+                    .map_err(|e| format!("fields[{i}]: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(DefaultMappings {
+            local_entity: raw.local_entity,
+            fields,
+        })
+    }
 }
 
 /// The field-mapping transforms.
@@ -418,6 +514,8 @@ pub(crate) struct RawProvider {
     pub(crate) name: String,
     pub(crate) category: Category,
     pub(crate) auth: RawAuth,
+    #[serde(default)]
+    pub(crate) config: Vec<ConfigSetting>,
     pub(crate) api: Option<Api>,
     pub(crate) webhook: Option<WebhookDefaults>,
     pub(crate) sync: Option<SyncDef>,

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 use url::Url;
 
+use super::model::HealthExpect;
 use super::template::{percent_encode, MissingValue, Template, Values};
 use super::{Auth, CatalogError, CredentialApply, Provider};
 
@@ -21,15 +22,82 @@ pub struct ProviderRequest {
     pub headers: Vec<(String, String)>,
 }
 
-/// The test-connection request and the status that means success. `Debug` is redacted like
+/// The test-connection request and the answer that means success. `Debug` is redacted like
 /// [`ProviderRequest`]'s.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq)]
 pub struct HealthCheckRequest {
     pub method: http::Method,
     pub url: Url,
     /// Includes the credential header, if any: redact before logging.
     pub headers: Vec<(String, String)>,
-    pub expect: u16,
+    pub expect: HealthExpect,
+}
+
+/// How a health-check answer compares with [`HealthExpect`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpectOutcome {
+    Met,
+    /// The status is not the expected one.
+    WrongStatus,
+    /// The status is right but the body condition fails; says why, without echoing the body.
+    UnexpectedBody(String),
+}
+
+impl HealthExpect {
+    /// Compares an answer (status and the body as read, possibly truncated) with the expectation.
+    pub fn evaluate(&self, status: u16, body: &[u8]) -> ExpectOutcome {
+        if status != self.status {
+            return ExpectOutcome::WrongStatus;
+        }
+        let Some(condition) = &self.body else {
+            return ExpectOutcome::Met;
+        };
+        let Ok(document) = serde_json::from_slice::<Value>(body) else {
+            return ExpectOutcome::UnexpectedBody("the body is not JSON".to_owned());
+        };
+        match value_at_path(&document, &condition.path) {
+            Some(found) if json_equal(found, &condition.equals) => ExpectOutcome::Met,
+            Some(found) => ExpectOutcome::UnexpectedBody(format!(
+                "`{}` is {}, expected {}",
+                condition.path,
+                short(found),
+                short(&condition.equals)
+            )),
+            None => ExpectOutcome::UnexpectedBody(format!(
+                "`{}` is absent, expected {}",
+                condition.path,
+                short(&condition.equals)
+            )),
+        }
+    }
+}
+
+/// A dot path into JSON; numeric segments index arrays (`entries.0.status`).
+fn value_at_path<'a>(document: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.')
+        .try_fold(document, |value, segment| match value {
+            Value::Object(map) => map.get(segment),
+            Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => None,
+        })
+}
+
+/// JSON equality where `200` and `200.0` are the same number.
+fn json_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
+        _ => a == b,
+    }
+}
+
+/// A value for a message: provider text is cut short.
+fn short(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 40 {
+        format!("{}…", text.chars().take(40).collect::<String>())
+    } else {
+        text
+    }
 }
 
 /// Writes what can be logged of a request: no path, query or header value.
@@ -134,6 +202,12 @@ impl Provider {
         values: &Values<'_>,
     ) -> Result<ProviderRequest, CatalogError> {
         let api = self.api.as_ref().ok_or(CatalogError::NoApi)?;
+        // Declared defaults stand in for absent settings.
+        let config = self.config_with_defaults(values.config);
+        let values = &Values {
+            config: &config,
+            ..*values
+        };
         let base = base_url(&api.base_url, values.config, values)?;
         let path = render_path(path, "path", values)?;
         let mut url = Url::parse(&format!("{base}{path}")).map_err(|e| {
@@ -144,6 +218,10 @@ impl Provider {
                 "the base URL must be an absolute http(s) URL".to_owned(),
             ));
         }
+        for (name, value) in &api.params {
+            let value = render_raw(value, "api.params", values)?;
+            url.query_pairs_mut().append_pair(name, &value);
+        }
         for (name, value) in params {
             let value = render_raw(value, "params", values)?;
             url.query_pairs_mut().append_pair(name, &value);
@@ -151,6 +229,9 @@ impl Provider {
         let mut headers = Vec::with_capacity(api.headers.len() + 1);
         for (name, value) in &api.headers {
             headers.push((name.clone(), render_raw(value, "api.headers", values)?));
+        }
+        for (name, value) in self.config_headers(values.config) {
+            headers.push((name.to_owned(), value.to_owned()));
         }
         self.apply_credentials(&mut url, &mut headers, values)?;
         for (name, value) in &headers {
@@ -191,7 +272,7 @@ impl Provider {
             method: request.method,
             url: request.url,
             headers: request.headers,
-            expect: check.expect,
+            expect: check.expect.clone(),
         })
     }
 

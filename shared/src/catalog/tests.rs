@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::validate::UrlPolicy;
 use super::*;
+use url::Url;
 
 /// Every provider of the original systems the built-in catalog must carry.
 const SPEC_PROVIDERS: [(&str, Category); 28] = [
@@ -65,6 +66,15 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 /// A providers file in the temp dir, removed when dropped.
 struct ProvidersFile(PathBuf);
+
+/// A providers file that must be rejected with `expected` as the acme_crm entry's problem.
+fn assert_rejected_with(yaml: &str, expected: &str) {
+    let message = ProvidersFile::new(yaml).error();
+    assert!(
+        message.contains(&format!("provider \"acme_crm\": {expected}")),
+        "expected `{expected}`, got `{message}`"
+    );
+}
 
 impl ProvidersFile {
     fn new(yaml: &str) -> Self {
@@ -176,7 +186,7 @@ fn twilio_credentials_are_account_sid_and_auth_token_applied_as_basic_auth() {
         "https://api.twilio.com/2010-04-01/Accounts/AC123.json"
     );
     assert_eq!(request.method, http::Method::GET);
-    assert_eq!(request.expect, 200);
+    assert_eq!(request.expect.status, 200);
 }
 
 #[test]
@@ -352,11 +362,7 @@ fn semantic_errors_name_the_field_and_the_problem() {
         ),
     ];
     for (yaml, expected) in cases {
-        let message = ProvidersFile::new(&yaml).error();
-        assert!(
-            message.contains(&format!("provider \"acme_crm\": {expected}")),
-            "expected `{expected}`, got `{message}`"
-        );
+        assert_rejected_with(&yaml, expected);
     }
 }
 
@@ -541,7 +547,7 @@ fn query_credentials_are_added_as_an_encoded_parameter() {
         request.url.as_str(),
         "http://127.0.0.1:9000/v1/account?verbose=1&api_key=k%26y%3D1"
     );
-    assert_eq!(request.expect, 204);
+    assert_eq!(request.expect.status, 204);
     assert!(header(&request.headers, "authorization").is_none());
 }
 
@@ -777,7 +783,7 @@ fn payplus_sends_its_keys_as_a_json_authorization_header() {
 
     let request = payplus
         .build_health_check(
-            &Map::new(),
+            &obj(json!({"terminalUid": "term 1"})),
             &obj(json!({"apiKey": "a1", "secretKey": "s1"})),
         )
         .expect("builds");
@@ -785,6 +791,16 @@ fn payplus_sends_its_keys_as_a_json_authorization_header() {
     assert_eq!(
         header(&request.headers, "authorization"),
         Some(r#"{"api_key":"a1","secret_key":"s1"}"#)
+    );
+    assert_eq!(
+        request.url.as_str(),
+        "https://restapi.payplus.co.il/api/v1.0/PaymentPages/list?terminal_uid=term%201"
+    );
+    assert_eq!(
+        request
+            .expect
+            .evaluate(200, br#"{"results": {"status": "error"}}"#),
+        ExpectOutcome::UnexpectedBody("`results.status` is \"error\", expected \"success\"".into())
     );
 }
 
@@ -843,6 +859,15 @@ fn public_view_of_an_oauth_provider_lists_scopes_capabilities_and_limits() {
                 "https://www.googleapis.com/auth/calendar.readonly"
             ],
             "credentialFields": [],
+            "settings": [
+                {"name": "calendarId", "kind": "string", "required": false,
+                 "description": "The calendar to sync and write events to (its id, e.g. team@group.calendar.google.com).",
+                 "default": "primary", "pattern": null},
+                {"name": "baseUrl", "kind": "string", "required": false,
+                 "description": "Replaces the provider's API base URL, path included (a sandbox, a proxy).",
+                 "default": null, "pattern": null}
+            ],
+            "baseUrl": "https://www.googleapis.com/calendar/v3",
             "capabilities": {
                 "syncEntities": ["event"],
                 "webhookScheme": "google_channel",
@@ -871,6 +896,10 @@ fn public_view_of_credential_and_webhook_only_providers() {
         json!({
             "slug": "custom_webhook", "name": "Custom webhook", "category": "custom",
             "authMode": "none", "scopes": [], "credentialFields": [],
+            "settings": [{"name": "baseUrl", "kind": "string", "required": false,
+                          "description": "Replaces the provider's API base URL, path included (a sandbox, a proxy).",
+                          "default": null, "pattern": null}],
+            "baseUrl": null,
             "capabilities": {"syncEntities": [], "webhookScheme": "hmac_sha256", "actions": ["webhooks"]},
             "healthCheck": false, "rateLimit": null
         })
@@ -883,4 +912,639 @@ fn categories_and_modes_parse_from_their_wire_names() {
     assert!("CRM".parse::<Category>().is_err());
     assert_eq!(AuthMode::ApiKey.as_str(), "api_key");
     assert_eq!(WebhookScheme::HubspotV3.as_str(), "hubspot_v3");
+}
+
+// ───────────── provider settings (`config`) at load time ─────────────
+
+/// A minimal valid api_key entry for `acme_crm` with `extra` lines appended at entry level and
+/// `base_url` as its `api.baseUrl`.
+fn acme_api_key(base_url: &str, extra: &str) -> String {
+    format!(
+        "acme_crm:
+  name: Acme CRM
+  category: crm
+  auth:
+    mode: api_key
+    fields: [{{name: apiKey, secret: true}}]
+    apply: {{header: Authorization, format: \"Bearer {{apiKey}}\"}}
+  api:
+    baseUrl: \"{base_url}\"
+{extra}"
+    )
+}
+
+#[test]
+fn an_undeclared_config_placeholder_is_an_error_naming_slug_and_field_path() {
+    let cases = [
+        (
+            acme_api_key("https://{config.region}.acme.example", ""),
+            "api.baseUrl: {config.region} names no declared setting: declare it under `config` (declared: none)",
+        ),
+        (
+            acme_api_key(
+                "https://acme.example",
+                "  config: [{name: region}]\n  sync:\n    entities:\n      deal:\n        request: {method: GET, path: \"/deals\", params: {owner: \"{config.ownerId}\"}}\n        records: items\n        id: id\n",
+            ),
+            "sync.entities.deal.request.params.owner: {config.ownerId} names no declared setting: declare it under `config` (declared: region)",
+        ),
+        (
+            format!(
+                "{}  api:\n    baseUrl: https://a.example\n    headers: {{X-Tenant: \"{{config.tenant}}\"}}\n",
+                acme_oauth("    tokenUrl: https://auth.acme.example/token").replace("  api:\n    baseUrl: https://api.acme.example/v2\n", "")
+            ),
+            "api.headers.X-Tenant: {config.tenant} names no declared setting",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        assert_rejected_with(&yaml, expected);
+    }
+}
+
+#[test]
+fn base_url_needs_no_declaration_and_declared_settings_fill_placeholders() {
+    let file = ProvidersFile::new(&acme_api_key(
+        "{config.baseUrl}",
+        "  config:\n    - {name: region, default: eu, pattern: \"[a-z]{2}\"}\n",
+    ));
+    let catalog = file.load().expect("baseUrl and declared settings load");
+    let acme = catalog.get("acme_crm").expect("loaded");
+
+    let request = acme
+        .prepare_request(
+            http::Method::GET,
+            "/{config.region}/deals",
+            &Default::default(),
+            &Values::new(
+                &obj(json!({"baseUrl": "http://127.0.0.1:9000/api"})),
+                &obj(json!({"apiKey": "k"})),
+            ),
+        )
+        .expect("the default fills {config.region}");
+
+    assert_eq!(request.url.as_str(), "http://127.0.0.1:9000/api/eu/deals");
+    assert_eq!(acme.setting("region").map(|s| s.required), Some(false));
+}
+
+#[test]
+fn setting_declarations_are_checked_with_their_path() {
+    let cases = [
+        (
+            "  config: [{name: \"2fa\"}]\n",
+            "config[0].name: `2fa` is not a valid setting name",
+        ),
+        (
+            "  config: [{name: a}, {name: a}]\n",
+            "config[1].name: `a` is declared twice",
+        ),
+        (
+            "  config: [{name: a, pattern: \"[0-9\"}]\n",
+            "config[0].pattern: not a valid pattern: non-empty character class has no closing bracket",
+        ),
+        (
+            "  config: [{name: a, pattern: \"[0-9]+\", default: x}]\n",
+            "config[0].default: `x` does not match the setting's pattern",
+        ),
+        (
+            "  config: [{name: a, required: true, default: x}]\n",
+            "config[0].default: a required setting never uses its default",
+        ),
+        (
+            "  config: [{name: a, secret: true}]\n",
+            "config[0].secret: unknown field",
+        ),
+        (
+            "  config: [{name: a, description: \" \"}]\n",
+            "config[0].description: must not be empty",
+        ),
+    ];
+    for (extra, expected) in cases {
+        assert_rejected_with(&acme_api_key("https://a.example", extra), expected);
+    }
+}
+
+#[test]
+fn every_config_placeholder_of_the_builtin_catalog_names_a_declared_setting() {
+    // The loader enforces it; this pins the settings the spec names.
+    let declared = |slug: &str, name: &str| builtin(slug).setting(name).cloned();
+
+    assert!(declared("whatsapp_business", "phoneNumberId").is_some_and(|s| s.required));
+    assert!(declared("mailchimp", "serverPrefix").is_some_and(|s| s.required));
+    assert_eq!(
+        declared("google_calendar", "calendarId").and_then(|s| s.default),
+        Some("primary".to_owned())
+    );
+    assert!(declared("quickbooks", "realmId").is_some_and(|s| s.required));
+    assert!(declared("xero", "tenantId").is_some_and(|s| s.required));
+    assert!(declared("hashavshevet", "dbName").is_some_and(|s| s.required));
+    assert!(declared("hashavshevet", "server").is_some());
+    assert!(declared("seha", "facilityId").is_some());
+    assert!(declared("tatman", "providerId").is_some());
+    assert!(declared("twilio", "fromNumber").is_some());
+    assert!(
+        declared("sendgrid", "fromEmail").is_some() && declared("sendgrid", "fromName").is_some()
+    );
+    assert_eq!(
+        declared("openai", "model").and_then(|s| s.default),
+        Some("gpt-4o-mini".to_owned())
+    );
+    assert!(declared("figma", "projectId").is_some());
+    assert!(declared("payplus", "terminalUid").is_some_and(|s| s.required));
+    assert!(declared("cardcom", "terminalNumber").is_some_and(|s| s.required));
+}
+
+#[test]
+fn every_builtin_entry_names_the_documentation_its_endpoints_came_from() {
+    let mut slug = None;
+    let mut documented = std::collections::BTreeMap::new();
+    for line in BUILTIN_YAML.lines() {
+        if let Some(name) = line
+            .strip_suffix(':')
+            .filter(|l| !l.starts_with([' ', '#']))
+        {
+            slug = Some(name.to_owned());
+            documented.insert(name.to_owned(), false);
+        } else if line.trim_start().starts_with("# Docs:") {
+            if let Some(slug) = &slug {
+                documented.insert(slug.clone(), true);
+            }
+        }
+    }
+    let undocumented: Vec<&String> = documented
+        .iter()
+        .filter(|(_, has_docs)| !**has_docs)
+        .map(|(slug, _)| slug)
+        .collect();
+    assert_eq!(documented.len(), SPEC_PROVIDERS.len());
+    assert!(
+        undocumented.is_empty(),
+        "no `# Docs:` comment: {undocumented:?}"
+    );
+}
+
+// ───────────── provider settings (`config`) of an integration ─────────────
+
+fn config_errors(slug: &str, config: Value) -> Vec<(String, String)> {
+    builtin(slug)
+        .check_config(&obj(config))
+        .into_iter()
+        .map(|e| (e.field, e.message))
+        .collect()
+}
+
+fn fields_of(errors: &[(String, String)]) -> Vec<&str> {
+    errors.iter().map(|(field, _)| field.as_str()).collect()
+}
+
+#[test]
+fn a_missing_required_setting_is_named() {
+    let errors = config_errors("whatsapp_business", json!({}));
+
+    assert_eq!(fields_of(&errors), ["config.phoneNumberId"]);
+    assert!(errors[0].1.starts_with("is required"), "{errors:?}");
+}
+
+#[test]
+fn unknown_non_string_too_long_and_mismatching_values_are_each_named() {
+    let errors = config_errors(
+        "whatsapp_business",
+        json!({"phoneNumberId": "10987 65", "colour": "red", "businessAccountId": 42,
+               "baseUrl": {"nested": ""}}),
+    );
+
+    assert_eq!(
+        errors,
+        vec![
+            ("config.phoneNumberId".into(), "does not match the pattern `[0-9]+`".into()),
+            ("config.colour".into(), "is not a setting of this provider (expected: phoneNumberId, businessAccountId, baseUrl)".into()),
+            ("config.businessAccountId".into(), "must be a string".into()),
+            ("config.baseUrl".into(), "must be a string".into()),
+        ]
+    );
+    let long = config_errors("twilio", json!({"fromNumber": "1".repeat(1025)}));
+    assert_eq!(fields_of(&long), ["config.fromNumber"]);
+}
+
+#[test]
+fn a_valid_config_has_no_errors_and_base_url_is_accepted_everywhere() {
+    assert!(config_errors(
+        "whatsapp_business",
+        json!({"phoneNumberId": "109876543210"})
+    )
+    .is_empty());
+    assert!(config_errors("stripe", json!({"baseUrl": "http://127.0.0.1:9"})).is_empty());
+    assert!(
+        config_errors("google_calendar", json!({})).is_empty(),
+        "defaults are not required"
+    );
+    assert_eq!(
+        fields_of(&config_errors("stripe", json!({"baseUrl": " "}))),
+        ["config.baseUrl"]
+    );
+}
+
+#[test]
+fn seha_tatman_priority_and_custom_api_require_a_base_url() {
+    for slug in ["seha", "tatman", "priority", "custom_api"] {
+        let errors = config_errors(slug, json!({}));
+        assert_eq!(fields_of(&errors), ["config.baseUrl"], "{slug}");
+        let provider = builtin(slug);
+        let base = provider.api.as_ref().map(|a| a.base_url.as_str());
+        assert_eq!(
+            base,
+            Some("{config.baseUrl}"),
+            "{slug}: no invented default host"
+        );
+    }
+}
+
+#[test]
+fn an_empty_key_anywhere_in_config_is_rejected() {
+    let top = config_errors("stripe", json!({"": "x"}));
+    assert_eq!(fields_of(&top), ["config"]);
+
+    let nested = config_errors("stripe", json!({"x": {"": 1}}));
+    assert_eq!(
+        fields_of(&nested),
+        ["config.x"],
+        "unknown, whatever it holds"
+    );
+
+    let in_definitions = config_errors(
+        "custom_api",
+        json!({"baseUrl": "https://erp.example.com",
+               "entities": {"item": {"request": {"method": "GET", "path": "/items"}, "records": "", "id": "id",
+                                     "deleted": {"path": "state", "equals": {"": true}}}}}),
+    );
+    assert_eq!(
+        in_definitions,
+        vec![(
+            "config.entities.item.deleted.equals.\"\"".into(),
+            "keys must not be empty".into()
+        )]
+    );
+}
+
+#[test]
+fn custom_api_headers_and_entities_are_checked_and_headers_are_sent() {
+    let custom = builtin("custom_api");
+    let errors = config_errors(
+        "custom_api",
+        json!({"baseUrl": "https://erp.example.com", "headers": {"X-Team": 7, "bad header": "v", "Authorization": "x"},
+               "entities": {"Item": {"request": {"method": "GET", "path": "/items"}, "records": "", "id": "id"}}}),
+    );
+    assert_eq!(
+        fields_of(&errors),
+        [
+            "config.headers.X-Team",
+            "config.headers.bad header",
+            "config.headers.Authorization",
+            "config.entities.Item"
+        ],
+        "{errors:?}"
+    );
+
+    let config = obj(json!({"baseUrl": "https://erp.example.com", "headers": {"X-Team": "blue"}}));
+    assert!(custom.check_config(&config).is_empty());
+    let request = custom
+        .prepare_request(
+            http::Method::GET,
+            "/items",
+            &Default::default(),
+            &Values::new(&config, &obj(json!({"apiKey": "k1"}))),
+        )
+        .expect("builds");
+    assert_eq!(header(&request.headers, "x-team"), Some("blue"));
+    assert_eq!(header(&request.headers, "authorization"), Some("Bearer k1"));
+}
+
+#[test]
+fn public_view_lists_required_settings_credential_secrecy_and_the_base_url() {
+    let whatsapp = builtin("whatsapp_business").public_view("whatsapp_business");
+    let settings = whatsapp["settings"].as_array().expect("settings");
+    let phone = settings
+        .iter()
+        .find(|s| s["name"] == "phoneNumberId")
+        .expect("phoneNumberId listed");
+    assert_eq!(phone["required"], true);
+    assert_eq!(phone["pattern"], "[0-9]+");
+    assert!(settings.iter().any(|s| s["name"] == "baseUrl"));
+    assert_eq!(whatsapp["baseUrl"], "https://graph.facebook.com/v23.0");
+    assert_eq!(
+        whatsapp["credentialFields"],
+        json!([{"name": "accessToken", "secret": true}])
+    );
+
+    let custom = builtin("custom_api").public_view("custom_api");
+    let kinds: Vec<(&str, &str)> = custom["settings"]
+        .as_array()
+        .expect("settings")
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or(""),
+                s["kind"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("baseUrl", "string"),
+            ("authHeader", "string"),
+            ("authPrefix", "string"),
+            ("headers", "object"),
+            ("entities", "object")
+        ]
+    );
+}
+
+// ───────────── issue 11: OAuth endpoints, health expectations, per-provider corrections ─────────────
+
+#[test]
+fn every_builtin_oauth2_entry_has_its_endpoints_and_https_revoke_and_refresh_urls() {
+    let mut oauth_entries = 0;
+    for (slug, provider) in Catalog::builtin().iter() {
+        let Some(oauth) = provider.oauth2() else {
+            continue;
+        };
+        oauth_entries += 1;
+        for (what, url) in [
+            ("authorizeUrl", Some(&oauth.authorize_url)),
+            ("tokenUrl", Some(&oauth.token_url)),
+            ("revokeUrl", oauth.revoke_url.as_ref()),
+            ("refreshUrl", oauth.refresh_url.as_ref()),
+        ] {
+            if let Some(url) = url {
+                assert_eq!(url.scheme(), "https", "{slug} {what}");
+                assert!(url.host_str().is_some(), "{slug} {what}");
+            }
+        }
+    }
+    assert!(oauth_entries >= 10, "{oauth_entries} oauth2 entries");
+    // And a file cannot leave them out or use another scheme.
+    assert!(ProvidersFile::new(&acme_oauth(""))
+        .error()
+        .ends_with("auth.tokenUrl: missing field"));
+    let no_authorize = ProvidersFile::new(
+        &acme_oauth("    tokenUrl: https://auth.acme.example/token").replace(
+            "    authorizeUrl: https://auth.acme.example/authorize\n",
+            "",
+        ),
+    )
+    .error();
+    assert!(
+        no_authorize.ends_with("auth.authorizeUrl: missing field"),
+        "{no_authorize}"
+    );
+    for field in ["revokeUrl", "refreshUrl"] {
+        let message = ProvidersFile::new(&acme_oauth(&format!(
+            "    tokenUrl: https://auth.acme.example/token\n    {field}: ftp://auth.acme.example/x"
+        )))
+        .error();
+        assert!(
+            message.ends_with(&format!("auth.{field}: must be an absolute http(s) URL")),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn refresh_url_is_an_oauth2_field() {
+    let message = ProvidersFile::new(&acme_api_key("https://a.example", "").replace(
+        "    mode: api_key\n",
+        "    mode: api_key\n    refreshUrl: https://a.example/refresh\n",
+    ))
+    .error();
+
+    assert!(
+        message.ends_with("auth.refreshUrl: not used by mode api_key"),
+        "{message}"
+    );
+}
+
+#[test]
+fn figma_refreshes_at_its_own_endpoint_and_hubspot_uses_the_2026_03_endpoints() {
+    let figma = builtin("figma");
+    let figma = figma.oauth2().expect("oauth2");
+    assert_eq!(
+        figma.token_url.as_str(),
+        "https://api.figma.com/v1/oauth/token"
+    );
+    assert_eq!(
+        figma.refresh_url.as_ref().map(Url::as_str),
+        Some("https://api.figma.com/v1/oauth/refresh")
+    );
+
+    let hubspot = builtin("hubspot");
+    let hubspot = hubspot.oauth2().expect("oauth2");
+    assert_eq!(
+        hubspot.token_url.as_str(),
+        "https://api.hubapi.com/oauth/2026-03/token"
+    );
+    assert_eq!(
+        hubspot.revoke_url.as_ref().map(Url::as_str),
+        Some("https://api.hubapi.com/oauth/2026-03/token/revoke")
+    );
+    assert!(hubspot.pkce);
+}
+
+#[test]
+fn health_check_expect_is_a_status_or_a_body_condition() {
+    let slack = builtin("slack");
+    let check = slack
+        .build_health_check(&Map::new(), &obj(json!({"accessToken": "xoxb-1"})))
+        .expect("builds");
+    assert_eq!(
+        check.expect,
+        HealthExpect {
+            status: 200,
+            body: Some(BodyCondition {
+                path: "ok".into(),
+                equals: json!(true)
+            })
+        }
+    );
+    let cases = [
+        (
+            "{method: GET, path: /me, expect: \"200\"}",
+            "api.healthCheck.expect: expected a status (200) or {status, path, equals}",
+        ),
+        (
+            "{method: GET, path: /me, expect: {status: 200, path: ok}}",
+            "api.healthCheck.expect.equals: missing field",
+        ),
+        (
+            "{method: GET, path: /me, expect: {status: 200, path: ok, equals: true, note: x}}",
+            "api.healthCheck.expect.note: unknown field",
+        ),
+        (
+            "{method: GET, path: /me, expect: {status: 99, path: ok, equals: true}}",
+            "api.healthCheck.expect.status: must be an HTTP status (100-599)",
+        ),
+        (
+            "{method: GET, path: /me, expect: {status: 200, path: \"\", equals: true}}",
+            "api.healthCheck.expect.path: must not be empty",
+        ),
+    ];
+    for (health_check, expected) in cases {
+        let yaml = acme_api_key("https://a.example", "").replace(
+            "    baseUrl: \"https://a.example\"\n",
+            &format!("    baseUrl: https://a.example\n    healthCheck: {health_check}\n"),
+        );
+        assert_rejected_with(&yaml, expected);
+    }
+}
+
+#[test]
+fn a_body_condition_decides_a_200_answer() {
+    let expect = HealthExpect {
+        status: 200,
+        body: Some(BodyCondition {
+            path: "entries.0.status".into(),
+            equals: json!(200),
+        }),
+    };
+
+    assert_eq!(
+        expect.evaluate(200, br#"{"entries": [{"status": 200.0}]}"#),
+        ExpectOutcome::Met
+    );
+    assert_eq!(expect.evaluate(401, b""), ExpectOutcome::WrongStatus);
+    assert_eq!(
+        expect.evaluate(200, br#"{"entries": [{"status": 418}]}"#),
+        ExpectOutcome::UnexpectedBody("`entries.0.status` is 418, expected 200".into())
+    );
+    assert_eq!(
+        expect.evaluate(200, br#"{"entries": []}"#),
+        ExpectOutcome::UnexpectedBody("`entries.0.status` is absent, expected 200".into())
+    );
+    assert_eq!(
+        expect.evaluate(200, b"<html>"),
+        ExpectOutcome::UnexpectedBody("the body is not JSON".into())
+    );
+    let status_only = HealthExpect {
+        status: 204,
+        body: None,
+    };
+    assert_eq!(status_only.evaluate(204, b"anything"), ExpectOutcome::Met);
+}
+
+#[test]
+fn cardcom_sends_its_terminal_number_and_api_name_and_only_the_password_is_secret() {
+    let cardcom = builtin("cardcom");
+    assert_eq!(
+        cardcom.credential_fields(),
+        &[
+            CredentialField {
+                name: "apiName".into(),
+                secret: false
+            },
+            CredentialField {
+                name: "apiPassword".into(),
+                secret: true
+            },
+        ]
+    );
+
+    let request = cardcom
+        .prepare_request(
+            http::Method::GET,
+            "/Interface/BillGoldGetLowProfileIndicator.aspx",
+            &Default::default(),
+            &Values::new(
+                &obj(json!({"terminalNumber": "1000"})),
+                &obj(json!({"apiName": "test9611", "apiPassword": "p"})),
+            ),
+        )
+        .expect("builds");
+
+    assert_eq!(
+        request.url.query(),
+        Some("terminalnumber=1000&username=test9611")
+    );
+    assert_eq!(
+        config_errors("cardcom", json!({})),
+        vec![(
+            "config.terminalNumber".to_owned(),
+            "is required: The Cardcom terminal number.".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn monday_stays_within_the_smallest_paid_daily_cap() {
+    let monday = builtin("monday");
+    let limit = monday
+        .api
+        .as_ref()
+        .and_then(|a| a.rate_limit)
+        .expect("a limit");
+
+    // Burst plus one day of refill never exceeds 1,000 calls (basic/standard daily cap).
+    let per_day = limit.requests as u64 + limit.requests as u64 * 86_400 / limit.per_seconds as u64;
+    assert!(per_day <= 1_000, "{per_day} calls a day");
+    assert!(limit.requests as u64 * 60 / limit.per_seconds as u64 <= 1_000);
+}
+
+#[test]
+fn default_mappings_are_the_sync_settings_mapping_type_and_their_transform_configs_are_parsed() {
+    let entity = |config: &str| {
+        acme_api_key(
+            "https://acme.example",
+            &format!("  sync:\n    entities:\n      deal:\n        request: {{method: GET, path: /deals}}\n        records: items\n        id: id\n        defaultMappings:\n          localEntity: opportunity\n          fields:\n            - {{localField: closedAt, remoteField: closed, transform: date_format, transformConfig: {config}}}\n"),
+        )
+    };
+    let catalog = ProvidersFile::new(&entity("{format: date}"))
+        .load()
+        .expect("valid defaults load");
+    let mappings = catalog
+        .get("acme_crm")
+        .and_then(|p| p.entity("deal"))
+        .and_then(|e| e.default_mappings.as_ref())
+        .expect("default mappings");
+    assert_eq!(mappings.fields[0].local_entity, "opportunity");
+    assert!(mappings.fields[0].transformation("x").is_ok());
+
+    let message = ProvidersFile::new(&entity("{format: 42}")).error();
+    assert!(
+        message.contains("sync.entities.deal.defaultMappings.fields[0].transformConfig.format"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_complete_example_of_docs_catalog_md_loads_as_a_providers_file() {
+    let doc = include_str!("../../../docs/catalog.md");
+    let example = doc
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/catalog.md has a yaml example");
+    let catalog = ProvidersFile::new(example)
+        .load()
+        .expect("the example loads");
+    let acme = catalog.get("acme_crm").expect("acme_crm");
+
+    assert!(acme.setting("region").is_some_and(|s| s.required));
+    assert_eq!(
+        acme.oauth2()
+            .and_then(|o| o.refresh_url.as_ref())
+            .map(Url::as_str),
+        Some("https://auth.acme.example/refresh")
+    );
+    let request = acme
+        .prepare_request(
+            http::Method::GET,
+            &acme.entity("deal").expect("deal").request.path,
+            &Default::default(),
+            &Values::new(
+                &obj(json!({"region": "eu1"})),
+                &obj(json!({"accessToken": "t"})),
+            ),
+        )
+        .expect("builds");
+    assert_eq!(
+        request.url.as_str(),
+        "https://eu1.api.acme.example/v2/pipelines/main/deals"
+    );
 }

@@ -7,24 +7,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use url::Url;
 
 use super::model::{
-    Api, AuthMode, CredentialField, EntityDef, Incremental, Pagination, RawApply, RawAuth,
-    RawProvider, SyncDef, WebhookDefaults, WebhookScheme, WriteRequest,
+    Api, AuthMode, ConfigSetting, CredentialField, EntityDef, Incremental, Pagination, RawApply,
+    RawAuth, RawProvider, SyncDef, WebhookDefaults, WebhookScheme, WriteRequest,
 };
+use super::pattern::Pattern;
+use super::settings::{ProductConfig, BASE_URL_SETTING};
 use super::template::{Source, Template};
 use super::{Auth, CredentialApply, CredentialAuth, OAuth2, Provider};
+use crate::error::FieldError;
 
-/// A problem with one field of an entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct FieldError {
-    pub(crate) path: String,
-    pub(crate) message: String,
-}
-
+/// A problem with one field of an entry: the crate's one [`FieldError`], its `field` the path in
+/// the entry (`sync.entities.event.records`).
 fn err<T>(path: impl Into<String>, message: impl Into<String>) -> Result<T, FieldError> {
-    Err(FieldError {
-        path: path.into(),
-        message: message.into(),
-    })
+    Err(FieldError::new(path, message))
 }
 
 /// Which URL schemes a catalog source may use. Built-in entries are https only; a
@@ -63,10 +58,11 @@ enum Place {
     Name,
 }
 
-/// The credentials an entry's templates may refer to.
+/// The credentials and settings an entry's templates may refer to.
 struct Scope<'a> {
     mode: AuthMode,
     fields: &'a [CredentialField],
+    settings: &'a [ConfigSetting],
     secrets_in_url: bool,
 }
 
@@ -76,7 +72,21 @@ impl Scope<'_> {
         for p in template.placeholders() {
             let shown = p.display();
             match p.source {
-                Source::Config => {}
+                Source::Config => {
+                    let declared = p.name == BASE_URL_SETTING
+                        || self.settings.iter().any(|s| s.name == p.name);
+                    if !declared {
+                        let names: Vec<&str> =
+                            self.settings.iter().map(|s| s.name.as_str()).collect();
+                        return err(
+                            path,
+                            format!(
+                                "{shown} names no declared setting: declare it under `config` (declared: {})",
+                                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                            ),
+                        );
+                    }
+                }
                 Source::RemoteId => {
                     if place != Place::WriteUrl {
                         return err(
@@ -234,6 +244,7 @@ fn reject_unused(raw: &RawAuth, names: &[&str]) -> Result<(), FieldError> {
         ("authorizeUrl", raw.authorize_url.is_some()),
         ("tokenUrl", raw.token_url.is_some()),
         ("revokeUrl", raw.revoke_url.is_some()),
+        ("refreshUrl", raw.refresh_url.is_some()),
         ("issuer", raw.issuer.is_some()),
         ("scopes", raw.scopes.is_some()),
         ("scopeSeparator", raw.scope_separator.is_some()),
@@ -255,16 +266,14 @@ fn reject_unused(raw: &RawAuth, names: &[&str]) -> Result<(), FieldError> {
 }
 
 fn missing(path: &str) -> FieldError {
-    FieldError {
-        path: path.to_owned(),
-        message: "missing field".to_owned(),
-    }
+    FieldError::new(path, "missing field")
 }
 
-const OAUTH_ONLY: [&str; 9] = [
+const OAUTH_ONLY: [&str; 10] = [
     "authorizeUrl",
     "tokenUrl",
     "revokeUrl",
+    "refreshUrl",
     "issuer",
     "scopes",
     "scopeSeparator",
@@ -385,7 +394,11 @@ fn check_apply(raw: &RawApply, scope: &Scope<'_>) -> Result<CredentialApply, Fie
     })
 }
 
-fn check_oauth2(raw: &RawAuth, policy: UrlPolicy) -> Result<OAuth2, FieldError> {
+fn check_oauth2(
+    raw: &RawAuth,
+    settings: &[ConfigSetting],
+    policy: UrlPolicy,
+) -> Result<OAuth2, FieldError> {
     reject_unused(raw, &["fields"])?;
     let authorize_url = check_absolute_url(
         raw.authorize_url
@@ -405,6 +418,11 @@ fn check_oauth2(raw: &RawAuth, policy: UrlPolicy) -> Result<OAuth2, FieldError> 
         .revoke_url
         .as_deref()
         .map(|u| check_absolute_url(u, "auth.revokeUrl", policy))
+        .transpose()?;
+    let refresh_url = raw
+        .refresh_url
+        .as_deref()
+        .map(|u| check_absolute_url(u, "auth.refreshUrl", policy))
         .transpose()?;
     if let Some(issuer) = &raw.issuer {
         check_absolute_url(issuer, "auth.issuer", policy)?;
@@ -436,6 +454,7 @@ fn check_oauth2(raw: &RawAuth, policy: UrlPolicy) -> Result<OAuth2, FieldError> 
     let scope = Scope {
         mode: AuthMode::OAuth2,
         fields: &[],
+        settings,
         secrets_in_url: false,
     };
     let apply = match &raw.apply {
@@ -452,6 +471,7 @@ fn check_oauth2(raw: &RawAuth, policy: UrlPolicy) -> Result<OAuth2, FieldError> 
         authorize_url,
         token_url,
         revoke_url,
+        refresh_url,
         issuer: raw.issuer.clone(),
         scopes,
         scope_separator,
@@ -462,9 +482,13 @@ fn check_oauth2(raw: &RawAuth, policy: UrlPolicy) -> Result<OAuth2, FieldError> 
     })
 }
 
-fn check_auth(raw: &RawAuth, policy: UrlPolicy) -> Result<Auth, FieldError> {
+fn check_auth(
+    raw: &RawAuth,
+    settings: &[ConfigSetting],
+    policy: UrlPolicy,
+) -> Result<Auth, FieldError> {
     match raw.mode {
-        AuthMode::OAuth2 => check_oauth2(raw, policy).map(|o| Auth::OAuth2(Box::new(o))),
+        AuthMode::OAuth2 => check_oauth2(raw, settings, policy).map(|o| Auth::OAuth2(Box::new(o))),
         AuthMode::ApiKey | AuthMode::Basic => {
             reject_unused(raw, &OAUTH_ONLY)?;
             let fields = raw.fields.clone().ok_or_else(|| missing("auth.fields"))?;
@@ -473,6 +497,7 @@ fn check_auth(raw: &RawAuth, policy: UrlPolicy) -> Result<Auth, FieldError> {
             let scope = Scope {
                 mode: raw.mode,
                 fields: &fields,
+                settings,
                 secrets_in_url: raw_apply.url == Some(true),
             };
             let apply = check_apply(raw_apply, &scope)?;
@@ -503,6 +528,11 @@ fn check_api(api: &Api, policy: UrlPolicy, scope: &Scope<'_>) -> Result<(), Fiel
         let template = scope.check(value, &path, Place::Credential)?;
         check_header_value(&template, &path)?;
     }
+    for (name, value) in &api.params {
+        let path = format!("api.params.{name}");
+        non_empty(name, &path)?;
+        scope.check(value, &path, Place::Url)?;
+    }
     if let Some(limit) = api.rate_limit {
         if limit.requests == 0 {
             return err("api.rateLimit.requests", "must be at least 1");
@@ -513,8 +543,16 @@ fn check_api(api: &Api, policy: UrlPolicy, scope: &Scope<'_>) -> Result<(), Fiel
     }
     if let Some(check) = &api.health_check {
         check_request_path(&check.path, "api.healthCheck.path", Place::Url, scope)?;
-        if !(100..=599).contains(&check.expect) {
-            return err("api.healthCheck.expect", "must be an HTTP status (100-599)");
+        let expect_path = if check.expect.body.is_some() {
+            "api.healthCheck.expect.status"
+        } else {
+            "api.healthCheck.expect"
+        };
+        if !(100..=599).contains(&check.expect.status) {
+            return err(expect_path, "must be an HTTP status (100-599)");
+        }
+        if let Some(body) = &check.expect.body {
+            non_empty(&body.path, "api.healthCheck.expect.path")?;
         }
     }
     if scope.secrets_in_url {
@@ -660,8 +698,14 @@ fn check_entity(entity: &EntityDef, path: &str, scope: &Scope<'_>) -> Result<(),
             return err(format!("{p}.fields"), "must list at least one mapping");
         }
         for (i, field) in mappings.fields.iter().enumerate() {
-            non_empty(&field.local_field, &format!("{p}.fields[{i}].localField"))?;
-            non_empty(&field.remote_field, &format!("{p}.fields[{i}].remoteField"))?;
+            let at = format!("{p}.fields[{i}]");
+            non_empty(&field.local_field, &format!("{at}.localField"))?;
+            non_empty(&field.remote_field, &format!("{at}.remoteField"))?;
+            if let Err(problems) = field.transformation(&at) {
+                if let Some(first) = problems.into_iter().next() {
+                    return err(first.field, first.message);
+                }
+            }
         }
     }
     if let Some(write) = &entity.write {
@@ -688,13 +732,7 @@ fn check_entity(entity: &EntityDef, path: &str, scope: &Scope<'_>) -> Result<(),
 fn check_sync(sync: &SyncDef, scope: &Scope<'_>) -> Result<(), FieldError> {
     for (name, entity) in &sync.entities {
         let path = format!("sync.entities.{name}");
-        if !name.starts_with(|c: char| c.is_ascii_lowercase())
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        {
-            return err(path, "entity names are lower case letters, digits and `_`");
-        }
+        check_entity_name(name, &path)?;
         check_entity(entity, &path, scope)?;
     }
     Ok(())
@@ -703,10 +741,12 @@ fn check_sync(sync: &SyncDef, scope: &Scope<'_>) -> Result<(), FieldError> {
 /// Validates a parsed entry and builds the [`Provider`].
 pub(crate) fn validate_provider(
     raw: RawProvider,
+    product_config: ProductConfig,
     policy: UrlPolicy,
 ) -> Result<Provider, FieldError> {
     non_empty(&raw.name, "name")?;
-    let auth = check_auth(&raw.auth, policy)?;
+    check_settings(&raw.config, product_config)?;
+    let auth = check_auth(&raw.auth, &raw.config, policy)?;
     let fields: &[CredentialField] = match &auth {
         Auth::ApiKey(c) | Auth::Basic(c) => &c.fields,
         Auth::OAuth2(_) | Auth::None => &[],
@@ -714,6 +754,7 @@ pub(crate) fn validate_provider(
     let scope = Scope {
         mode: raw.auth.mode,
         fields,
+        settings: &raw.config,
         secrets_in_url: matches!(
             &auth,
             Auth::ApiKey(CredentialAuth {
@@ -740,6 +781,8 @@ pub(crate) fn validate_provider(
         name: raw.name,
         category: raw.category,
         auth,
+        config: raw.config,
+        product_config,
         api: raw.api,
         webhook: raw.webhook,
         sync: raw.sync,
@@ -757,6 +800,7 @@ pub(crate) fn validate_external_entities(
     let scope = Scope {
         mode: provider.auth_mode(),
         fields,
+        settings: &provider.config,
         secrets_in_url: matches!(
             &provider.auth,
             Auth::ApiKey(CredentialAuth {
@@ -766,7 +810,80 @@ pub(crate) fn validate_external_entities(
         ),
     };
     for (name, entity) in entities {
+        check_entity_name(name, name)?;
         check_entity(entity, name, &scope)?;
+    }
+    Ok(())
+}
+
+/// The declarations of `config`: identifiers, each once, patterns that parse, defaults that
+/// match their pattern, and no `default` on a required setting (it could never apply).
+fn check_settings(
+    settings: &[ConfigSetting],
+    product_config: ProductConfig,
+) -> Result<(), FieldError> {
+    let mut seen = BTreeSet::new();
+    for (i, setting) in settings.iter().enumerate() {
+        let path = format!("config[{i}]");
+        if !is_identifier(&setting.name) {
+            return err(
+                format!("{path}.name"),
+                format!(
+                    "`{}` is not a valid setting name (letters, digits, `_`)",
+                    setting.name
+                ),
+            );
+        }
+        if !seen.insert(setting.name.as_str()) {
+            return err(
+                format!("{path}.name"),
+                format!("`{}` is declared twice", setting.name),
+            );
+        }
+        if product_config
+            .structured_keys()
+            .contains(&setting.name.as_str())
+        {
+            return err(
+                format!("{path}.name"),
+                format!(
+                    "`{}` is a product-defined setting of this provider",
+                    setting.name
+                ),
+            );
+        }
+        if let Some(description) = &setting.description {
+            non_empty(description, &format!("{path}.description"))?;
+        }
+        if setting.required && setting.default.is_some() {
+            return err(
+                format!("{path}.default"),
+                "a required setting never uses its default: drop one of them",
+            );
+        }
+        if let Some(pattern) = &setting.pattern {
+            let compiled =
+                Pattern::parse(pattern).or_else(|reason| err(format!("{path}.pattern"), reason))?;
+            if let Some(default) = &setting.default {
+                if !compiled.is_match(default) {
+                    return err(
+                        format!("{path}.default"),
+                        format!("`{default}` does not match the setting's pattern"),
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_entity_name(name: &str, path: &str) -> Result<(), FieldError> {
+    let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid {
+        return err(path, "entity names are lower case letters, digits and `_`");
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
@@ -15,26 +16,38 @@ use serde_json::{json, Map, Value};
 
 use super::query::{Page, PagedQuery};
 use super::{aws_error, keys, n, s, timestamp, InvalidCursor, Item, Store, StoreError};
-use crate::domain::{IntegrationId, IntegrationStatus, TenantId};
+use crate::catalog::AuthMode;
+use crate::domain::{
+    ConnectionKey, Description, DisplayName, IntegrationId, IntegrationStatus, ProviderSlug,
+    TenantId,
+};
 use crate::health::Health;
+use crate::schedule;
 use crate::sync_settings::SyncSettings;
 
 /// An integration as stored. Secrets are only in `credentials`, an envelope (docs/envelope-format.md).
+/// Built only by [`IntegrationItem::new`] (or read back from the table), so the storage keys and the
+/// sync-due index entry always follow `keys`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IntegrationItem {
-    pub pk: String,
-    pub sk: String,
+    pub(crate) pk: String,
+    pub(crate) sk: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
+    /// The sparse sync-due index entry: present exactly when `next_sync_at` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) gsi1sk: Option<String>,
     pub id: IntegrationId,
-    pub tenant_id: String,
-    pub provider: String,
-    pub connection_key: String,
-    pub name: String,
-    pub description: Option<String>,
+    pub tenant_id: TenantId,
+    pub provider: ProviderSlug,
+    pub connection_key: ConnectionKey,
+    pub name: DisplayName,
+    pub description: Option<Description>,
     pub status: IntegrationStatus,
-    pub auth_mode: String,
+    pub auth_mode: AuthMode,
     /// The credentials envelope (binary attribute), AAD `<tenant>/<id>/credentials`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<serde_bytes::ByteBuf>,
@@ -52,11 +65,9 @@ pub struct IntegrationItem {
     pub last_error: Option<String>,
     #[serde(default)]
     pub total_syncs: u64,
+    /// Counters updated atomically by every check and run (see [`Health`]).
     #[serde(default)]
     pub health: Health,
-    /// Bumped by every health/status write so concurrent checks never lose an outcome.
-    #[serde(default)]
-    pub health_revision: u64,
     pub version: u64,
     pub created_at: String,
     pub updated_at: String,
@@ -64,7 +75,71 @@ pub struct IntegrationItem {
     pub next_sync_at: Option<String>,
 }
 
+/// Everything that defines a new integration; [`IntegrationItem::new`] adds the rest (keys,
+/// version 1, timestamps, full health, the schedule).
+#[derive(Debug, Clone)]
+pub struct NewIntegration {
+    pub id: IntegrationId,
+    pub tenant: TenantId,
+    pub provider: ProviderSlug,
+    pub auth_mode: AuthMode,
+    pub connection_key: ConnectionKey,
+    pub name: DisplayName,
+    pub description: Option<Description>,
+    /// The sealed credentials envelope and its hint.
+    pub credentials: Option<(Vec<u8>, Option<String>)>,
+    pub scopes: Vec<String>,
+    pub token_expires_at: Option<String>,
+    pub config: Map<String, Value>,
+    pub sync_settings: SyncSettings,
+    /// The `sub` of whoever connected it.
+    pub connected_by: Option<String>,
+}
+
 impl IntegrationItem {
+    /// A new, `connected` integration as it will be stored.
+    pub fn new(new: NewIntegration, now: chrono::DateTime<chrono::Utc>) -> IntegrationItem {
+        let created_at = timestamp(now);
+        let next_sync_at =
+            schedule::next_sync_at_after_settings_change(None, &new.sync_settings, now);
+        let (gsi1pk, gsi1sk) = sync_due_keys(&new.tenant, &new.id, next_sync_at.as_deref());
+        let (credentials, credential_hint) = match new.credentials {
+            Some((envelope, hint)) => (Some(serde_bytes::ByteBuf::from(envelope)), hint),
+            None => (None, None),
+        };
+        IntegrationItem {
+            pk: keys::tenant_pk(&new.tenant),
+            sk: keys::integration_sk(new.id.as_str()),
+            kind: "integration".to_string(),
+            gsi1pk,
+            gsi1sk,
+            id: new.id,
+            tenant_id: new.tenant,
+            provider: new.provider,
+            connection_key: new.connection_key,
+            name: new.name,
+            description: new.description,
+            status: IntegrationStatus::Connected,
+            auth_mode: new.auth_mode,
+            credentials,
+            credential_hint,
+            scopes: new.scopes,
+            token_expires_at: new.token_expires_at,
+            config: new.config,
+            sync_settings: new.sync_settings,
+            last_sync_at: None,
+            last_sync_status: None,
+            last_error: None,
+            total_syncs: 0,
+            health: Health::default(),
+            version: 1,
+            created_at: created_at.clone(),
+            updated_at: created_at,
+            connected_by: new.connected_by,
+            next_sync_at,
+        }
+    }
+
     /// The resource as the API shows it: no secret, only whether credentials exist and a hint.
     pub fn to_resource(&self) -> Value {
         json!({
@@ -102,10 +177,33 @@ impl IntegrationItem {
     }
 }
 
+/// The sync-due index entry for an integration due at `next_sync_at` (none when it is not due).
+fn sync_due_keys(
+    tenant: &TenantId,
+    id: &IntegrationId,
+    next_sync_at: Option<&str>,
+) -> (Option<String>, Option<String>) {
+    match next_sync_at {
+        Some(at) => (
+            Some(keys::SYNC_DUE_PK.to_string()),
+            Some(keys::sync_due_sk(at, tenant, id)),
+        ),
+        None => (None, None),
+    }
+}
+
+/// An integration the sync-due index says is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueIntegration {
+    pub tenant: TenantId,
+    pub id: IntegrationId,
+    pub next_sync_at: String,
+}
+
 /// `?provider=&status=` of the list route.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IntegrationFilter {
-    pub provider: Option<String>,
+    pub provider: Option<ProviderSlug>,
     pub status: Option<IntegrationStatus>,
 }
 
@@ -114,7 +212,10 @@ impl IntegrationFilter {
     fn scope(&self) -> String {
         format!(
             "integrations?provider={}&status={}",
-            self.provider.as_deref().unwrap_or(""),
+            self.provider
+                .as_ref()
+                .map(ProviderSlug::as_str)
+                .unwrap_or(""),
             self.status.map(IntegrationStatus::as_str).unwrap_or("")
         )
     }
@@ -123,8 +224,8 @@ impl IntegrationFilter {
 /// What PATCH may change; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct IntegrationChanges {
-    pub name: Option<String>,
-    pub description: Option<Option<String>>,
+    pub name: Option<DisplayName>,
+    pub description: Option<Option<Description>>,
     pub config: Option<Map<String, Value>>,
     pub sync_settings: Option<SyncSettings>,
     /// A new credentials envelope and its hint.
@@ -144,8 +245,13 @@ pub enum UpdateIntegrationError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateIntegrationError {
-    #[error("an integration for this provider and connection key already exists")]
-    Duplicate,
+    #[error(
+        "an integration for provider {provider} with connectionKey {connection_key} already exists"
+    )]
+    Duplicate {
+        provider: ProviderSlug,
+        connection_key: ConnectionKey,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -164,8 +270,6 @@ pub struct StatusTransition {
     pub item: IntegrationItem,
 }
 
-const MAX_HEALTH_RETRIES: usize = 5;
-
 impl Store {
     /// Writes a new integration and its connection-key claim in one transaction.
     pub async fn create_integration(
@@ -178,7 +282,10 @@ impl Store {
             (keys::PK.to_string(), s(item.pk.clone())),
             (
                 keys::SK.to_string(),
-                s(keys::connection_sk(&item.provider, &item.connection_key)),
+                s(keys::connection_sk(
+                    item.provider.as_str(),
+                    item.connection_key.as_str(),
+                )),
             ),
             ("type".to_string(), s("connection_key")),
             ("integrationId".to_string(), s(item.id.as_str())),
@@ -210,7 +317,10 @@ impl Store {
                         if cancel.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
                 ) =>
             {
-                Err(CreateIntegrationError::Duplicate)
+                Err(CreateIntegrationError::Duplicate {
+                    provider: item.provider.clone(),
+                    connection_key: item.connection_key.clone(),
+                })
             }
             Err(error) => Err(aws_error("TransactWriteItems", error).into()),
         }
@@ -244,7 +354,7 @@ impl Store {
         let mut query =
             PagedQuery::new(keys::tenant_pk(tenant), keys::INTEGRATION_SK_PREFIX, limit);
         if let Some(provider) = &filter.provider {
-            query.equals("provider", provider);
+            query.equals("provider", provider.as_str());
         }
         if let Some(status) = filter.status {
             query.equals("status", status.as_str());
@@ -283,7 +393,9 @@ impl Store {
         if let Some(description) = changes.description {
             set(
                 "description",
-                description.map(s).unwrap_or(AttributeValue::Null(true)),
+                description
+                    .map(|d| s(String::from(d)))
+                    .unwrap_or(AttributeValue::Null(true)),
             );
         }
         if let Some(config) = &changes.config {
@@ -299,18 +411,36 @@ impl Store {
                 hint.map(s).unwrap_or(AttributeValue::Null(true)),
             );
         }
+        let mut removes = Vec::new();
         if let Some(next_sync_at) = changes.next_sync_at {
+            // The sync-due index entry moves with nextSyncAt, in the same write.
+            let (gsi1pk, gsi1sk) = sync_due_keys(tenant, id, next_sync_at.as_deref());
             set(
                 "nextSyncAt",
                 next_sync_at.map(s).unwrap_or(AttributeValue::Null(true)),
             );
+            match (gsi1pk, gsi1sk) {
+                (Some(pk), Some(sk)) => {
+                    set(keys::GSI1_PK, s(pk));
+                    set(keys::GSI1_SK, s(sk));
+                }
+                _ => {
+                    for attribute in [keys::GSI1_PK, keys::GSI1_SK] {
+                        names.insert(format!("#{attribute}"), attribute.to_string());
+                        removes.push(format!("#{attribute}"));
+                    }
+                }
+            }
         }
         let mut condition = "attribute_exists(pk)".to_string();
         if let Some(expected) = expected_version {
             condition.push_str(" AND #version = :expected");
             values.insert(":expected".into(), n(expected));
         }
-        let update = format!("SET {}", sets.join(", "));
+        let mut update = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            update.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
         let result = self
             .dynamo()
             .update_item()
@@ -376,7 +506,7 @@ impl Store {
                 Some("attribute_exists(pk)"),
             )?,
             delete(
-                keys::connection_sk(&item.provider, &item.connection_key),
+                keys::connection_sk(item.provider.as_str(), item.connection_key.as_str()),
                 None,
             )?,
         ];
@@ -400,73 +530,154 @@ impl Store {
         Ok(Some(item))
     }
 
-    /// Folds a check's outcome into status, health and `lastError` without touching `version` (which
-    /// guards what clients write); retried on a concurrent health write so no outcome is lost.
+    /// Folds a check's or run's outcome into status, health and `lastError` without touching
+    /// `version` (which guards what clients write). Two single atomic updates, never a retry loop:
+    /// the first counts the outcome (`ADD`) and sets status and error, returning the previous values;
+    /// the second writes the outcome into its window slot. Concurrent outcomes all land.
     pub async fn record_check_outcome(
         &self,
         tenant: &TenantId,
         id: &IntegrationId,
         outcome: &CheckOutcome,
     ) -> Result<Option<StatusTransition>, StoreError> {
-        for _ in 0..MAX_HEALTH_RETRIES {
-            let Some(current) = self.get_integration(tenant, id).await? else {
-                return Ok(None);
-            };
-            let mut health = current.health.clone();
-            health.record(outcome.success);
-            let status = if outcome.success {
-                IntegrationStatus::Connected
-            } else {
-                IntegrationStatus::Error
-            };
-            let health_value = to_attribute(&health)?;
-            let result = self
-                .dynamo()
-                .update_item()
+        let status = if outcome.success {
+            IntegrationStatus::Connected
+        } else {
+            IntegrationStatus::Error
+        };
+        // Success resets the run of failures; a failure extends it and counts as an error.
+        let update = if outcome.success {
+            "SET #status = :status, #lastError = :lastError, \
+             #health.#window = if_not_exists(#health.#window, :emptyWindow), \
+             #health.#consecutive = :zero \
+             ADD #health.#outcomes :one"
+        } else {
+            "SET #status = :status, #lastError = :lastError, \
+             #health.#window = if_not_exists(#health.#window, :emptyWindow) \
+             ADD #health.#outcomes :one, #health.#errorCount :one, #health.#consecutive :one"
+        };
+        let key = |request: UpdateItemFluentBuilder| {
+            request
                 .table_name(self.table())
                 .key(keys::PK, s(keys::tenant_pk(tenant)))
                 .key(keys::SK, s(keys::integration_sk(id.as_str())))
-                .update_expression(
-                    "SET #health = :health, #status = :status, #lastError = :lastError, #rev = :next",
-                )
-                .condition_expression("attribute_exists(pk) AND (attribute_not_exists(#rev) OR #rev = :rev)")
+                .condition_expression("attribute_exists(pk)")
                 .expression_attribute_names("#health", "health")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_names("#lastError", "lastError")
-                .expression_attribute_names("#rev", "healthRevision")
-                .expression_attribute_values(":health", health_value)
-                .expression_attribute_values(":status", s(status.as_str()))
-                .expression_attribute_values(
-                    ":lastError",
-                    outcome.error.clone().map(s).unwrap_or(AttributeValue::Null(true)),
-                )
-                .expression_attribute_values(":rev", n(current.health_revision))
-                .expression_attribute_values(":next", n(current.health_revision + 1))
-                .return_values(ReturnValue::AllNew)
+                .expression_attribute_names("#window", "window")
+        };
+        let mut request = key(self.dynamo().update_item())
+            .update_expression(update)
+            .expression_attribute_names("#consecutive", "consecutiveFailures")
+            .expression_attribute_names("#outcomes", "outcomes")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#lastError", "lastError")
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(
+                ":lastError",
+                outcome
+                    .error
+                    .clone()
+                    .map(s)
+                    .unwrap_or(AttributeValue::Null(true)),
+            )
+            .expression_attribute_values(":emptyWindow", AttributeValue::M(HashMap::new()))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedOld);
+        request = if outcome.success {
+            request.expression_attribute_values(":zero", n(0))
+        } else {
+            request.expression_attribute_names("#errorCount", "errorCount")
+        };
+        let counted = request.send().await;
+        let previous = match counted {
+            Ok(out) => out.attributes.unwrap_or_default(),
+            Err(SdkError::ServiceError(service))
+                if service.err().is_conditional_check_failed_exception() =>
+            {
+                return Ok(None)
+            }
+            Err(error) => return Err(aws_error("UpdateItem", error)),
+        };
+        let from = previous
+            .get("status")
+            .and_then(|v| v.as_s().ok())
+            .and_then(|raw| IntegrationStatus::parse(raw).ok())
+            .unwrap_or(status);
+        let sequence = previous
+            .get("health")
+            .and_then(|v| v.as_m().ok())
+            .and_then(|health| health.get("outcomes"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|raw| raw.parse::<u64>().ok())
+            .unwrap_or(0);
+        let slotted = key(self.dynamo().update_item())
+            .update_expression("SET #health.#window.#slot = :ok")
+            .expression_attribute_names("#slot", Health::slot(sequence))
+            .expression_attribute_values(":ok", AttributeValue::Bool(outcome.success))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match slotted {
+            Ok(out) => {
+                let item = out
+                    .attributes
+                    .ok_or_else(|| StoreError::Corrupt("UpdateItem returned nothing".into()))?;
+                Ok(Some(StatusTransition {
+                    from,
+                    item: IntegrationItem::from_item(item)?,
+                }))
+            }
+            // Deleted between the two writes: nothing left to report on.
+            Err(SdkError::ServiceError(service))
+                if service.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(aws_error("UpdateItem", error)),
+        }
+    }
+
+    /// Integrations whose `nextSyncAt` is at or before `now`, oldest first, from the sparse
+    /// sync-due index (what the scheduler enqueues). At most `limit`.
+    pub async fn due_integrations(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueIntegration>, StoreError> {
+        let upper = keys::sync_due_upper_bound(&timestamp(now));
+        let mut due = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .dynamo()
+                .query()
+                .table_name(self.table())
+                .index_name(keys::GSI1)
+                .key_condition_expression("#pk = :pk AND #sk <= :upper")
+                .expression_attribute_names("#pk", keys::GSI1_PK)
+                .expression_attribute_names("#sk", keys::GSI1_SK)
+                .expression_attribute_values(":pk", s(keys::SYNC_DUE_PK))
+                .expression_attribute_values(":upper", s(upper.clone()))
+                .limit((limit - due.len()).clamp(1, 1000) as i32)
+                .set_exclusive_start_key(start.take())
                 .send()
-                .await;
-            match result {
-                Ok(out) => {
-                    let item = out
-                        .attributes
-                        .ok_or_else(|| StoreError::Corrupt("UpdateItem returned nothing".into()))?;
-                    return Ok(Some(StatusTransition {
-                        from: current.status,
-                        item: IntegrationItem::from_item(item)?,
-                    }));
-                }
-                Err(SdkError::ServiceError(service))
-                    if service.err().is_conditional_check_failed_exception() =>
-                {
-                    continue
-                }
-                Err(error) => return Err(aws_error("UpdateItem", error)),
+                .await
+                .map_err(|e| aws_error("Query", e))?;
+            for item in out.items() {
+                let entry = item
+                    .get(keys::GSI1_SK)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|sk| keys::parse_sync_due_sk(sk))
+                    .ok_or_else(|| {
+                        StoreError::Corrupt("a sync-due index entry is unreadable".into())
+                    })?;
+                due.push(entry);
+            }
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() || due.len() >= limit {
+                return Ok(due);
             }
         }
-        Err(StoreError::Unavailable {
-            operation: "UpdateItem",
-            detail: "too many concurrent health updates".into(),
-        })
     }
 }
 

@@ -5,7 +5,8 @@
 //! `TENANT#<tenantId>`, and every read builds that prefix from the verified tenant, never from input.
 //! Tenant ids cannot contain `#` (see `TenantId`), so one tenant's prefix is never another's.
 
-use crate::domain::TenantId;
+use super::DueIntegration;
+use crate::domain::{IntegrationId, TenantId};
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -49,6 +50,38 @@ pub fn rate_bucket_sk(provider: &str) -> String {
     format!("RATE#{provider}")
 }
 
+/// The one partition of the sparse sync-due index (`gsi1`): an integration carries
+/// `gsi1pk = SYNC_DUE` and `gsi1sk = <nextSyncAt>#<tenantId>#<integrationId>` exactly while it has a
+/// `nextSyncAt`, so the scheduler finds what is due with one Query (`gsi1sk <= <now>#~`), oldest first.
+pub const SYNC_DUE_PK: &str = "SYNC_DUE";
+
+pub fn sync_due_sk(
+    next_sync_at: &str,
+    tenant: &TenantId,
+    integration_id: &IntegrationId,
+) -> String {
+    format!("{next_sync_at}#{tenant}#{integration_id}")
+}
+
+/// The highest sort key due at `now` (an RFC 3339 timestamp of the same format): `~` sorts after
+/// every character a tenant id or integration id may contain.
+pub fn sync_due_upper_bound(now: &str) -> String {
+    format!("{now}#~")
+}
+
+/// The tenant and integration of a sync-due sort key.
+pub fn parse_sync_due_sk(sk: &str) -> Option<DueIntegration> {
+    let mut parts = sk.splitn(3, '#');
+    let next_sync_at = parts.next()?.to_string();
+    let tenant = TenantId::parse(parts.next()?).ok()?;
+    let id = IntegrationId::parse(parts.next()?).ok()?;
+    Some(DueIntegration {
+        tenant,
+        id,
+        next_sync_at,
+    })
+}
+
 /// Items that belong to no tenant (the cursor-signing key).
 pub const SYSTEM_PK: &str = "SYSTEM";
 pub const CURSOR_KEY_SK: &str = "CURSOR_KEY";
@@ -69,5 +102,12 @@ mod tests {
         );
         assert_eq!(log_sk("log_1"), "LOG#log_1");
         assert_eq!(rate_bucket_sk("stripe"), "RATE#stripe");
+        let id = IntegrationId::generate();
+        let sk = sync_due_sk("2026-12-01T10:00:00.000Z", &tenant, &id);
+        assert_eq!(sk, format!("2026-12-01T10:00:00.000Z#acme#{id}"));
+        let due = parse_sync_due_sk(&sk).expect("parses back");
+        assert_eq!((due.tenant, due.id), (tenant, id));
+        assert!(sk.as_str() <= sync_due_upper_bound("2026-12-01T10:00:00.000Z").as_str());
+        assert!(sk.as_str() > sync_due_upper_bound("2026-12-01T09:59:59.999Z").as_str());
     }
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::query::{Page, PagedQuery};
 use super::{aws_error, keys, s, InvalidCursor, Item, Store, StoreError};
-use crate::domain::{IntegrationId, TenantId};
+use crate::domain::{IntegrationId, LogId, TenantId};
 
 pub const INTEGRATION_LOG_RETENTION_DAYS: i64 = 30;
 
@@ -35,7 +35,7 @@ pub enum LogStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IntegrationLog {
-    pub id: String,
+    pub id: LogId,
     pub integration_id: IntegrationId,
     pub action: LogAction,
     /// `incoming` | `outgoing`, or null.
@@ -107,7 +107,7 @@ impl Store {
                 log.integration_id.as_str(),
             )),
         );
-        item.insert(keys::SK.into(), s(keys::log_sk(&log.id)));
+        item.insert(keys::SK.into(), s(keys::log_sk(log.id.as_str())));
         item.insert("type".into(), s("integration_log"));
         let expires = chrono::Utc::now() + chrono::Duration::days(INTEGRATION_LOG_RETENTION_DAYS);
         item.insert(

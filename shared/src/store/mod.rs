@@ -19,15 +19,14 @@ use zeroize::Zeroizing;
 
 pub use cursor::{CursorCodec, InvalidCursor};
 pub use integrations::{
-    CheckOutcome, CreateIntegrationError, IntegrationChanges, IntegrationFilter, IntegrationItem,
-    StatusTransition, UpdateIntegrationError,
+    CheckOutcome, CreateIntegrationError, DueIntegration, IntegrationChanges, IntegrationFilter,
+    IntegrationItem, NewIntegration, StatusTransition, UpdateIntegrationError,
 };
 pub use logs::{IntegrationLog, LogAction, LogFilter, LogStatus};
 pub use query::Page;
 pub use rate_limit::Admission;
 
 use crate::crypto::{EnvelopeCipher, SecretSlot};
-use crate::error::ApiError;
 
 /// The tenant-less encryption context of the cursor-signing key: `#` cannot start a tenant id.
 const SYSTEM_TENANT: &str = "#system";
@@ -49,16 +48,6 @@ pub enum StoreError {
     Corrupt(String),
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> ApiError {
-        match &error {
-            StoreError::Unavailable { .. } => ApiError::unavailable(&error),
-            StoreError::Crypto(crypto) if crypto.is_retryable() => ApiError::unavailable(&error),
-            _ => ApiError::internal(&error),
-        }
-    }
 }
 
 /// Error codes of DynamoDB that mean "try again", not "this request is wrong".

@@ -7,22 +7,22 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use hub_shared::auth::AuthContext;
-use hub_shared::catalog::{AuthMode, CatalogError, Provider};
+use hub_shared::catalog::{AuthMode, Provider};
 use hub_shared::credentials::{self, CredentialFields};
 use hub_shared::domain::{
     parse_if_match, ConnectionKey, Description, DisplayName, IntegrationId, IntegrationStatus,
+    ProviderSlug,
 };
 use hub_shared::error::{ApiError, FieldError};
+use hub_shared::http::JsonBody;
 use hub_shared::http_client::validate_target;
-use hub_shared::store::{
-    keys, timestamp, IntegrationChanges, IntegrationFilter, IntegrationItem, UpdateIntegrationError,
-};
-use hub_shared::sync_settings::{SyncFrequency, SyncSettings};
+use hub_shared::schedule;
+use hub_shared::store::{IntegrationChanges, IntegrationFilter, IntegrationItem, NewIntegration};
+use hub_shared::sync_settings::SyncSettings;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use crate::body::JsonBody;
 use crate::routes::{cursor_param, integration_id, list_body, parse_limit, versioned};
 use crate::state::AppState;
 
@@ -76,17 +76,19 @@ pub async fn create(
     JsonBody(request): JsonBody<CreateIntegrationRequest>,
 ) -> Result<Response, ApiError> {
     let mut errors = Vec::new();
-    let provider = match state.catalog.get(&request.provider) {
-        Some(provider) if provider.auth_mode() == AuthMode::OAuth2 => {
+    let (slug, provider) = match ProviderSlug::parse(&request.provider)
+        .ok()
+        .and_then(|slug| state.catalog.get(slug.as_str()).map(|p| (slug, p)))
+    {
+        Some((slug, provider)) if provider.auth_mode() == AuthMode::OAuth2 => {
             return Err(ApiError::field(
                 "provider",
                 format!(
-                    "{} connects with OAuth 2.0: start GET /api/integrations/connect/{} instead",
-                    request.provider, request.provider
+                    "{slug} connects with OAuth 2.0: start GET /api/integrations/connect/{slug} instead"
                 ),
             ))
         }
-        Some(provider) => provider,
+        Some(found) => found,
         None => {
             return Err(ApiError::field(
                 "provider",
@@ -115,13 +117,9 @@ pub async fn create(
         .into_iter()
         .map(|(name, value)| (name, Zeroizing::new(value)))
         .collect();
-    errors.extend(credentials::check_fields(
-        &request.provider,
-        provider,
-        &fields,
-    ));
+    errors.extend(credentials::check_fields(slug.as_str(), provider, &fields));
     let config = request.config.unwrap_or_default();
-    errors.extend(check_config(&state, &config).await);
+    errors.extend(check_config(&state, provider, &config).await);
     let sync_settings = request.sync_settings.unwrap_or_default();
     errors.extend(check_sync_settings(provider, &config, &sync_settings));
     let (Some(name), Some(connection_key), true) = (name, connection_key, errors.is_empty()) else {
@@ -130,56 +128,32 @@ pub async fn create(
 
     let id = IntegrationId::generate();
     let tenant = &auth.tenant;
-    let (envelope, hint) = if fields.is_empty() {
-        (None, None)
+    let credentials = if fields.is_empty() {
+        None
     } else {
-        let envelope = credentials::seal(state.store.cipher(), tenant.as_str(), &id, &fields)
-            .await
-            .map_err(|e| crypto_failure(&e))?;
-        (Some(envelope), credentials::hint(provider, &fields))
+        let envelope =
+            credentials::seal(state.store.cipher(), tenant.as_str(), &id, &fields).await?;
+        Some((envelope, credentials::hint(provider, &fields)))
     };
-    let now = timestamp(chrono::Utc::now());
-    let next_sync_at = next_sync_at(None, &sync_settings, &now);
-    let item = IntegrationItem {
-        pk: keys::tenant_pk(tenant),
-        sk: keys::integration_sk(id.as_str()),
-        kind: "integration".to_string(),
-        id: id.clone(),
-        tenant_id: tenant.as_str().to_string(),
-        provider: request.provider.clone(),
-        connection_key: connection_key.as_str().to_string(),
-        name: name.as_str().to_string(),
-        description: description.map(|d| d.as_str().to_string()),
-        status: IntegrationStatus::Connected,
-        auth_mode: provider.auth_mode().as_str().to_string(),
-        credentials: envelope.map(serde_bytes::ByteBuf::from),
-        credential_hint: hint,
-        scopes: Vec::new(),
-        token_expires_at: None,
-        config,
-        sync_settings,
-        last_sync_at: None,
-        last_sync_status: None,
-        last_error: None,
-        total_syncs: 0,
-        health: Default::default(),
-        health_revision: 0,
-        version: 1,
-        created_at: now.clone(),
-        updated_at: now,
-        connected_by: auth.user.clone(),
-        next_sync_at,
-    };
-    match state.store.create_integration(&item).await {
-        Ok(()) => {}
-        Err(hub_shared::store::CreateIntegrationError::Duplicate) => {
-            return Err(ApiError::conflict(format!(
-                "an integration for provider {} with connectionKey {} already exists",
-                item.provider, item.connection_key
-            )))
-        }
-        Err(hub_shared::store::CreateIntegrationError::Store(error)) => return Err(error.into()),
-    }
+    let item = IntegrationItem::new(
+        NewIntegration {
+            id: id.clone(),
+            tenant: tenant.clone(),
+            provider: slug,
+            auth_mode: provider.auth_mode(),
+            connection_key,
+            name,
+            description,
+            credentials,
+            scopes: Vec::new(),
+            token_expires_at: None,
+            config,
+            sync_settings,
+            connected_by: auth.user.clone(),
+        },
+        chrono::Utc::now(),
+    );
+    state.store.create_integration(&item).await?;
     tracing::info!(tenantId = %tenant, integrationId = %id, provider = %item.provider, "integration created");
     let mut response = versioned(StatusCode::CREATED, item.version, item.to_resource());
     if let Ok(location) = HeaderValue::from_str(&format!("/api/integrations/{id}")) {
@@ -200,10 +174,15 @@ pub async fn list(
         }
         None => None,
     };
-    let filter = IntegrationFilter {
-        provider: query.get("provider").cloned(),
-        status,
+    let provider = match query.get("provider") {
+        // A slug no provider can have matches nothing.
+        Some(raw) => match ProviderSlug::parse(raw) {
+            Ok(slug) => Some(slug),
+            Err(_) => return Ok(list_body(Vec::new(), None)),
+        },
+        None => None,
     };
+    let filter = IntegrationFilter { provider, status };
     let page = state
         .store
         .list_integrations(&auth.tenant, &filter, limit, cursor_param(&query))
@@ -263,34 +242,35 @@ pub async fn patch(
         return Err(ApiError::precondition_failed(Some(current.version)));
     }
     // The deployment's catalog dropped the provider: nothing can be checked against it.
-    let provider = state.catalog.get(&current.provider).ok_or_else(|| {
-        ApiError::field(
-            "provider",
-            format!(
-                "{} is no longer in the provider catalog; delete this integration",
-                current.provider
-            ),
-        )
-    })?;
+    let provider = state
+        .catalog
+        .get(current.provider.as_str())
+        .ok_or_else(|| {
+            ApiError::field(
+                "provider",
+                format!(
+                    "{} is no longer in the provider catalog; delete this integration",
+                    current.provider
+                ),
+            )
+        })?;
 
     let mut errors = Vec::new();
     let mut changes = IntegrationChanges::default();
     if let Some(name) = &request.name {
         match DisplayName::parse(name) {
-            Ok(name) => changes.name = Some(name.as_str().to_string()),
+            Ok(name) => changes.name = Some(name),
             Err(e) => errors.push(FieldError::new("name", e.0)),
         }
     }
     if let Some(description) = &request.description {
         match description.as_deref().map(Description::parse).transpose() {
-            Ok(description) => {
-                changes.description = Some(description.map(|d| d.as_str().to_string()))
-            }
+            Ok(description) => changes.description = Some(description),
             Err(e) => errors.push(FieldError::new("description", e.0)),
         }
     }
     if let Some(config) = &request.config {
-        errors.extend(check_config(&state, config).await);
+        errors.extend(check_config(&state, provider, config).await);
     }
     let effective_config = request.config.as_ref().unwrap_or(&current.config);
     if let Some(sync_settings) = &request.sync_settings {
@@ -299,13 +279,15 @@ pub async fn patch(
             effective_config,
             sync_settings,
         ));
-        let now = timestamp(chrono::Utc::now());
-        changes.next_sync_at = Some(next_sync_at(Some(&current), sync_settings, &now));
+        changes.next_sync_at = Some(schedule::next_sync_at_after_settings_change(
+            Some((&current.sync_settings, current.next_sync_at.as_deref())),
+            sync_settings,
+            chrono::Utc::now(),
+        ));
     }
     let mut merged_credentials = None;
     if let Some(given) = request.credentials {
-        if provider.credential_fields().is_empty() || current.auth_mode == AuthMode::OAuth2.as_str()
-        {
+        if provider.credential_fields().is_empty() || current.auth_mode == AuthMode::OAuth2 {
             errors.push(FieldError::new(
                 "credentials",
                 "this integration's credentials cannot be set here (none, or OAuth tokens: reconnect instead)",
@@ -314,8 +296,7 @@ pub async fn patch(
             let mut fields = match &current.credentials {
                 Some(envelope) => {
                     credentials::open(state.store.cipher(), auth.tenant.as_str(), &id, envelope)
-                        .await
-                        .map_err(|e| crypto_failure(&e))?
+                        .await?
                 }
                 None => CredentialFields::new(),
             };
@@ -325,7 +306,7 @@ pub async fn patch(
                     .map(|(name, value)| (name, Zeroizing::new(value))),
             );
             errors.extend(credentials::check_fields(
-                &current.provider,
+                current.provider.as_str(),
                 provider,
                 &fields,
             ));
@@ -338,23 +319,14 @@ pub async fn patch(
     changes.config = request.config;
     changes.sync_settings = request.sync_settings;
     if let Some(fields) = merged_credentials {
-        let envelope = credentials::seal(state.store.cipher(), auth.tenant.as_str(), &id, &fields)
-            .await
-            .map_err(|e| crypto_failure(&e))?;
+        let envelope =
+            credentials::seal(state.store.cipher(), auth.tenant.as_str(), &id, &fields).await?;
         changes.credentials = Some((envelope, credentials::hint(provider, &fields)));
     }
-    let updated = match state
+    let updated = state
         .store
         .update_integration(&auth.tenant, &id, changes, expected_version)
-        .await
-    {
-        Ok(updated) => updated,
-        Err(UpdateIntegrationError::NotFound) => return Err(ApiError::not_found("integration")),
-        Err(UpdateIntegrationError::VersionMismatch { current }) => {
-            return Err(ApiError::precondition_failed(Some(current)))
-        }
-        Err(UpdateIntegrationError::Store(error)) => return Err(error.into()),
-    };
+        .await?;
     tracing::info!(tenantId = %auth.tenant, integrationId = %id, version = updated.version, "integration updated");
     Ok(versioned(
         StatusCode::OK,
@@ -392,8 +364,13 @@ pub async fn load(
         .ok_or_else(|| ApiError::not_found("integration"))
 }
 
-/// `config` is non-secret and small; a `baseUrl` must be a target the SSRF guard allows.
-async fn check_config(state: &AppState, config: &Map<String, Value>) -> Vec<FieldError> {
+/// `config` is non-secret and small, holds exactly the provider's settings (the catalog's
+/// check: unknown, missing, non-string, pattern), and a `baseUrl` is a target the SSRF guard allows.
+async fn check_config(
+    state: &AppState,
+    provider: &Provider,
+    config: &Map<String, Value>,
+) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let size = serde_json::to_vec(config)
         .map(|bytes| bytes.len())
@@ -403,10 +380,12 @@ async fn check_config(state: &AppState, config: &Map<String, Value>) -> Vec<Fiel
             "config",
             format!("must be at most {MAX_CONFIG_BYTES} bytes of JSON"),
         ));
+        return errors;
     }
-    match config.get("baseUrl") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(raw)) => match url::Url::parse(raw) {
+    errors.extend(provider.check_config(config));
+    let base_url_ok = !errors.iter().any(|e| e.field == "config.baseUrl");
+    if let (true, Some(Value::String(raw))) = (base_url_ok, config.get("baseUrl")) {
+        match url::Url::parse(raw) {
             Err(_) => errors.push(FieldError::new("config.baseUrl", "must be an absolute URL")),
             Ok(url) => {
                 if let Err(rejected) =
@@ -415,8 +394,7 @@ async fn check_config(state: &AppState, config: &Map<String, Value>) -> Vec<Fiel
                     errors.push(FieldError::new("config.baseUrl", rejected.to_string()));
                 }
             }
-        },
-        Some(_) => errors.push(FieldError::new("config.baseUrl", "must be a string")),
+        }
     }
     errors
 }
@@ -426,63 +404,17 @@ fn check_sync_settings(
     config: &Map<String, Value>,
     settings: &SyncSettings,
 ) -> Vec<FieldError> {
-    // A custom_api integration may carry its own entity definitions in `config.entities`.
-    let mut errors = Vec::new();
-    let custom = match config.get("entities") {
-        None => None,
-        Some(definitions) => match provider.parse_entities(definitions) {
-            Ok(entities) => Some(entities),
-            Err(CatalogError::InvalidDefinition { path, message }) => {
-                errors.push(FieldError::new(format!("config.entities.{path}"), message));
-                None
-            }
-            Err(other) => {
-                errors.push(FieldError::new("config.entities", other.to_string()));
-                None
-            }
-        },
-    };
-    errors.extend(settings.validate(|remote| {
+    // A custom_api integration may carry its own entity definitions in `config.entities`; invalid
+    // ones are reported by check_config.
+    let custom = config
+        .get("entities")
+        .and_then(|definitions| provider.parse_entities(definitions).ok());
+    settings.validate(|remote| {
         provider.entity(remote).is_some()
             || custom
                 .as_ref()
                 .is_some_and(|entities| entities.contains_key(remote))
-    }));
-    errors
-}
-
-/// Scheduling: enabling hourly/daily makes the integration due at once; manual or disabled → null; an
-/// already scheduled integration keeps its time.
-fn next_sync_at(
-    current: Option<&IntegrationItem>,
-    settings: &SyncSettings,
-    now: &str,
-) -> Option<String> {
-    let scheduled = settings.enabled
-        && matches!(
-            settings.frequency,
-            SyncFrequency::Hourly | SyncFrequency::Daily
-        );
-    if !scheduled {
-        return None;
-    }
-    match current {
-        Some(item)
-            if item.sync_settings.auto_sync_enabled()
-                && item.sync_settings.frequency == settings.frequency =>
-        {
-            item.next_sync_at.clone().or_else(|| Some(now.to_string()))
-        }
-        _ => Some(now.to_string()),
-    }
-}
-
-pub fn crypto_failure(error: &hub_shared::crypto::CryptoError) -> ApiError {
-    if error.is_retryable() {
-        ApiError::unavailable(error)
-    } else {
-        ApiError::internal(error)
-    }
+    })
 }
 
 fn printable(value: &str) -> String {

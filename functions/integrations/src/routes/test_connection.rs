@@ -8,20 +8,20 @@ use axum::extract::{Path, State};
 use axum::Json;
 use http::{HeaderName, HeaderValue};
 use hub_shared::auth::AuthContext;
-use hub_shared::catalog::{CatalogError, HealthCheckRequest};
+use hub_shared::catalog::{CatalogError, ExpectOutcome, HealthCheckRequest};
 use hub_shared::credentials::{self, CredentialFields};
+use hub_shared::domain::LogId;
 use hub_shared::error::ApiError;
 use hub_shared::http_client::{origin_for_logs, OutgoingRequest};
-use hub_shared::ids::{new_id, IdKind};
 use hub_shared::store::{timestamp, Admission, CheckOutcome, IntegrationLog, LogAction, LogStatus};
 use serde_json::{json, Map, Value};
 
-use crate::routes::integrations::{crypto_failure, load};
+use crate::routes::integrations::load;
 use crate::state::AppState;
 
 /// Test connection gives the provider 10 s (docs/decisions.md, "Test connection").
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Only the status matters; the body is read no further than this.
+/// The status, and for a body condition the JSON body read no further than this.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// What the check found, before it is recorded.
@@ -39,7 +39,7 @@ pub async fn test(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let item = load(&state, &auth, &id).await?;
-    let provider = state.catalog.get(&item.provider).ok_or_else(|| {
+    let provider = state.catalog.get(item.provider.as_str()).ok_or_else(|| {
         ApiError::not_supported(format!(
             "provider {} is no longer in the catalog",
             item.provider
@@ -77,14 +77,15 @@ pub async fn test(
     }
 
     let fields = match &item.credentials {
-        Some(envelope) => credentials::open(
-            state.store.cipher(),
-            auth.tenant.as_str(),
-            &item.id,
-            envelope,
-        )
-        .await
-        .map_err(|e| crypto_failure(&e))?,
+        Some(envelope) => {
+            credentials::open(
+                state.store.cipher(),
+                auth.tenant.as_str(),
+                &item.id,
+                envelope,
+            )
+            .await?
+        }
         None => CredentialFields::new(),
     };
     let plain: Map<String, Value> = fields
@@ -123,7 +124,7 @@ pub async fn test(
         )
         .await?;
     let log = IntegrationLog {
-        id: new_id(IdKind::Log),
+        id: LogId::generate(),
         integration_id: item.id.clone(),
         action: LogAction::Test,
         direction: Some("outgoing".to_string()),
@@ -145,7 +146,7 @@ pub async fn test(
     state.store.put_integration_log(&auth.tenant, &log).await?;
     tracing::info!(
         tenantId = %auth.tenant, integrationId = %item.id, ok = result.ok,
-        httpStatus = ?result.http_status, error = ?result.error_code, "test connection"
+        httpStatus = result.http_status.map(u64::from), error = result.error_code, "test connection"
     );
 
     let mut body = json!({
@@ -183,15 +184,34 @@ async fn run_check(state: &AppState, check: HealthCheckRequest) -> CheckResult {
     match state.provider_http.send(request).await {
         Ok(response) => {
             let status = response.status.as_u16();
-            let ok = status == check.expect;
-            let error_code = (!ok).then(|| status_error_code(status));
+            let (error_code, error_message) = match check.expect.evaluate(status, &response.body) {
+                ExpectOutcome::Met => (None, None),
+                ExpectOutcome::WrongStatus => (
+                    Some(status_error_code(status)),
+                    Some(format!(
+                        "{origin} answered {status}, expected {}",
+                        check.expect.status
+                    )),
+                ),
+                // A provider that answers 200 for bad credentials says so in the body (Slack).
+                ExpectOutcome::UnexpectedBody(reason) => {
+                    let read = if response.body_truncated {
+                        " (only the first 64 KiB were read)"
+                    } else {
+                        ""
+                    };
+                    (
+                        Some("unexpected_response"),
+                        Some(format!("{origin} answered {status} but {reason}{read}")),
+                    )
+                }
+            };
             CheckResult {
-                ok,
+                ok: error_code.is_none(),
                 http_status: Some(status),
                 latency: response.latency,
                 error_code,
-                error_message: (!ok)
-                    .then(|| format!("{origin} answered {status}, expected {}", check.expect)),
+                error_message,
             }
         }
         Err(error) => CheckResult {
