@@ -1,4 +1,4 @@
-//! The mapping transforms of sync settings: `transform` names one, `transformConfig` is its
+//! The field-mapping transforms: `transform` names one, `transformConfig` is its
 //! configuration, parsed into a typed [`Transformation`] so a bad config is a 400 naming the exact
 //! field (`syncSettings.fieldMappings[0].transformConfig.format`) when settings are written, never a
 //! surprise during a sync. No code execution: `custom` is a closed set of operations.

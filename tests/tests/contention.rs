@@ -1,4 +1,4 @@
-//! Hot counters under contention (docs/decisions.md, "Versions and concurrent writes"): 200 concurrent requests on one
+//! Hot counters under contention: 200 concurrent requests on one
 //! integration get only the right 2xx/4xx/429 answers, never a 5xx, and no outcome is lost.
 
 use std::sync::Arc;

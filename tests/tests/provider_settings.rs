@@ -1,4 +1,4 @@
-//! Provider settings end to end (docs/catalog.md, "`config`: provider settings"): create and patch check `config`
+//! Provider settings end to end (docs/catalog.md): create and patch check `config`
 //! against the catalog's declared settings (400 naming `config.<key>`, nothing stored), the
 //! providers routes show them, and a health check's body condition decides a 200 answer.
 

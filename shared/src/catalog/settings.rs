@@ -1,4 +1,4 @@
-//! Provider settings (docs/catalog.md, "`config`: provider settings"): the non-secret `config` of an integration,
+//! Provider settings (docs/catalog.md): the non-secret `config` of an integration,
 //! checked against the settings its catalog entry declares.
 //!
 //! - A declared setting takes a string; `required`, `pattern` (whole value) and `default` apply.
