@@ -57,3 +57,32 @@ async fn if_match_takes_only_the_documented_forms_of_a_version() {
         assert_eq!(reply.json()["version"], version + 1);
     }
 }
+
+#[tokio::test]
+async fn null_for_a_field_the_document_does_not_make_nullable_is_a_400_naming_it() {
+    let app = spawn_app().await;
+
+    // Given create bodies with null where the document has no null
+    for field in ["connectionKey", "credentials", "config", "syncSettings"] {
+        let mut body = stripe("Nulls");
+        body[field] = Value::Null;
+        // Then each is refused, naming the field, and nothing is stored
+        let reply = app.post_json("acme", "/api/integrations", &body).await;
+        assert_eq!(error_fields(&reply), [field], "{field}");
+    }
+    assert_eq!(integration_count(&app, "acme").await, 0);
+
+    // And on update, null is refused where the document has no null (description may be null)
+    let path = path_of(&app.create_integration("acme", &stripe("Nulls")).await);
+    for field in ["name", "syncSettings", "config", "credentials"] {
+        let reply = app
+            .patch_json("acme", &path, &json!({ field: null, "description": "x" }), None)
+            .await;
+        assert_eq!(error_fields(&reply), [field], "{field}");
+    }
+    let reply = app
+        .patch_json("acme", &path, &json!({"description": null}), None)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json()["version"], 2);
+}

@@ -36,31 +36,39 @@ pub struct CreateIntegrationRequest {
     name: String,
     #[serde(default)]
     description: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     connection_key: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     credentials: Option<BTreeMap<String, String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     config: Option<Map<String, Value>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     sync_settings: Option<SyncSettings>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PatchIntegrationRequest {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     name: Option<String>,
     /// Absent leaves it; `null` clears it.
     #[serde(default, deserialize_with = "present")]
     description: Option<Option<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     sync_settings: Option<SyncSettings>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     config: Option<Map<String, Value>>,
     /// Merged over the stored fields (rotate one without resending the others).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     credentials: Option<BTreeMap<String, String>>,
+}
+
+/// A field that may be left out but is never `null` when sent (the API document has no null for it):
+/// `{"syncSettings": null}` is a 400 naming the field, not a silent "use the defaults".
+fn non_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
 /// Distinguishes a field sent as `null` (Some(None)) from one not sent (None).
