@@ -86,3 +86,13 @@ async fn null_for_a_field_the_document_does_not_make_nullable_is_a_400_naming_it
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.json()["version"], 2);
 }
+
+#[tokio::test]
+async fn an_empty_provider_filter_is_a_400_not_an_empty_page() {
+    let app = spawn_app().await;
+    app.create_integration("acme", &stripe("Listed")).await;
+
+    let reply = app.get("acme", "/api/integrations?provider=").await;
+
+    assert_eq!(error_fields(&reply), ["provider"]);
+}

@@ -208,10 +208,13 @@ pub async fn list(
         }
         None => None,
     };
-    let filter = IntegrationFilter {
-        provider: query.get("provider").cloned(),
-        status,
+    let provider = match query.get("provider") {
+        Some(slug) if slug.is_empty() => {
+            return Err(ApiError::field("provider", "must be a provider slug, not empty"))
+        }
+        slug => slug.cloned(),
     };
+    let filter = IntegrationFilter { provider, status };
     let page = state
         .store
         .list_integrations(&auth.tenant, &filter, limit, cursor_param(&query))
