@@ -51,7 +51,12 @@ async fn if_match_takes_only_the_documented_forms_of_a_version() {
     // Then each documented form of the current version, and `*`, is accepted
     for (version, if_match) in [(1, "W/\"1\""), (2, "\"2\""), (3, "3"), (4, "*")] {
         let reply = app
-            .patch_json("acme", &path, &json!({"name": format!("v{version}")}), Some(if_match))
+            .patch_json(
+                "acme",
+                &path,
+                &json!({"name": format!("v{version}")}),
+                Some(if_match),
+            )
             .await;
         assert_eq!(reply.status, 200, "If-Match {if_match}: {}", reply.text);
         assert_eq!(reply.json()["version"], version + 1);
@@ -76,7 +81,12 @@ async fn null_for_a_field_the_document_does_not_make_nullable_is_a_400_naming_it
     let path = path_of(&app.create_integration("acme", &stripe("Nulls")).await);
     for field in ["name", "syncSettings", "config", "credentials"] {
         let reply = app
-            .patch_json("acme", &path, &json!({ field: null, "description": "x" }), None)
+            .patch_json(
+                "acme",
+                &path,
+                &json!({ field: null, "description": "x" }),
+                None,
+            )
             .await;
         assert_eq!(error_fields(&reply), [field], "{field}");
     }
@@ -95,4 +105,81 @@ async fn an_empty_provider_filter_is_a_400_not_an_empty_page() {
     let reply = app.get("acme", "/api/integrations?provider=").await;
 
     assert_eq!(error_fields(&reply), ["provider"]);
+}
+
+#[tokio::test]
+async fn json_dynamodb_cannot_store_is_a_400_and_the_tenant_list_stays_readable() {
+    let app = spawn_app().await;
+    let with = |config: Value, settings: Value| {
+        let mut body = stripe("Storable");
+        body["config"] = config;
+        body["syncSettings"] = settings;
+        body
+    };
+    let entity = json!([{"localEntity": "payment", "remoteEntity": "charge"}]);
+    let mapping = |extra: Value| {
+        let mut mapping =
+            json!({"localEntity": "payment", "localField": "amount", "remoteField": "amount"});
+        mapping
+            .as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().expect("object").clone());
+        json!({"entities": entity, "fieldMappings": [mapping]})
+    };
+
+    // Given bodies whose free-form JSON has an empty key, a number beyond DynamoDB's range, or
+    // nests too deep (moto stored the first kind and every later read of the tenant answered 500)
+    let mut deep = json!(1);
+    for _ in 0..17 {
+        deep = json!([deep]);
+    }
+    let cases = [
+        (with(json!({"": 1}), json!({})), "config"),
+        (with(json!({"a": {"": 1}}), json!({})), "config.a"),
+        (with(json!({"a": 1e200}), json!({})), "config.a"),
+        (with(json!({"a": [1e-200]}), json!({})), "config.a[0]"),
+        (
+            with(json!({"a": deep}), json!({})),
+            "config.a[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]",
+        ),
+        (
+            with(
+                json!({}),
+                mapping(json!({"transform": "custom", "transformConfig": {"": "x"}})),
+            ),
+            "syncSettings.fieldMappings[0].transformConfig",
+        ),
+        (
+            with(json!({}), mapping(json!({"defaultValue": {"x": -1e127}}))),
+            "syncSettings.fieldMappings[0].defaultValue.x",
+        ),
+        (
+            with(
+                json!({}),
+                json!({"filters": [{"field": "a", "operator": "equals", "value": {"": null}}]}),
+            ),
+            "syncSettings.filters[0].value",
+        ),
+    ];
+    for (body, field) in cases {
+        // Then each is a 400 naming the place, and nothing is stored
+        let reply = app.post_json("acme", "/api/integrations", &body).await;
+        assert_eq!(error_fields(&reply), [field], "{body}");
+    }
+    assert_eq!(integration_count(&app, "acme").await, 0);
+
+    // And the limits themselves are storable: read back exactly
+    let edges =
+        json!({"small": 1e-130, "large": -9.99e125, "zero": 0, "e": {"k": [true, null, "s"]}});
+    let created = app
+        .create_integration("acme", &with(edges.clone(), json!({})))
+        .await;
+    assert_eq!(created["config"], edges);
+    let listed = app.get("acme", "/api/integrations").await;
+    assert_eq!(
+        listed.json()["items"][0]["config"],
+        edges,
+        "{}",
+        listed.text
+    );
 }

@@ -210,7 +210,10 @@ pub async fn list(
     };
     let provider = match query.get("provider") {
         Some(slug) if slug.is_empty() => {
-            return Err(ApiError::field("provider", "must be a provider slug, not empty"))
+            return Err(ApiError::field(
+                "provider",
+                "must be a provider slug, not empty",
+            ))
         }
         slug => slug.cloned(),
     };
@@ -415,6 +418,11 @@ async fn check_config(state: &AppState, config: &Map<String, Value>) -> Vec<Fiel
             format!("must be at most {MAX_CONFIG_BYTES} bytes of JSON"),
         ));
     }
+    errors.extend(
+        config
+            .iter()
+            .find_map(|(key, value)| member_problem("config", key, value, 1)),
+    );
     match config.get("baseUrl") {
         None | Some(Value::Null) => {}
         Some(Value::String(raw)) => match url::Url::parse(raw) {
@@ -453,6 +461,27 @@ fn check_sync_settings(
             }
         },
     };
+    for (i, mapping) in settings.field_mappings.iter().enumerate() {
+        let at = format!("syncSettings.fieldMappings[{i}]");
+        if let Some(options) = &mapping.transform_config {
+            let at = format!("{at}.transformConfig");
+            errors.extend(
+                options
+                    .iter()
+                    .find_map(|(key, value)| member_problem(&at, key, value, 1)),
+            );
+        }
+        if let Some(value) = &mapping.default_value {
+            errors.extend(storable_problem(value, &format!("{at}.defaultValue"), 0));
+        }
+    }
+    for (i, filter) in settings.filters.iter().enumerate() {
+        errors.extend(storable_problem(
+            &filter.value,
+            &format!("syncSettings.filters[{i}].value"),
+            0,
+        ));
+    }
     errors.extend(settings.validate(|remote| {
         provider.entity(remote).is_some()
             || custom
@@ -460,6 +489,47 @@ fn check_sync_settings(
                 .is_some_and(|entities| entities.contains_key(remote))
     }));
     errors
+}
+
+/// Free-form JSON (config, transform options, default and filter values) is stored as DynamoDB
+/// attributes, which nest at most 32 levels under the item: free-form values get 16 of them.
+const MAX_JSON_DEPTH: usize = 16;
+
+/// Why DynamoDB would refuse `value` (or store it so that reading the item fails), as a 400 naming
+/// the place: an empty object key, a number beyond DynamoDB's range, too deep a nesting. `depth` is
+/// the number of containers `value` is inside.
+fn storable_problem(value: &Value, path: &str, depth: usize) -> Option<FieldError> {
+    match value {
+        Value::Number(number) => {
+            let magnitude = number.as_f64().unwrap_or(0.0).abs();
+            (magnitude >= 1e126 || (magnitude != 0.0 && magnitude < 1e-130)).then(|| {
+                FieldError::new(
+                    path,
+                    "a number must be 0 or of magnitude from 1e-130 to below 1e126",
+                )
+            })
+        }
+        Value::Array(_) | Value::Object(_) if depth >= MAX_JSON_DEPTH => Some(FieldError::new(
+            path,
+            format!("nests more than {MAX_JSON_DEPTH} levels deep"),
+        )),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| storable_problem(item, &format!("{path}[{i}]"), depth + 1)),
+        Value::Object(members) => members
+            .iter()
+            .find_map(|(key, item)| member_problem(path, key, item, depth + 1)),
+        Value::Null | Value::Bool(_) | Value::String(_) => None,
+    }
+}
+
+/// [`storable_problem`] of one member of the object at `path`.
+fn member_problem(path: &str, key: &str, value: &Value, depth: usize) -> Option<FieldError> {
+    if key.is_empty() {
+        return Some(FieldError::new(path, "object keys must not be empty"));
+    }
+    storable_problem(value, &format!("{path}.{}", printable(key)), depth)
 }
 
 /// sync.md: enabling hourly/daily makes the integration due at once; manual or disabled → null; an
