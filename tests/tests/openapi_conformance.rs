@@ -677,9 +677,9 @@ async fn every_response_of_every_operation_matches_the_openapi_document() {
         .send(Some(200), Method::GET, "/api/openapi.json", document)
         .await;
     if serde_json::from_str::<Value>(&served.text).ok() != Some(s.conformance.document.clone()) {
-        s.conformance.violations.push(
-            "GET /api/openapi.json does not serve api/openapi.json".into(),
-        );
+        s.conformance
+            .violations
+            .push("GET /api/openapi.json does not serve api/openapi.json".into());
     }
 
     // providers
