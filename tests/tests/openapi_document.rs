@@ -281,7 +281,7 @@ fn generated_components(catalog: &Catalog) -> Vec<(String, Value)> {
     let mut components = vec![(
         CREATE.to_string(),
         json!({
-            "description": "Creates a non-OAuth integration (API key, basic auth, custom API, custom webhook); OAuth providers are connected through the connect flow instead. One branch per provider of the built-in catalog, chosen by `provider`: each lists exactly the credential fields and settings that provider takes. Generated from the catalog (see docs/api-fuzzing.md).",
+            "description": "Creates a non-OAuth integration (API key, basic auth, custom API, custom webhook); OAuth providers are connected through the connect flow instead. One branch per provider of the built-in catalog, chosen by `provider`: each lists exactly the credential fields and settings that provider takes. Generated from the built-in catalog.",
             "oneOf": branches,
             "discriminator": { "propertyName": "provider", "mapping": mapping },
             "examples": [{
