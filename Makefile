@@ -11,17 +11,18 @@ MOTO_SERVER = $(shell pyenv which moto_server 2>/dev/null || command -v moto_ser
 
 help:
 	@echo "make run    - start moto, provision, serve every function on http://127.0.0.1:3000"
-	@echo "make test   - lint, then every test: unit, end-to-end against moto, event fixtures"
+	@echo "make test   - lint, then every test: unit, end-to-end against moto, API fuzzing, event fixtures, OpenAPI validation"
 	@echo "make lint   - cargo fmt --check, clippy -D warnings, cargo machete (unused dependencies), cfn-lint"
 	@echo "make build  - release Lambda binaries for arm64 (needs cargo-lambda)"
 	@echo "make bench  - benchmarks (B5 cold start); report in target/bench/report.json"
 
-# Installs what is missing: the Python tools (moto, boto3, cfn-lint). make test and make lint also
-# install cargo-nextest and cargo-machete when missing.
+# Installs what is missing: the Python tools of requirements-dev.txt (moto, boto3, cfn-lint,
+# openapi-spec-validator, schemathesis). make test and make lint also install cargo-nextest and
+# cargo-machete when missing.
 deps:
 	@$(PYTHON) -m pip --version >/dev/null 2>&1 || { echo "python3 with pip is required"; exit 1; }
-	@missing=0; for tool in moto_server cfn-lint; do command -v $$tool >/dev/null 2>&1 || missing=1; done; \
-	  $(PYTHON) -c "import moto, boto3, cfnlint" >/dev/null 2>&1 || missing=1; \
+	@missing=0; for tool in moto_server cfn-lint openapi-spec-validator schemathesis; do command -v $$tool >/dev/null 2>&1 || missing=1; done; \
+	  $(PYTHON) -c "import moto, boto3, cfnlint, openapi_spec_validator, schemathesis" >/dev/null 2>&1 || missing=1; \
 	  if [ $$missing = 1 ]; then echo "installing Python dev tools (requirements-dev.txt)"; \
 	    $(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt; \
 	    command -v pyenv >/dev/null 2>&1 && pyenv rehash || true; fi
@@ -31,6 +32,7 @@ run: deps
 	./target/debug/hub-local
 
 # Tests share one moto started here on a free port (each test uses its own table, key and queues).
+# Among them, tests/tests/api_fuzz.rs runs schemathesis against a local stack (docs/api-fuzzing.md).
 test: deps
 	@command -v cargo-nextest >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
 	@command -v cargo-machete >/dev/null 2>&1 || $(CARGO) install --locked cargo-machete
@@ -38,6 +40,7 @@ test: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) machete
 	cfn-lint infra/template.yaml
+	openapi-spec-validator api/openapi.json
 	@set -euo pipefail; \
 	  port=$$($(PYTHON) -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'); \
 	  mkdir -p target/test-moto; \

@@ -302,15 +302,19 @@ impl std::fmt::Display for ConnectionKey {
     }
 }
 
-/// `If-Match` as the API accepts it: `3` or `"3"` (a weak `W/"3"` too).
+/// `If-Match` as the API accepts it: `"3"` (the ETag), a weak `W/"3"`, or a bare `3`; a version is
+/// 1-19 digits. Anything else (`W/3`, `"3`, 20 digits) is not a version (the caller answers 412).
 pub fn parse_if_match(value: &str) -> Option<u64> {
     let value = value.trim();
-    let value = value.strip_prefix("W/").unwrap_or(value);
-    let value = value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(value);
-    value.parse().ok()
+    let digits = match value.strip_prefix("W/").unwrap_or(value).strip_prefix('"') {
+        Some(quoted) => quoted.strip_suffix('"')?,
+        None if value.starts_with("W/") => return None,
+        None => value,
+    };
+    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 #[cfg(test)]
@@ -352,6 +356,9 @@ mod tests {
         assert_eq!(parse_if_match("\"3\""), Some(3));
         assert_eq!(parse_if_match("W/\"12\""), Some(12));
         assert_eq!(parse_if_match("abc"), None);
+        for malformed in ["W/3", "\"3", "3\"", "+3", "", "\"\"", &"9".repeat(20)] {
+            assert_eq!(parse_if_match(malformed), None, "{malformed}");
+        }
     }
 
     #[test]

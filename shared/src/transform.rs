@@ -23,7 +23,8 @@ pub enum Transformation {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DateFormatConfig {
-    /// `rfc3339`, `date` (`YYYY-MM-DD` in UTC), `epoch_ms`, or a strftime pattern (`%d/%m/%Y`).
+    /// `rfc3339`, `date` (`YYYY-MM-DD` in UTC), `epoch_ms`, or a strftime pattern (`%d/%m/%Y`) of
+    /// the [`STRFTIME_SPECIFIERS`]. Without `transformConfig`, `rfc3339`.
     pub format: DateOutput,
 }
 
@@ -50,10 +51,24 @@ impl<'de> Deserialize<'de> for DateOutput {
     }
 }
 
+/// The strftime specifiers a pattern may use (the API document lists the same set): dates, times,
+/// zones and `%%`. Anything else between `%` and the next character is refused.
+pub const STRFTIME_SPECIFIERS: &str = "aAbBCdDeFHIjklmMpPSTuUwyYzZ%";
+
 fn is_strftime_pattern(pattern: &str) -> bool {
     use chrono::format::{Item, StrftimeItems};
+    let mut chars = pattern.chars();
+    let mut has_specifier = false;
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            match chars.next() {
+                Some(spec) if STRFTIME_SPECIFIERS.contains(spec) => has_specifier = true,
+                _ => return false,
+            }
+        }
+    }
     (1..=64).contains(&pattern.chars().count())
-        && pattern.contains('%')
+        && has_specifier
         && !StrftimeItems::new(pattern).any(|item| matches!(item, Item::Error))
 }
 
@@ -111,11 +126,17 @@ impl Transformation {
             (Transform::DateFormat, Some(config)) => {
                 parse_config(config).map(Transformation::DateFormat)
             }
+            // Without options a date is written as RFC 3339.
+            (Transform::DateFormat, None) => {
+                return Ok(Transformation::DateFormat(DateFormatConfig {
+                    format: DateOutput::Rfc3339,
+                }))
+            }
             (Transform::CurrencyConvert, config) => {
                 parse_config(config.unwrap_or(&Map::new())).map(Transformation::CurrencyConvert)
             }
             (Transform::Custom, Some(config)) => parse_config(config).map(Transformation::Custom),
-            (Transform::DateFormat | Transform::Custom, None) => {
+            (Transform::Custom, None) => {
                 return Err(vec![FieldError::new(
                     field(""),
                     "is required for this transform",
@@ -233,6 +254,16 @@ mod tests {
         assert_eq!(
             field_of(parse(Transform::DateFormat, json!({"fmt": "date"}))),
             "syncSettings.fieldMappings[0].transformConfig.fmt"
+        );
+        assert_eq!(
+            field_of(parse(Transform::DateFormat, json!({"format": "%Q"}))),
+            "syncSettings.fieldMappings[0].transformConfig.format"
+        );
+        assert_eq!(
+            Transformation::parse(Some(Transform::DateFormat), None, "m"),
+            Ok(Transformation::DateFormat(DateFormatConfig {
+                format: DateOutput::Rfc3339
+            }))
         );
     }
 

@@ -672,6 +672,8 @@ async fn every_response_of_every_operation_matches_the_openapi_document() {
     // meta, without a token
     let health = s.anonymous(Method::GET, "/api/health");
     s.send(Some(200), Method::GET, "/api/health", health).await;
+    let probe = s.anonymous(Method::HEAD, "/api/health");
+    s.send(Some(200), Method::HEAD, "/api/health", probe).await;
     let document = s.anonymous(Method::GET, "/api/openapi.json");
     let served = s
         .send(Some(200), Method::GET, "/api/openapi.json", document)

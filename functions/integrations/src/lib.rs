@@ -10,6 +10,7 @@ pub use state::{AppState, StartupError};
 
 hub_shared::api_routes! { state: AppState;
     get "/api/health" => routes::health::health;
+    head "/api/health" => routes::health::health;
     get "/api/openapi.json" => routes::openapi::document;
     get "/api/providers" => routes::providers::list;
     get "/api/providers/{slug}" => routes::providers::get;

@@ -140,6 +140,20 @@ mod strict {
             }
         }
 
+        fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::Object(map) => visitor.visit_map(Fields::new(map)),
+                other => Err(de::Error::invalid_type(unexpected(other), &visitor)),
+            }
+        }
+
+        fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::Array(items) => visitor.visit_seq(Seq(items.iter())),
+                other => Err(de::Error::invalid_type(unexpected(other), &visitor)),
+            }
+        }
+
         fn deserialize_enum<V: Visitor<'de>>(
             self,
             name: &'static str,
@@ -162,7 +176,7 @@ mod strict {
 
         serde::forward_to_deserialize_any! {
             bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-            bytes byte_buf unit unit_struct seq tuple tuple_struct map identifier ignored_any
+            bytes byte_buf unit unit_struct tuple tuple_struct identifier ignored_any
         }
     }
 
@@ -439,6 +453,21 @@ mod tests {
         let (field, message) = field_of(r#"{"name":"a","inner":["fast"]}"#);
         assert_eq!(field, "inner");
         assert!(message.contains("expected a JSON object"), "{message}");
+    }
+
+    #[test]
+    fn null_is_not_an_empty_object_or_list() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Containers {
+            map: serde_json::Map<String, serde_json::Value>,
+            list: Vec<String>,
+        }
+        for body in [r#"{"map":null,"list":[]}"#, r#"{"map":{},"list":null}"#] {
+            let error = parse_json::<Containers>(body.as_bytes()).unwrap_err();
+            assert_eq!(error.code, "validation_failed", "{body}");
+        }
+        assert!(parse_json::<Containers>(br#"{"map":{},"list":[]}"#).is_ok());
     }
 
     #[test]

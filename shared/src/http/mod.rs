@@ -40,6 +40,7 @@ pub const fn method_name(method: &'static str) -> &'static str {
         b"patch" => "PATCH",
         b"put" => "PUT",
         b"delete" => "DELETE",
+        b"head" => "HEAD",
         b"any" => "ANY",
         _ => panic!("unsupported method in api_routes!"),
     }

@@ -36,31 +36,39 @@ pub struct CreateIntegrationRequest {
     name: String,
     #[serde(default)]
     description: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     connection_key: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     credentials: Option<BTreeMap<String, String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     config: Option<Map<String, Value>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     sync_settings: Option<SyncSettings>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PatchIntegrationRequest {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     name: Option<String>,
     /// Absent leaves it; `null` clears it.
     #[serde(default, deserialize_with = "present")]
     description: Option<Option<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     sync_settings: Option<SyncSettings>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     config: Option<Map<String, Value>>,
     /// Merged over the stored fields (rotate one without resending the others).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     credentials: Option<BTreeMap<String, String>>,
+}
+
+/// A field that may be left out but is never `null` when sent (the API document has no null for it):
+/// `{"syncSettings": null}` is a 400 naming the field, not a silent "use the defaults".
+fn non_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
 /// Distinguishes a field sent as `null` (Some(None)) from one not sent (None).
@@ -175,6 +183,12 @@ pub async fn list(
         None => None,
     };
     let provider = match query.get("provider") {
+        Some(raw) if raw.is_empty() => {
+            return Err(ApiError::field(
+                "provider",
+                "must be a provider slug, not empty",
+            ))
+        }
         // A slug no provider can have matches nothing.
         Some(raw) => match ProviderSlug::parse(raw) {
             Ok(slug) => Some(slug),
@@ -382,6 +396,14 @@ async fn check_config(
         ));
         return errors;
     }
+    // What DynamoDB cannot store is reported alone (the settings check would name it again).
+    if let Some(problem) = config
+        .iter()
+        .find_map(|(key, value)| member_problem("config", key, value, 1))
+    {
+        errors.push(problem);
+        return errors;
+    }
     errors.extend(provider.check_config(config));
     let base_url_ok = !errors.iter().any(|e| e.field == "config.baseUrl");
     if let (true, Some(Value::String(raw))) = (base_url_ok, config.get("baseUrl")) {
@@ -406,15 +428,83 @@ fn check_sync_settings(
 ) -> Vec<FieldError> {
     // A custom_api integration may carry its own entity definitions in `config.entities`; invalid
     // ones are reported by check_config.
+    let mut errors = Vec::new();
     let custom = config
         .get("entities")
         .and_then(|definitions| provider.parse_entities(definitions).ok());
-    settings.validate(|remote| {
+    for (i, mapping) in settings.field_mappings.iter().enumerate() {
+        let at = format!("syncSettings.fieldMappings[{i}]");
+        if let Some(options) = &mapping.transform_config {
+            let at = format!("{at}.transformConfig");
+            errors.extend(
+                options
+                    .iter()
+                    .find_map(|(key, value)| member_problem(&at, key, value, 1)),
+            );
+        }
+        if let Some(value) = &mapping.default_value {
+            errors.extend(storable_problem(value, &format!("{at}.defaultValue"), 0));
+        }
+    }
+    for (i, filter) in settings.filters.iter().enumerate() {
+        errors.extend(storable_problem(
+            &filter.value,
+            &format!("syncSettings.filters[{i}].value"),
+            0,
+        ));
+    }
+    // What DynamoDB cannot store is reported alone (the typed checks would name it again).
+    if !errors.is_empty() {
+        return errors;
+    }
+    errors.extend(settings.validate(|remote| {
         provider.entity(remote).is_some()
             || custom
                 .as_ref()
                 .is_some_and(|entities| entities.contains_key(remote))
-    })
+    }));
+    errors
+}
+
+/// Free-form JSON (config, transform options, default and filter values) is stored as DynamoDB
+/// attributes, which nest at most 32 levels under the item: free-form values get 16 of them.
+const MAX_JSON_DEPTH: usize = 16;
+
+/// Why DynamoDB would refuse `value` (or store it so that reading the item fails), as a 400 naming
+/// the place: an empty object key, a number beyond DynamoDB's range, too deep a nesting. `depth` is
+/// the number of containers `value` is inside.
+fn storable_problem(value: &Value, path: &str, depth: usize) -> Option<FieldError> {
+    match value {
+        Value::Number(number) => {
+            let magnitude = number.as_f64().unwrap_or(0.0).abs();
+            (magnitude >= 1e126 || (magnitude != 0.0 && magnitude < 1e-130)).then(|| {
+                FieldError::new(
+                    path,
+                    "a number must be 0 or of magnitude from 1e-130 to below 1e126",
+                )
+            })
+        }
+        Value::Array(_) | Value::Object(_) if depth >= MAX_JSON_DEPTH => Some(FieldError::new(
+            path,
+            format!("nests more than {MAX_JSON_DEPTH} levels deep"),
+        )),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| storable_problem(item, &format!("{path}[{i}]"), depth + 1)),
+        Value::Object(members) => members
+            .iter()
+            .find_map(|(key, item)| member_problem(path, key, item, depth + 1)),
+        Value::Null | Value::Bool(_) | Value::String(_) => None,
+    }
+}
+
+/// [`storable_problem`] of one member of the object at `path`.
+fn member_problem(path: &str, key: &str, value: &Value, depth: usize) -> Option<FieldError> {
+    if key.is_empty() {
+        return Some(FieldError::new(path, "object keys must not be empty"));
+    }
+    storable_problem(value, &format!("{path}.{}", printable(key)), depth)
 }
 
 fn printable(value: &str) -> String {

@@ -1,0 +1,81 @@
+//! API fuzzing (quality.md "API fuzzing"; docs/api-fuzzing.md): schemathesis generates requests from
+//! `api/openapi.json` — valid ones and ones that break the document — sends them to a fresh local
+//! stack with a valid token, and applies every one of its checks to each response: no 5xx, every
+//! status, content type, header and body as documented, schema-valid requests accepted and
+//! schema-violating ones rejected, and the stateful checks (a deleted integration is gone, a created
+//! one can be read, another tenant's token is refused). The run has a fixed seed and a fixed number
+//! of examples per operation, so it is the same run every time; it fails with schemathesis' report.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use hub_tests::spawn_app;
+
+/// The settings a reader can change in one place; docs/api-fuzzing.md quotes them.
+const SEED: &str = "20261201";
+const MAX_EXAMPLES: &str = "30";
+const WORKERS: &str = "2";
+/// A run takes about 2.5 minutes alone on 2 cores; this only stops a hung one.
+const HARD_LIMIT: Duration = Duration::from_secs(15 * 60);
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf()
+}
+
+/// `SCHEMATHESIS` if set, else `schemathesis` on the PATH (`make deps` installs it from
+/// requirements-dev.txt).
+fn schemathesis_program() -> String {
+    std::env::var("SCHEMATHESIS").unwrap_or_else(|_| "schemathesis".to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_failure_with_every_check() {
+    // Given a fresh local stack and a token of one tenant
+    let app = spawn_app().await;
+    let token = app.token("fuzz-tenant");
+    let root = workspace_root();
+
+    // When schemathesis runs every check against it
+    let mut command = tokio::process::Command::new(schemathesis_program());
+    command
+        .current_dir(&root)
+        .env("SCHEMATHESIS_HOOKS", root.join("tests/fuzz/hooks.py"))
+        .arg("--config-file")
+        .arg(root.join("tests/fuzz/schemathesis.toml"))
+        .args(["run", "api/openapi.json", "--url", &app.url])
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .args(["--checks", "all", "--seed", SEED])
+        .args(["--max-examples", MAX_EXAMPLES, "--workers", WORKERS])
+        // moto serves ~150 DynamoDB operations/s on 2 cores shared with the other suites: a slow
+        // answer is not a failure of the API (the default timeout is 10 s).
+        .args(["--request-timeout", "60"])
+        .args(["--no-color", "--continue-on-failure"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = command.spawn().unwrap_or_else(|e| {
+        panic!(
+            "cannot start {} ({e}): run `make deps` (pip install -r requirements-dev.txt)",
+            schemathesis_program()
+        )
+    });
+    let output = tokio::time::timeout(HARD_LIMIT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("schemathesis did not finish within {HARD_LIMIT:?}"))
+        .expect("schemathesis ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    // Then it reports no failure and no error (its report is printed either way)
+    println!("{stdout}\n{stderr}");
+    assert!(
+        output.status.success() && stdout.contains("No issues found"),
+        "schemathesis reported failures (exit {:?}):\n{stdout}\n{stderr}",
+        output.status.code()
+    );
+}
