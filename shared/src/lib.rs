@@ -23,3 +23,4 @@ pub mod store;
 pub mod sync_settings;
 pub mod telemetry;
 pub mod transform;
+pub mod webhooks;
