@@ -17,6 +17,7 @@ pub mod http;
 pub mod http_client;
 pub mod ids;
 pub mod queue;
+pub mod retry;
 pub mod schedule;
 pub mod services;
 pub mod store;
