@@ -16,12 +16,13 @@ help:
 	@echo "make build  - release Lambda binaries for arm64 (needs cargo-lambda)"
 	@echo "make bench  - benchmarks (B5 cold start); report in target/bench/report.json"
 
-# Installs what is missing: the Python tools (moto, boto3, cfn-lint). make test and make lint also
+# Installs what is missing: the Python tools (moto, boto3, cfn-lint, and standardwebhooks, the
+# independent verifier of outgoing signatures in the tests). make test and make lint also
 # install cargo-nextest and cargo-machete when missing.
 deps:
 	@$(PYTHON) -m pip --version >/dev/null 2>&1 || { echo "python3 with pip is required"; exit 1; }
 	@missing=0; for tool in moto_server cfn-lint; do command -v $$tool >/dev/null 2>&1 || missing=1; done; \
-	  $(PYTHON) -c "import moto, boto3, cfnlint" >/dev/null 2>&1 || missing=1; \
+	  $(PYTHON) -c "import moto, boto3, cfnlint, standardwebhooks" >/dev/null 2>&1 || missing=1; \
 	  if [ $$missing = 1 ]; then echo "installing Python dev tools (requirements-dev.txt)"; \
 	    $(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt; \
 	    command -v pyenv >/dev/null 2>&1 && pyenv rehash || true; fi
