@@ -601,6 +601,33 @@ mod tests {
         );
     }
 
+    /// The examples docs/decisions.md gives.
+    #[test]
+    fn documented_error_messages() {
+        for (template, message) in [
+            (r#"{"a": }"#, "must be JSON text: expected value at line 1 column 7"),
+            (
+                "{\n  \"a\": \"Hi {{data.name\"\n}",
+                "unclosed placeholder `{{data.name` at line 2 column 23",
+            ),
+            (r#"{"a": "{{}}"}"#, "empty placeholder `{{}}` at line 1 column 12"),
+            (
+                r#"{"a": "{{data..name}}"}"#,
+                "placeholder `{{data..name}}` has an empty path segment at line 1 column 22",
+            ),
+            (
+                r#"{"{{type}}": 1}"#,
+                "object key `{{type}}` holds a placeholder; placeholders are allowed in values only at line 1 column 11",
+            ),
+            (r#"{"a": 1, "a": 1}"#, "duplicate key `a` at line 1 column 12"),
+        ] {
+            assert_eq!(
+                PayloadTemplate::parse(template).unwrap_err().to_string(),
+                message
+            );
+        }
+    }
+
     #[test]
     fn errors_become_a_field_error_naming_payload_template() {
         let error = PayloadTemplate::parse(r#"{"a": "{{"}"#).unwrap_err();
