@@ -17,12 +17,13 @@ help:
 	@echo "make bench  - benchmarks (B5 cold start); report in target/bench/report.json"
 
 # Installs what is missing: the Python tools of requirements-dev.txt (moto, boto3, cfn-lint,
-# openapi-spec-validator, schemathesis). make test and make lint also install cargo-nextest and
-# cargo-machete when missing.
+# openapi-spec-validator, schemathesis, and standardwebhooks, the independent verifier of outgoing
+# signatures in the tests). make test and make lint also install cargo-nextest and cargo-machete
+# when missing.
 deps:
 	@$(PYTHON) -m pip --version >/dev/null 2>&1 || { echo "python3 with pip is required"; exit 1; }
 	@missing=0; for tool in moto_server cfn-lint openapi-spec-validator schemathesis; do command -v $$tool >/dev/null 2>&1 || missing=1; done; \
-	  $(PYTHON) -c "import moto, boto3, cfnlint, openapi_spec_validator, schemathesis" >/dev/null 2>&1 || missing=1; \
+	  $(PYTHON) -c "import moto, boto3, cfnlint, openapi_spec_validator, schemathesis, standardwebhooks" >/dev/null 2>&1 || missing=1; \
 	  if [ $$missing = 1 ]; then echo "installing Python dev tools (requirements-dev.txt)"; \
 	    $(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt; \
 	    command -v pyenv >/dev/null 2>&1 && pyenv rehash || true; fi
