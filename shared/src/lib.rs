@@ -3,6 +3,7 @@
 //! the SSRF-guarded HTTP client, the SQS queue and the start-up that builds them all ([`services`]).
 //! The HTTP plumbing of the API functions (axum, lambda_http) is behind the `http` feature.
 
+pub mod api_document;
 pub mod auth;
 pub mod aws;
 pub mod catalog;
