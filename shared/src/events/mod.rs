@@ -4,9 +4,12 @@
 //!   by the typed constructors below, so its `data` always has the shape its type's schema states.
 //! - [`EventType`] ([`kind`]): `<entityType>.<event>`, parsed from text.
 //! - [`Triggers`] ([`triggers`]): an outgoing webhook's `[{entityType, events}]` and their matching.
+//! - [`schemas`]: the description and the JSON Schema of every type's `data`, for
+//!   `GET /api/event-types`.
 
 pub mod kind;
 mod payloads;
+pub mod schemas;
 pub mod triggers;
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +20,7 @@ pub use payloads::{
     EntityRecord, IntegrationEvent, ReceiptStatus, RecordMeta, RecordSource, StatusChangeReason,
     SyncOutcome, SyncRun, SyncSummary,
 };
+pub use schemas::{EventTypeEntry, KnownEntities};
 pub use triggers::{matches, Trigger, TriggerInput, Triggers, ANY_EVENT};
 
 use crate::domain::{
