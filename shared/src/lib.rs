@@ -1,8 +1,10 @@
 //! The library every Integrations Hub function links: configuration, the problem-response error type,
 //! auth context, ids and domain types, the DynamoDB store, the KMS envelope cipher, the provider catalog,
-//! the SSRF-guarded HTTP client, the SQS queue and the start-up that builds them all ([`services`]).
+//! the SSRF-guarded HTTP client, the SQS queue, events (envelope, types, triggers, schemas) and the
+//! start-up that builds them all ([`services`]).
 //! The HTTP plumbing of the API functions (axum, lambda_http) is behind the `http` feature.
 
+pub mod api_document;
 pub mod auth;
 pub mod aws;
 pub mod catalog;
@@ -11,6 +13,7 @@ pub mod credentials;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod health;
 #[cfg(feature = "http")]
 pub mod http;

@@ -25,6 +25,7 @@ fn expected_statuses() -> BTreeMap<&'static str, u16> {
         ("apigw-get-integration-status.json", 200),
         ("apigw-get-integration-logs.json", 200),
         ("apigw-post-integration-test.json", 200),
+        ("apigw-get-event-types.json", 200),
         ("apigw-patch-integration.json", 200),
         // Last: it removes the integration the others use.
         ("apigw-delete-integration.json", 204),
@@ -81,6 +82,7 @@ async fn every_event_fixture_is_handled_by_the_function() {
         "apigw-get-integration-status.json",
         "apigw-post-integration-test.json",
         "apigw-get-integration-logs.json",
+        "apigw-get-event-types.json",
         "apigw-patch-integration.json",
         "apigw-delete-integration.json",
     ]
@@ -108,6 +110,10 @@ async fn every_event_fixture_is_handled_by_the_function() {
         if name == "apigw-post-integration-test.json" {
             let result: serde_json::Value = serde_json::from_slice(&body).expect("json");
             assert_eq!(result["ok"], true, "{result}");
+        }
+        if name == "apigw-get-event-types.json" {
+            let list: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            assert_eq!(list["items"][0]["type"], "integration.connected", "{list}");
         }
     }
     assert_eq!(

@@ -1106,6 +1106,11 @@ async fn every_response_of_every_operation_matches_the_openapi_document() {
     )
     .await;
 
+    // event types: the fixed ones, the catalog's entities and those of this tenant's sync settings
+    s.call(200, Method::GET, "/api/event-types", None).await;
+    s.call(200, Method::GET, "/api/event-types?limit=1", None)
+        .await;
+
     // delete
     s.call(204, Method::DELETE, &stripe_path, None).await;
     s.call(404, Method::DELETE, &stripe_path, None).await;
@@ -1332,6 +1337,7 @@ async fn responses_while_dynamodb_throttles_match_the_openapi_document() {
         (Method::GET, format!("/api/integrations/{id}/status"), None),
         (Method::GET, format!("/api/integrations/{id}/logs"), None),
         (Method::POST, format!("/api/integrations/{id}/test"), None),
+        (Method::GET, "/api/event-types".to_string(), None),
         (Method::DELETE, format!("/api/integrations/{id}"), None),
     ];
     let mut statuses = Vec::new();

@@ -1,5 +1,6 @@
-//! The integrations function: providers, integration CRUD, status, logs and test connection, served
-//! by one axum router that API Gateway (or the local stack) feeds with payload-2.0 requests.
+//! The integrations function: providers, integration CRUD, status, logs, test connection and the
+//! event-type catalog, served by one axum router that API Gateway (or the local stack) feeds with
+//! payload-2.0 requests.
 
 pub mod routes;
 pub mod state;
@@ -22,6 +23,7 @@ hub_shared::api_routes! { state: AppState;
     get "/api/integrations/{id}/status" => routes::status::status;
     get "/api/integrations/{id}/logs" => routes::logs::list;
     post "/api/integrations/{id}/test" => routes::test_connection::test;
+    get "/api/event-types" => routes::event_types::list;
 }
 
 /// The whole function as one router.

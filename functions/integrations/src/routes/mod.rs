@@ -1,5 +1,6 @@
 //! One file per resource; shared response and query helpers live here.
 
+pub mod event_types;
 pub mod health;
 pub mod integrations;
 pub mod logs;

@@ -1,10 +1,10 @@
 //! `GET /api/openapi.json`: the one OpenAPI 3.1 document of the whole API (every function's routes,
-//! kept at the workspace root in `api/openapi.json`).
+//! kept at the workspace root in `api/openapi.json`, compiled into the shared crate once).
 
 use axum::response::IntoResponse;
 use http::header;
 
-pub const OPENAPI_DOCUMENT: &str = include_str!("../../../../api/openapi.json");
+pub use hub_shared::api_document::OPENAPI_DOCUMENT;
 
 pub async fn document() -> impl IntoResponse {
     (
