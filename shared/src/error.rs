@@ -235,7 +235,9 @@ mod conversions {
     use super::ApiError;
     use crate::catalog::CatalogError;
     use crate::crypto::CryptoError;
-    use crate::store::{CreateIntegrationError, StoreError, UpdateIntegrationError};
+    use crate::store::{
+        CreateIntegrationError, StoreError, UpdateIntegrationError, UpdateWebhookError,
+    };
 
     impl From<StoreError> for ApiError {
         fn from(error: StoreError) -> ApiError {
@@ -276,6 +278,18 @@ mod conversions {
                     ApiError::precondition_failed(Some(current))
                 }
                 UpdateIntegrationError::Store(error) => error.into(),
+            }
+        }
+    }
+
+    impl From<UpdateWebhookError> for ApiError {
+        fn from(error: UpdateWebhookError) -> ApiError {
+            match error {
+                UpdateWebhookError::NotFound => ApiError::not_found("webhook"),
+                UpdateWebhookError::VersionMismatch { current } => {
+                    ApiError::precondition_failed(Some(current))
+                }
+                UpdateWebhookError::Store(error) => error.into(),
             }
         }
     }

@@ -182,11 +182,28 @@ impl Transformation {
     }
 }
 
+/// JSON has one number type: `6.0` is the whole number 6 (as JSON Schema's `integer` says), so a
+/// whole number written with a fraction is read as an integer.
+fn whole_numbers_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(number) if number.is_f64() => {
+            let float = number.as_f64().unwrap_or(f64::NAN);
+            if float.fract() == 0.0 && float.abs() < 9.0e15 {
+                *value = Value::from(float as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(members) => members.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
+    }
+}
+
 /// A typed config from its JSON object, with the path (`.format`) of the first problem.
 fn parse_config<T: serde::de::DeserializeOwned>(
     config: &Map<String, Value>,
 ) -> Result<T, (String, String)> {
-    let value = Value::Object(config.clone());
+    let mut value = Value::Object(config.clone());
+    whole_numbers_as_integers(&mut value);
     serde_path_to_error::deserialize::<_, T>(value).map_err(|error| {
         let path = error.path().to_string();
         let message = error.inner().to_string();
@@ -295,6 +312,21 @@ mod tests {
             Transformation::parse(None, None, "x"),
             Ok(Transformation::None)
         );
+    }
+
+    #[test]
+    fn a_whole_number_written_with_a_fraction_is_a_whole_number() {
+        assert!(matches!(
+            parse(
+                Transform::CurrencyConvert,
+                json!({"decimals": 2.0, "divideBy": 100.0})
+            ),
+            Ok(Transformation::CurrencyConvert(CurrencyConvertConfig {
+                decimals: Some(2),
+                ..
+            }))
+        ));
+        assert!(parse(Transform::CurrencyConvert, json!({"decimals": 2.5})).is_err());
     }
 
     #[test]

@@ -27,6 +27,8 @@ fn expected_statuses() -> BTreeMap<&'static str, u16> {
         ("apigw-post-integration-test.json", 200),
         ("apigw-get-event-types.json", 200),
         ("apigw-patch-integration.json", 200),
+        ("apigw-post-outgoing-webhook.json", 201),
+        ("apigw-get-outgoing-webhooks.json", 200),
         // Last: it removes the integration the others use.
         ("apigw-delete-integration.json", 204),
     ])
@@ -84,6 +86,8 @@ async fn every_event_fixture_is_handled_by_the_function() {
         "apigw-get-integration-logs.json",
         "apigw-get-event-types.json",
         "apigw-patch-integration.json",
+        "apigw-post-outgoing-webhook.json",
+        "apigw-get-outgoing-webhooks.json",
         "apigw-delete-integration.json",
     ]
     .to_vec();

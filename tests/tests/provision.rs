@@ -415,6 +415,12 @@ fn http_routes_are_the_integrations_routes_with_only_health_and_openapi_public()
             route("GET", "/api/integrations/{id}/logs", false),
             route("POST", "/api/integrations/{id}/test", false),
             route("GET", "/api/event-types", false),
+            route("POST", "/api/webhooks/outgoing", false),
+            route("GET", "/api/webhooks/outgoing", false),
+            route("GET", "/api/webhooks/outgoing/{id}", false),
+            route("PATCH", "/api/webhooks/outgoing/{id}", false),
+            route("DELETE", "/api/webhooks/outgoing/{id}", false),
+            route("POST", "/api/webhooks/{id}/rotate-secret", false),
             route("ANY", "/api/{proxy+}", false),
         ]
     );

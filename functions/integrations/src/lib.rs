@@ -1,6 +1,6 @@
-//! The integrations function: providers, integration CRUD, status, logs, test connection and the
-//! event-type catalog, served by one axum router that API Gateway (or the local stack) feeds with
-//! payload-2.0 requests.
+//! The integrations function: providers, integration CRUD, status, logs, test connection, the
+//! event-type catalog and outgoing webhook management, served by one axum router that API Gateway
+//! (or the local stack) feeds with payload-2.0 requests.
 
 pub mod routes;
 pub mod state;
@@ -24,6 +24,12 @@ hub_shared::api_routes! { state: AppState;
     get "/api/integrations/{id}/logs" => routes::logs::list;
     post "/api/integrations/{id}/test" => routes::test_connection::test;
     get "/api/event-types" => routes::event_types::list;
+    post "/api/webhooks/outgoing" => routes::outgoing_webhooks::create;
+    get "/api/webhooks/outgoing" => routes::outgoing_webhooks::list;
+    get "/api/webhooks/outgoing/{id}" => routes::outgoing_webhooks::get;
+    patch "/api/webhooks/outgoing/{id}" => routes::outgoing_webhooks::patch;
+    delete "/api/webhooks/outgoing/{id}" => routes::outgoing_webhooks::delete;
+    post "/api/webhooks/{id}/rotate-secret" => routes::outgoing_webhooks::rotate_secret;
 }
 
 /// The whole function as one router.

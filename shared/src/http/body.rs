@@ -121,6 +121,33 @@ mod strict {
             }
         }
 
+        serde::forward_to_deserialize_any! { bool char str string bytes byte_buf unit unit_struct }
+
+        fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            self.whole_number(visitor)
+        }
+        fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            self.whole_number(visitor)
+        }
+        fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            self.whole_number(visitor)
+        }
+        fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            self.whole_number(visitor)
+        }
+        fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            self.whole_number(visitor)
+        }
+        fn deserialize_i16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            self.whole_number(visitor)
+        }
+        fn deserialize_i32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            self.whole_number(visitor)
+        }
+        fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            self.whole_number(visitor)
+        }
+
         fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
             match self.0 {
                 Value::Null => visitor.visit_none(),
@@ -175,8 +202,26 @@ mod strict {
         }
 
         serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-            bytes byte_buf unit unit_struct tuple tuple_struct identifier ignored_any
+            i128 u128 f32 f64 tuple tuple_struct identifier ignored_any
+        }
+    }
+
+    impl StrictValue<'_> {
+        /// JSON has one number type: `3.0` is the whole number 3, as JSON Schema's `integer` says.
+        fn whole_number<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::Number(number) if number.is_f64() => {
+                    let float = number.as_f64().unwrap_or(f64::NAN);
+                    if float.fract() == 0.0 && float >= 0.0 && float < u64::MAX as f64 {
+                        visitor.visit_u64(float as u64)
+                    } else if float.fract() == 0.0 && float < 0.0 && float >= i64::MIN as f64 {
+                        visitor.visit_i64(float as i64)
+                    } else {
+                        de::Deserializer::deserialize_any(number.clone(), visitor)
+                    }
+                }
+                other => de::Deserializer::deserialize_any(StrictValue(other), visitor),
+            }
         }
     }
 
@@ -453,6 +498,19 @@ mod tests {
         let (field, message) = field_of(r#"{"name":"a","inner":["fast"]}"#);
         assert_eq!(field, "inner");
         assert!(message.contains("expected a JSON object"), "{message}");
+    }
+
+    #[test]
+    fn a_whole_number_written_with_a_fraction_is_a_whole_number() {
+        #[derive(Debug, Deserialize)]
+        struct Counts {
+            attempts: u32,
+            offset: i64,
+        }
+        let counts = parse_json::<Counts>(br#"{"attempts":3.0,"offset":-2.0}"#).expect("whole");
+        assert_eq!((counts.attempts, counts.offset), (3, -2));
+        assert!(parse_json::<Counts>(br#"{"attempts":3.5,"offset":0}"#).is_err());
+        assert!(parse_json::<Counts>(br#"{"attempts":-1.0,"offset":0}"#).is_err());
     }
 
     #[test]

@@ -12,7 +12,9 @@ use serde_json::{json, Map, Value};
 
 use super::query::{Page, PagedQuery};
 use super::versioned::{version_of, VersionedChanges, VersionedUpdateError};
-use super::{aws_error, keys, n, s, timestamp, InvalidCursor, Item, Store, StoreError};
+use super::{
+    aws_error, keys, n, s, timestamp, to_attribute, InvalidCursor, Item, Store, StoreError,
+};
 use crate::catalog::AuthMode;
 use crate::domain::{
     ConnectionKey, Description, DisplayName, IntegrationId, IntegrationStatus, ProviderSlug,
@@ -617,8 +619,4 @@ impl Store {
             }
         }
     }
-}
-
-fn to_attribute<T: Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
-    serde_dynamo::to_attribute_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }

@@ -45,6 +45,13 @@ pub fn log_sk(log_id: &str) -> String {
     format!("{LOG_SK_PREFIX}{log_id}")
 }
 
+pub const OUTGOING_WEBHOOK_SK_PREFIX: &str = "WHOUT#";
+
+/// An outgoing webhook: `pk = TENANT#<t>`, `sk = WHOUT#<webhookId>`.
+pub fn outgoing_webhook_sk(webhook_id: &str) -> String {
+    format!("{OUTGOING_WEBHOOK_SK_PREFIX}{webhook_id}")
+}
+
 /// A per-(tenant, provider) token bucket shared by every function (the catalog's `sync.rateLimit`).
 pub fn rate_bucket_sk(provider: &str) -> String {
     format!("RATE#{provider}")

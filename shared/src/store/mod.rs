@@ -5,6 +5,7 @@ mod cursor;
 mod integrations;
 pub mod keys;
 mod logs;
+mod outgoing_webhooks;
 mod query;
 mod rate_limit;
 mod versioned;
@@ -24,6 +25,10 @@ pub use integrations::{
     IntegrationItem, NewIntegration, StatusTransition, UpdateIntegrationError,
 };
 pub use logs::{IntegrationLog, LogAction, LogFilter, LogStatus};
+pub use outgoing_webhooks::{
+    DeliveryMethod, NewOutgoingWebhook, OutgoingWebhookChanges, OutgoingWebhookItem,
+    SigningSecrets, UpdateWebhookError,
+};
 pub use query::Page;
 pub use rate_limit::Admission;
 
@@ -93,6 +98,11 @@ pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
 
 pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
+}
+
+/// A serde value as one DynamoDB attribute.
+pub(crate) fn to_attribute<T: serde::Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
+    serde_dynamo::to_attribute_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 pub(crate) fn now_epoch_seconds() -> i64 {

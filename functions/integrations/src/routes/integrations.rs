@@ -10,8 +10,7 @@ use hub_shared::auth::AuthContext;
 use hub_shared::catalog::{AuthMode, Provider};
 use hub_shared::credentials::{self, CredentialFields};
 use hub_shared::domain::{
-    parse_if_match, ConnectionKey, Description, DisplayName, IntegrationId, IntegrationStatus,
-    ProviderSlug,
+    ConnectionKey, Description, DisplayName, IntegrationId, IntegrationStatus, ProviderSlug,
 };
 use hub_shared::error::{ApiError, FieldError};
 use hub_shared::http::JsonBody;
@@ -23,7 +22,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use crate::routes::{cursor_param, integration_id, list_body, parse_limit, versioned};
+use crate::routes::{
+    cursor_param, expected_version, integration_id, list_body, non_null, parse_limit, present,
+    versioned,
+};
 use crate::state::AppState;
 
 /// A non-secret settings object is small: 16 KiB of JSON.
@@ -61,21 +63,6 @@ pub struct PatchIntegrationRequest {
     /// Merged over the stored fields (rotate one without resending the others).
     #[serde(default, deserialize_with = "non_null")]
     credentials: Option<BTreeMap<String, String>>,
-}
-
-/// A field that may be left out but is never `null` when sent (the API document has no null for it):
-/// `{"syncSettings": null}` is a 400 naming the field, not a silent "use the defaults".
-fn non_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    deserializer: D,
-) -> Result<Option<T>, D::Error> {
-    T::deserialize(deserializer).map(Some)
-}
-
-/// Distinguishes a field sent as `null` (Some(None)) from one not sent (None).
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 pub async fn create(
@@ -228,18 +215,7 @@ pub async fn patch(
     JsonBody(request): JsonBody<PatchIntegrationRequest>,
 ) -> Result<Response, ApiError> {
     let id = integration_id(&id)?;
-    // RFC 9110: `If-Match: *` matches any current version (the resource must exist).
-    let expected_version = match headers.get(header::IF_MATCH) {
-        Some(value) if value.as_bytes().trim_ascii() == b"*" => None,
-        Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .and_then(parse_if_match)
-                .ok_or_else(|| ApiError::precondition_failed(None))?,
-        ),
-        None => None,
-    };
+    let expected_version = expected_version(&headers)?;
     let nothing_sent = request.name.is_none()
         && request.description.is_none()
         && request.sync_settings.is_none()

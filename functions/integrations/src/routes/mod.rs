@@ -5,6 +5,7 @@ pub mod health;
 pub mod integrations;
 pub mod logs;
 pub mod openapi;
+pub mod outgoing_webhooks;
 pub mod providers;
 pub mod status;
 pub mod test_connection;
@@ -13,8 +14,8 @@ use std::collections::HashMap;
 
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use http::{header, HeaderValue, StatusCode};
-use hub_shared::domain::IntegrationId;
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use hub_shared::domain::{parse_if_match, IntegrationId};
 use hub_shared::error::ApiError;
 
 /// List pages: `?limit=` is 1–100, default 20.
@@ -44,6 +45,36 @@ pub fn cursor_param(query: &HashMap<String, String>) -> Option<&str> {
 /// A path id that cannot be an integration id is answered like a missing one.
 pub fn integration_id(raw: &str) -> Result<IntegrationId, ApiError> {
     IntegrationId::parse(raw).map_err(|_| ApiError::not_found("integration"))
+}
+
+/// `If-Match` of a PATCH: the version the client read, `None` when absent or `*` (RFC 9110: `*`
+/// matches any current version; the resource must exist). One that is not a version → 412.
+pub fn expected_version(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    match headers.get(header::IF_MATCH) {
+        Some(value) if value.as_bytes().trim_ascii() == b"*" => Ok(None),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(parse_if_match)
+            .map(Some)
+            .ok_or_else(|| ApiError::precondition_failed(None)),
+        None => Ok(None),
+    }
+}
+
+/// A field that may be left out but is never `null` when sent (the API document has no null for it):
+/// `{"syncSettings": null}` is a 400 naming the field, not a silent "use the defaults".
+pub fn non_null<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
+/// Distinguishes a field sent as `null` (Some(None)) from one not sent (None).
+pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
 }
 
 /// A versioned resource: JSON body plus `ETag: "<version>"`.
