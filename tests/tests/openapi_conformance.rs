@@ -331,8 +331,14 @@ fn described_invariants(content_type: &str, reply: &Reply, body: &Value) -> Vec<
             found.push(format!("ETag {etag} is not the quoted version {version}"));
         }
     }
+    // A created resource lives at its collection's path plus its id.
     if let (Some(location), Some(id)) = (reply.header("location"), body["id"].as_str()) {
-        if location != format!("/api/integrations/{id}") {
+        let collection = if id.starts_with("whout_") {
+            "/api/webhooks/outgoing"
+        } else {
+            "/api/integrations"
+        };
+        if location != format!("{collection}/{id}") {
             found.push(format!("Location {location} is not the resource's path"));
         }
     }
@@ -1110,6 +1116,77 @@ async fn every_response_of_every_operation_matches_the_openapi_document() {
     s.call(200, Method::GET, "/api/event-types", None).await;
     s.call(200, Method::GET, "/api/event-types?limit=1", None)
         .await;
+
+    // outgoing webhooks: create (secret once), list, read, versioned update, rotation, delete
+    let hook = s
+        .call(
+            201,
+            Method::POST,
+            "/api/webhooks/outgoing",
+            Some(
+                &json!({"name": "CRM updates", "url": "http://127.0.0.1:9/hooks",
+                         "triggers": [{"entityType": "integration", "events": ["connected"]},
+                                      {"entityType": "meeting", "events": ["*"]}],
+                         "payloadTemplate": "{\"type\": \"{{type}}\"}",
+                         "rateLimit": {"requests": 2, "perSeconds": 1}}),
+            ),
+        )
+        .await
+        .json();
+    let hook_path = format!(
+        "/api/webhooks/outgoing/{}",
+        hook["id"].as_str().expect("webhook id")
+    );
+    s.call(
+        400,
+        Method::POST,
+        "/api/webhooks/outgoing",
+        Some(&json!({"name": "Bad", "url": "ftp://x", "triggers": []})),
+    )
+    .await;
+    s.call(200, Method::GET, "/api/webhooks/outgoing", None)
+        .await;
+    s.call(200, Method::GET, "/api/webhooks/outgoing?limit=1", None)
+        .await;
+    s.call(200, Method::GET, &hook_path, None).await;
+    let patch = s
+        .app
+        .request(Method::PATCH, "acme", &hook_path)
+        .header("if-match", "\"1\"")
+        .json(&json!({"retryAttempts": 5, "rateLimit": null}));
+    s.send(Some(200), Method::PATCH, &hook_path, patch).await;
+    let stale = s
+        .app
+        .request(Method::PATCH, "acme", &hook_path)
+        .header("if-match", "\"1\"")
+        .json(&json!({"name": "Stale"}));
+    s.send(Some(412), Method::PATCH, &hook_path, stale).await;
+    s.call(
+        400,
+        Method::PATCH,
+        &hook_path,
+        Some(&json!({"timeoutSeconds": 31})),
+    )
+    .await;
+    s.call(
+        200,
+        Method::POST,
+        &format!(
+            "/api/webhooks/{}/rotate-secret",
+            hook["id"].as_str().unwrap_or_default()
+        ),
+        None,
+    )
+    .await;
+    s.call(204, Method::DELETE, &hook_path, None).await;
+    s.call(404, Method::GET, &hook_path, None).await;
+    s.call(
+        404,
+        Method::POST,
+        "/api/webhooks/whout_000000000000000000000000000000/rotate-secret",
+        None,
+    )
+    .await;
 
     // delete
     s.call(204, Method::DELETE, &stripe_path, None).await;
