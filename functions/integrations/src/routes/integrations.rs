@@ -23,8 +23,8 @@ use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 use crate::routes::{
-    cursor_param, expected_version, integration_id, list_body, non_null, parse_limit, present,
-    versioned,
+    cursor_param, expected_version, integration_id, list_body, non_null, parse_limit, parsed,
+    present, versioned,
 };
 use crate::state::AppState;
 
@@ -91,19 +91,13 @@ pub async fn create(
             ))
         }
     };
-    let name = DisplayName::parse(&request.name)
-        .map_err(|e| errors.push(FieldError::new("name", e.0)))
-        .ok();
-    let description = match request.description.as_deref() {
-        Some(text) => Description::parse(text)
-            .map_err(|e| errors.push(FieldError::new("description", e.0)))
-            .ok(),
-        None => None,
-    };
+    let name = parsed("name", DisplayName::parse(&request.name), &mut errors);
+    let description = request
+        .description
+        .as_deref()
+        .and_then(|text| parsed("description", Description::parse(text), &mut errors));
     let connection_key = match request.connection_key.as_deref() {
-        Some(key) => ConnectionKey::parse(key)
-            .map_err(|e| errors.push(FieldError::new("connectionKey", e.0)))
-            .ok(),
+        Some(key) => parsed("connectionKey", ConnectionKey::parse(key), &mut errors),
         None => Some(ConnectionKey::default_key()),
     };
     let fields: CredentialFields = request
@@ -248,16 +242,11 @@ pub async fn patch(
     let mut errors = Vec::new();
     let mut changes = IntegrationChanges::default();
     if let Some(name) = &request.name {
-        match DisplayName::parse(name) {
-            Ok(name) => changes.name = Some(name),
-            Err(e) => errors.push(FieldError::new("name", e.0)),
-        }
+        changes.name = parsed("name", DisplayName::parse(name), &mut errors);
     }
     if let Some(description) = &request.description {
-        match description.as_deref().map(Description::parse).transpose() {
-            Ok(description) => changes.description = Some(description),
-            Err(e) => errors.push(FieldError::new("description", e.0)),
-        }
+        let result = description.as_deref().map(Description::parse).transpose();
+        changes.description = parsed("description", result, &mut errors);
     }
     if let Some(config) = &request.config {
         errors.extend(check_config(&state, provider, config).await);

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
-use hub_shared::domain::{parse_if_match, IntegrationId};
-use hub_shared::error::ApiError;
+use hub_shared::domain::{parse_if_match, IntegrationId, InvalidValue};
+use hub_shared::error::{ApiError, FieldError};
 
 /// List pages: `?limit=` is 1–100, default 20.
 pub const DEFAULT_LIMIT: usize = 20;
@@ -75,6 +75,18 @@ pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
     deserializer: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
+/// A parsed request value, or `None` with its error recorded under `field` (so one answer names
+/// every invalid field).
+pub fn parsed<T>(
+    field: &str,
+    result: Result<T, InvalidValue>,
+    errors: &mut Vec<FieldError>,
+) -> Option<T> {
+    result
+        .map_err(|e| errors.push(FieldError::new(field, e.0)))
+        .ok()
 }
 
 /// A versioned resource: JSON body plus `ETag: "<version>"`.

@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use crate::routes::{
-    cursor_param, expected_version, list_body, non_null, parse_limit, present, versioned,
+    cursor_param, expected_version, list_body, non_null, parse_limit, parsed, present, versioned,
 };
 use crate::state::AppState;
 
@@ -133,14 +133,11 @@ pub async fn create(
     JsonBody(request): JsonBody<CreateOutgoingWebhookRequest>,
 ) -> Result<Response, ApiError> {
     let mut errors = Vec::new();
-    let name = DisplayName::parse(&request.name)
-        .map_err(|e| errors.push(FieldError::new("name", e.0)))
-        .ok();
-    let description = request.description.as_deref().and_then(|text| {
-        Description::parse(text)
-            .map_err(|e| errors.push(FieldError::new("description", e.0)))
-            .ok()
-    });
+    let name = parsed("name", DisplayName::parse(&request.name), &mut errors);
+    let description = request
+        .description
+        .as_deref()
+        .and_then(|text| parsed("description", Description::parse(text), &mut errors));
     errors.extend(check_url(&state, &request.url).await);
     let headers = request.headers.unwrap_or_default();
     errors.extend(check_headers(&headers));
@@ -260,16 +257,11 @@ pub async fn patch(
     let mut errors = Vec::new();
     let mut changes = OutgoingWebhookChanges::default();
     if let Some(name) = &request.name {
-        match DisplayName::parse(name) {
-            Ok(name) => changes.name = Some(name),
-            Err(e) => errors.push(FieldError::new("name", e.0)),
-        }
+        changes.name = parsed("name", DisplayName::parse(name), &mut errors);
     }
     if let Some(description) = &request.description {
-        match description.as_deref().map(Description::parse).transpose() {
-            Ok(description) => changes.description = Some(description),
-            Err(e) => errors.push(FieldError::new("description", e.0)),
-        }
+        let result = description.as_deref().map(Description::parse).transpose();
+        changes.description = parsed("description", result, &mut errors);
     }
     if let Some(url) = &request.url {
         errors.extend(check_url(&state, url).await);
