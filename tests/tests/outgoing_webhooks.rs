@@ -34,6 +34,22 @@ async fn open_secrets(app: &TestApp, tenant: &str, id: &str) -> SigningSecrets {
         .expect("the envelope opens with its tenant, owner and field")
 }
 
+/// Creates acme's webhook to a local target: (its create answer, its id, its path).
+async fn create_local_webhook(app: &TestApp) -> (Value, String, String) {
+    let created = app
+        .post_json(
+            "acme",
+            "/api/webhooks/outgoing",
+            &webhook("http://127.0.0.1:9/hooks"),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let created = created.json();
+    let id = created["id"].as_str().expect("id").to_string();
+    let path = format!("/api/webhooks/outgoing/{id}");
+    (created, id, path)
+}
+
 #[tokio::test]
 async fn create_returns_the_secret_once_and_stores_it_only_as_an_envelope() {
     let app = spawn_app().await;
@@ -143,16 +159,7 @@ async fn invalid_webhooks_are_refused_naming_the_field_and_nothing_is_stored() {
 #[tokio::test]
 async fn patch_is_versioned_and_rotation_keeps_the_old_secret_for_a_day() {
     let app = spawn_app().await;
-    let created = app
-        .post_json(
-            "acme",
-            "/api/webhooks/outgoing",
-            &webhook("http://127.0.0.1:9/hooks"),
-        )
-        .await
-        .json();
-    let id = created["id"].as_str().expect("id").to_string();
-    let path = format!("/api/webhooks/outgoing/{id}");
+    let (created, id, path) = create_local_webhook(&app).await;
     let first_secret = created["secret"].as_str().expect("secret").to_string();
 
     let patched = app
@@ -205,16 +212,7 @@ async fn patch_is_versioned_and_rotation_keeps_the_old_secret_for_a_day() {
 #[tokio::test]
 async fn another_tenant_can_neither_see_change_rotate_nor_delete_a_webhook() {
     let app = spawn_app().await;
-    let created = app
-        .post_json(
-            "acme",
-            "/api/webhooks/outgoing",
-            &webhook("http://127.0.0.1:9/hooks"),
-        )
-        .await
-        .json();
-    let id = created["id"].as_str().expect("id").to_string();
-    let path = format!("/api/webhooks/outgoing/{id}");
+    let (_, id, path) = create_local_webhook(&app).await;
     assert_eq!(app.get("intruder", &path).await.status, 404);
     assert_eq!(
         app.patch_json("intruder", &path, &json!({"name": "Mine"}), None)
