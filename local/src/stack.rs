@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use hub_shared::config::Config;
+use hub_shared::delivery::Dispatcher;
+use hub_shared::services::Services;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -20,7 +22,9 @@ use crate::jwt::JwtVerifier;
 use crate::lambda::LambdaFunction;
 use crate::provision::{provision, ProvisionError, Provisioned, StackNames};
 use crate::template::{http_routes, TemplateError};
-use crate::workers::{RunningWorkers, Workers, WorkersError, DEFAULT_SCHEDULE_INTERVAL};
+use crate::workers::{
+    PollOptions, RunningWorkers, Workers, WorkersError, DEFAULT_SCHEDULE_INTERVAL,
+};
 
 pub const LOCAL_REGION: &str = "us-east-1";
 pub const DEFAULT_JWT_SECRET: &str = "local-dev-secret";
@@ -54,6 +58,10 @@ pub struct StackOptions {
     /// How often the scheduled consumers tick (`LOCAL_SCHEDULE_SECONDS`; the template's
     /// `rate(1 minute)` by default).
     pub schedule_interval: Duration,
+    /// How the queue pollers long-poll (shorter waits make `stop` quicker in tests).
+    pub poll: PollOptions,
+    /// Run the scheduler and queue pollers (off for tests that read the queues themselves).
+    pub start_workers: bool,
 }
 
 impl StackOptions {
@@ -72,6 +80,8 @@ impl StackOptions {
             providers_file: None,
             tenant_claim: "tenant_id".to_string(),
             schedule_interval: DEFAULT_SCHEDULE_INTERVAL,
+            poll: PollOptions::default(),
+            start_workers: true,
         }
     }
 }
@@ -86,6 +96,8 @@ pub enum StackError {
     Config(#[from] hub_shared::config::ConfigError),
     #[error("starting the integrations function failed: {0}")]
     Function(#[from] integrations::StartupError),
+    #[error("starting the retry dispatcher failed: {0}")]
+    Dispatcher(String),
     #[error(transparent)]
     Gateway(#[from] GatewayError),
     #[error("routes point at functions the local stack does not serve yet: {0:?}")]
@@ -152,9 +164,20 @@ impl LocalStack {
         }
         let routes = gateway.route_keys();
         // Consumers plug in here, one `.schedule(...)` / `.poll_queue(...)` line each with the
-        // function's `LambdaFunction::from_template(...)`, as the sync-runner and retry-dispatcher
-        // functions arrive. None exists yet.
-        let workers = Workers::new().start().await?;
+        // function's `LambdaFunction::from_template(...)`.
+        let dispatcher = Dispatcher::new(&Services::new(config.clone(), sdk)?)
+            .map_err(|e| StackError::Dispatcher(e.to_string()))?;
+        let mut workers = Workers::new();
+        if options.start_workers {
+            workers = workers.poll_queue(
+                LambdaFunction::from_template("RetryDispatcherFunction")?,
+                sdk,
+                provisioned.dispatch_queue_url.clone(),
+                options.poll,
+                move |event| retry_dispatcher::handle(dispatcher.clone(), event),
+            );
+        }
+        let workers = workers.start().await?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(gateway.serve(listener, async move {
             let _ = stopped.await;

@@ -14,6 +14,7 @@ use http::request::Parts;
 use lambda_http::request::RequestContext;
 
 use crate::domain::TenantId;
+#[cfg(feature = "http")]
 use crate::error::ApiError;
 
 /// The name of the claim that carries the tenant (`TENANT_CLAIM`).

@@ -282,6 +282,15 @@ mod conversions {
         }
     }
 
+    impl From<crate::delivery::EmitError> for ApiError {
+        fn from(error: crate::delivery::EmitError) -> ApiError {
+            match error {
+                crate::delivery::EmitError::Store(error) => error.into(),
+                crate::delivery::EmitError::Queue(error) => ApiError::unavailable(&error),
+            }
+        }
+    }
+
     impl From<UpdateWebhookError> for ApiError {
         fn from(error: UpdateWebhookError) -> ApiError {
             match error {

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod config;
 pub mod credentials;
 pub mod crypto;
+pub mod delivery;
 pub mod domain;
 pub mod error;
 pub mod events;

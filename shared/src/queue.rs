@@ -82,6 +82,17 @@ pub struct DeliveryJob {
     pub delivery_id: DeliveryId,
     pub webhook_id: OutgoingWebhookId,
     pub event_id: EventId,
+    /// The attempt this message carries (1-based): a message SQS delivers twice finds it taken.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// RFC 3339: not to be attempted before (a wait longer than SQS's 15-minute delay rides on
+    /// this, hop by hop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 /// The wire form: the version beside the job's own fields.
@@ -327,6 +338,8 @@ mod tests {
             delivery_id: DeliveryId::generate(),
             webhook_id: OutgoingWebhookId::generate(),
             event_id: EventId::generate(),
+            attempt: 1,
+            not_before: None,
         });
         assert_eq!(delivery.queue(), QueueName::Dispatch);
     }

@@ -1351,10 +1351,12 @@ async fn responses_while_dynamodb_throttles_match_the_openapi_document() {
             aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "hub-tests"),
         ))
         .build();
-    let options = hub_local::stack::StackOptions::new(
+    let mut options = hub_local::stack::StackOptions::new(
         hub_local::provision::StackNames::with_prefix(&hub_tests::unique_name("hub")),
         "127.0.0.1:0".parse().expect("address"),
     );
+    // The proxy forwards synchronously: a 20 s long poll through it would hold its threads.
+    options.start_workers = false;
     let stack = hub_local::stack::LocalStack::start(&sdk, options.clone())
         .await
         .expect("local stack starts");

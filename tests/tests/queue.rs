@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use hub_shared::domain::{DeliveryId, EventId, IntegrationId, JobId, OutgoingWebhookId, TenantId};
 use hub_shared::queue::{decode, DeliveryJob, Job, Queues, SyncJob, SyncTrigger};
-use hub_tests::spawn_app;
+use hub_tests::spawn_app_with;
 
 async fn drain(sqs: &aws_sdk_sqs::Client, url: &str, expected: usize) -> Vec<Job> {
     let mut jobs = Vec::new();
@@ -30,7 +30,8 @@ async fn drain(sqs: &aws_sdk_sqs::Client, url: &str, expected: usize) -> Vec<Job
 
 #[tokio::test]
 async fn jobs_sent_in_batches_arrive_on_their_queues_exactly_as_sent() {
-    let app = spawn_app().await;
+    // (no dispatcher polling: this test reads the queues itself)
+    let app = spawn_app_with(|options| options.start_workers = false).await;
     let sqs = aws_sdk_sqs::Client::new(&hub_tests::sdk_config());
     let provisioned = &app.stack.provisioned;
     let queues = Queues::new(
@@ -48,6 +49,8 @@ async fn jobs_sent_in_batches_arrive_on_their_queues_exactly_as_sent() {
                 delivery_id: DeliveryId::generate(),
                 webhook_id: OutgoingWebhookId::generate(),
                 event_id: EventId::generate(),
+                attempt: 1,
+                not_before: None,
             })
         } else {
             Job::Sync(SyncJob {

@@ -52,6 +52,36 @@ pub fn outgoing_webhook_sk(webhook_id: &str) -> String {
     format!("{OUTGOING_WEBHOOK_SK_PREFIX}{webhook_id}")
 }
 
+/// The start slots of an outgoing webhook's `rateLimit` (a webhook id has no `#`, a provider slug
+/// neither, so this never meets a provider's bucket).
+pub fn webhook_rate_bucket_sk(webhook_id: &str) -> String {
+    format!("RATE#WHOUT#{webhook_id}")
+}
+
+/// The partition of one outgoing webhook's deliveries.
+pub fn deliveries_pk(tenant: &TenantId, webhook_id: &str) -> String {
+    format!("TENANT#{tenant}#DLV#{webhook_id}")
+}
+
+pub const DELIVERY_SK_PREFIX: &str = "DLV#";
+
+pub fn delivery_sk(delivery_id: &str) -> String {
+    format!("{DELIVERY_SK_PREFIX}{delivery_id}")
+}
+
+/// The partition of one webhook's attempt logs (outgoing) or receipts (incoming), newest first.
+pub fn webhook_logs_pk(tenant: &TenantId, webhook_id: &str) -> String {
+    format!("TENANT#{tenant}#WHLOG#{webhook_id}")
+}
+
+/// `gsi1pk` of a webhook log: finds it by id alone (`GET /api/webhook-logs/{logId}`).
+pub fn webhook_log_lookup_pk(tenant: &TenantId, log_id: &str) -> String {
+    format!("WHLOG#{tenant}#{log_id}")
+}
+
+/// `gsi1sk` of a webhook log (the index's range key must be present for the item to be indexed).
+pub const WEBHOOK_LOG_LOOKUP_SK: &str = "LOG";
+
 /// A per-(tenant, provider) token bucket shared by every function (the catalog's `sync.rateLimit`).
 pub fn rate_bucket_sk(provider: &str) -> String {
     format!("RATE#{provider}")
@@ -109,6 +139,14 @@ mod tests {
         );
         assert_eq!(log_sk("log_1"), "LOG#log_1");
         assert_eq!(rate_bucket_sk("stripe"), "RATE#stripe");
+        assert_eq!(webhook_rate_bucket_sk("whout_1"), "RATE#WHOUT#whout_1");
+        assert_eq!(deliveries_pk(&tenant, "whout_1"), "TENANT#acme#DLV#whout_1");
+        assert_eq!(delivery_sk("dlv_1"), "DLV#dlv_1");
+        assert_eq!(
+            webhook_logs_pk(&tenant, "whout_1"),
+            "TENANT#acme#WHLOG#whout_1"
+        );
+        assert_eq!(webhook_log_lookup_pk(&tenant, "log_1"), "WHLOG#acme#log_1");
         let id = IntegrationId::generate();
         let sk = sync_due_sk("2026-12-01T10:00:00.000Z", &tenant, &id);
         assert_eq!(sk, format!("2026-12-01T10:00:00.000Z#acme#{id}"));

@@ -2,6 +2,7 @@
 //! uniqueness, TTL-aware reads and signed list cursors.
 
 mod cursor;
+mod deliveries;
 mod integrations;
 pub mod keys;
 mod logs;
@@ -20,6 +21,11 @@ use tokio::sync::OnceCell;
 use zeroize::Zeroizing;
 
 pub use cursor::{CursorCodec, InvalidCursor};
+pub use deliveries::{
+    AttemptLog, AttemptRecord, AttemptState, AttemptStatus, Claim, DeliveryItem, DeliveryStatus,
+    LoggedRequest, LoggedResponse, ReopenError, MAX_CONSECUTIVE_EXHAUSTED,
+    WEBHOOK_LOG_RETENTION_DAYS,
+};
 pub use integrations::{
     CheckOutcome, CreateIntegrationError, DueIntegration, IntegrationChanges, IntegrationFilter,
     IntegrationItem, NewIntegration, StatusTransition, UpdateIntegrationError,
@@ -30,7 +36,7 @@ pub use outgoing_webhooks::{
     SigningSecrets, UpdateWebhookError,
 };
 pub use query::Page;
-pub use rate_limit::Admission;
+pub use rate_limit::{Admission, SPACING_MARGIN};
 
 use crate::crypto::{EnvelopeCipher, SecretSlot};
 

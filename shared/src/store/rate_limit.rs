@@ -53,14 +53,46 @@ impl Store {
     ) -> Result<Admission, StoreError> {
         let burst = i64::from(requests.max(1));
         let interval = (i64::from(per_seconds.max(1)) * 1_000_000 / burst).max(1);
-        let tolerance = (burst - 1) * interval;
+        self.take_token(
+            keys::tenant_pk(tenant),
+            keys::rate_bucket_sk(provider.as_str()),
+            interval,
+            (burst - 1) * interval,
+        )
+        .await
+    }
+
+    /// A start slot of an outgoing webhook's `rateLimit` (`requests` per `perSeconds`): a strict
+    /// sliding window, so starts are spaced evenly, [`SPACING_MARGIN`] wider than
+    /// `perSeconds / requests`, and no burst is admitted. Any window of `perSeconds` seconds then
+    /// holds at most `requests` starts, with room for the network jitter between a start and the
+    /// request reaching the target.
+    pub async fn take_spaced_token(
+        &self,
+        tenant: &TenantId,
+        bucket_sk: String,
+        requests: u32,
+        per_seconds: u32,
+    ) -> Result<Admission, StoreError> {
+        let exact = f64::from(per_seconds.max(1)) * 1_000_000.0 / f64::from(requests.max(1));
+        let interval = ((exact * SPACING_MARGIN) as i64).max(1);
+        self.take_token(keys::tenant_pk(tenant), bucket_sk, interval, 0)
+            .await
+    }
+
+    async fn take_token(
+        &self,
+        pk: String,
+        sk: String,
+        interval: i64,
+        tolerance: i64,
+    ) -> Result<Admission, StoreError> {
         let now = chrono::Utc::now().timestamp_micros();
-        // The item may vanish (TTL) once the bucket has been full for a while.
         let expires_at = (now + tolerance + interval) / 1_000_000 + 60;
         let bucket = Bucket {
             store: self,
-            pk: keys::tenant_pk(tenant),
-            sk: keys::rate_bucket_sk(provider.as_str()),
+            pk,
+            sk,
             now,
             interval,
             tolerance,
@@ -78,12 +110,13 @@ impl Store {
         Ok(match next {
             Attempt::Granted => Admission::Granted,
             Attempt::Empty(wait) => wait_for(wait),
-            // Only reachable if the item was deleted and re-created between the writes: the caller
-            // waits one interval rather than fail.
             Attempt::Idle | Attempt::Busy => wait_for(interval),
         })
     }
 }
+
+/// How much wider than `perSeconds / requests` the spacing of [`Store::take_spaced_token`] is.
+pub const SPACING_MARGIN: f64 = 1.1;
 
 fn wait_for(micros: i64) -> Admission {
     Admission::Wait(Duration::from_micros(micros.max(1) as u64))

@@ -13,6 +13,7 @@ use hub_shared::domain::{
     ConnectionKey, Description, DisplayName, IntegrationId, IntegrationStatus, ProviderSlug,
 };
 use hub_shared::error::{ApiError, FieldError};
+use hub_shared::events::{Event, IntegrationEvent};
 use hub_shared::http::JsonBody;
 use hub_shared::http_client::validate_target;
 use hub_shared::schedule;
@@ -144,6 +145,11 @@ pub async fn create(
     );
     state.store.create_integration(&item).await?;
     tracing::info!(tenantId = %tenant, integrationId = %id, provider = %item.provider, "integration created");
+    super::emit(
+        &state,
+        [Event::integration(IntegrationEvent::Connected, &item)],
+    )
+    .await?;
     let mut response = versioned(StatusCode::CREATED, item.version, item.to_resource());
     if let Ok(location) = HeaderValue::from_str(&format!("/api/integrations/{id}")) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -307,6 +313,11 @@ pub async fn patch(
         .update_integration(&auth.tenant, &id, changes, expected_version)
         .await?;
     tracing::info!(tenantId = %auth.tenant, integrationId = %id, version = updated.version, "integration updated");
+    super::emit(
+        &state,
+        [Event::integration(IntegrationEvent::Updated, &updated)],
+    )
+    .await?;
     Ok(versioned(
         StatusCode::OK,
         updated.version,
@@ -321,8 +332,13 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     let id = integration_id(&id)?;
     match state.store.delete_integration(&auth.tenant, &id).await? {
-        Some(_) => {
+        Some(deleted) => {
             tracing::info!(tenantId = %auth.tenant, integrationId = %id, "integration deleted");
+            super::emit(
+                &state,
+                [Event::integration(IntegrationEvent::Disconnected, &deleted)],
+            )
+            .await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         None => Err(ApiError::not_found("integration")),

@@ -104,3 +104,14 @@ pub fn list_body(
 ) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "items": items, "nextCursor": next_cursor }))
 }
+
+/// Emits `events` to the tenant's matching outgoing webhooks; a failure is the caller's 503 (the
+/// change itself was made: nothing is ever reported delivered that was not queued).
+pub async fn emit(
+    state: &crate::AppState,
+    events: impl IntoIterator<Item = hub_shared::events::Event>,
+) -> Result<(), ApiError> {
+    let events: Vec<_> = events.into_iter().collect();
+    hub_shared::delivery::emit(&state.store, &state.queues, &events).await?;
+    Ok(())
+}

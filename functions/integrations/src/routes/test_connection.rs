@@ -12,6 +12,7 @@ use hub_shared::catalog::{CatalogError, ExpectOutcome, HealthCheckRequest};
 use hub_shared::credentials::{self, CredentialFields};
 use hub_shared::domain::LogId;
 use hub_shared::error::ApiError;
+use hub_shared::events::{Event, StatusChangeReason};
 use hub_shared::http_client::{origin_for_logs, OutgoingRequest};
 use hub_shared::store::{timestamp, Admission, CheckOutcome, IntegrationLog, LogAction, LogStatus};
 use serde_json::{json, Map, Value};
@@ -112,7 +113,7 @@ pub async fn test(
     drop(plain);
     let completed_at = chrono::Utc::now();
 
-    state
+    let transition = state
         .store
         .record_check_outcome(
             &auth.tenant,
@@ -144,6 +145,13 @@ pub async fn test(
         duration_ms: (completed_at - started_at).num_milliseconds().max(0) as u64,
     };
     state.store.put_integration_log(&auth.tenant, &log).await?;
+    let reason = if result.ok {
+        StatusChangeReason::TestPassed
+    } else {
+        StatusChangeReason::TestFailed
+    };
+    let changed = transition.and_then(|t| Event::status_changed(&t.item, t.from, reason));
+    super::emit(&state, changed).await?;
     tracing::info!(
         tenantId = %auth.tenant, integrationId = %item.id, ok = result.ok,
         httpStatus = result.http_status.map(u64::from), error = result.error_code, "test connection"

@@ -1,0 +1,76 @@
+//! The retry dispatcher: an SQS consumer of the dispatch queue. Each record is one delivery
+//! attempt ([`hub_shared::delivery::Dispatcher::process`]); a batch is worked on concurrently and
+//! the answer names only the records SQS should bring back (`ReportBatchItemFailures`).
+//!
+//! A record that is not a delivery message of this version (malformed, from a newer producer, a
+//! sync job on the wrong queue) is reported failed, so it ends in the dead-letter queue, where the
+//! alarm sees it, instead of being deleted unread.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use hub_shared::delivery::{Dispatcher, Disposition};
+use hub_shared::queue::{decode, Job};
+use lambda_runtime::LambdaEvent;
+use tokio::task::JoinSet;
+use tracing::{error, warn};
+
+/// Handles one SQS batch.
+pub async fn handle(
+    dispatcher: Dispatcher,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    let mut tasks = JoinSet::new();
+    let mut failures = Vec::new();
+    for record in event.payload.records {
+        let Some(message_id) = record.message_id.clone() else {
+            // Without an id SQS cannot be told anything about it; it comes back on its own.
+            continue;
+        };
+        let dispatcher = dispatcher.clone();
+        tasks.spawn(async move { (message_id, process(&dispatcher, record).await) });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((_, Disposition::Done)) => {}
+            Ok((message_id, Disposition::RetryLater)) => failures.push(message_id),
+            Err(panicked) => {
+                // The message id went down with the task; fail the whole batch so nothing is lost.
+                error!(error = %panicked, "a delivery task panicked");
+                return Err(Box::new(panicked));
+            }
+        }
+    }
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failures
+        .into_iter()
+        .map(|item_identifier| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = item_identifier;
+            failure
+        })
+        .collect();
+    Ok(response)
+}
+
+async fn process(dispatcher: &Dispatcher, record: SqsMessage) -> Disposition {
+    let body = record.body.as_deref().unwrap_or_default();
+    let job = match decode(body) {
+        Ok(Job::Delivery(job)) => job,
+        Ok(Job::Sync(job)) => {
+            warn!(job = %job.job_id, "a sync job on the dispatch queue; left for the dead-letter queue");
+            return Disposition::RetryLater;
+        }
+        Err(error) => {
+            warn!(%error, "an unreadable message; left for the dead-letter queue");
+            return Disposition::RetryLater;
+        }
+    };
+    let delivery = job.delivery_id.clone();
+    let attempt = job.attempt;
+    match dispatcher.process(job).await {
+        Ok(disposition) => disposition,
+        Err(error) => {
+            warn!(%delivery, attempt, %error, "the attempt could not be worked on; SQS brings it back");
+            Disposition::RetryLater
+        }
+    }
+}
