@@ -3,83 +3,13 @@
 //! the `standard` scheme, and Python's own `hmac` recomputes the `hmac_sha256_hex` signature. Python
 //! or the package missing is a failure, not a skip.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use chrono::Utc;
 use http::{HeaderName, HeaderValue};
 use hub_shared::webhooks::sign::{
     generate_secret, SignatureScheme, Signing, SigningKeys, WebhookSecret, ROTATION_OVERLAP,
 };
+use hub_tests::verify_in_python;
 use serde_json::{json, Value};
-
-/// Reads `[{scheme, secret, headers, body, signatureHeader?}]` on stdin and prints, for each case,
-/// `true` when it verifies and otherwise the reason.
-const VERIFIER: &str = r#"
-import hashlib, hmac, json, sys
-try:
-    from standardwebhooks.webhooks import Webhook
-except ImportError as error:
-    print(f"cannot import standardwebhooks: {error}", file=sys.stderr)
-    sys.exit(3)
-results = []
-for case in json.load(sys.stdin):
-    body = case["body"].encode("utf-8")
-    if case["scheme"] == "standard":
-        try:
-            Webhook(case["secret"]).verify(body, case["headers"], json_parse=False)
-            results.append(True)
-        except Exception as error:
-            results.append(f"{type(error).__name__}: {error}")
-    else:
-        expected = hmac.new(case["secret"].encode("utf-8"), body, hashlib.sha256).hexdigest()
-        sent = case["headers"][case["signatureHeader"]].split(" ")
-        results.append(True if expected in sent else f"{expected} not in {sent}")
-print(json.dumps(results))
-"#;
-
-fn python() -> String {
-    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
-
-/// Runs the verifier over `cases`; panics with a clear message when Python or the package is
-/// missing.
-fn verify_in_python(cases: &[Value]) -> Vec<Value> {
-    let python = python();
-    let mut child = Command::new(&python)
-        .args(["-c", VERIFIER])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| {
-            panic!(
-                "cannot run `{python}` ({error}): this test needs Python 3 with the \
-                 `standardwebhooks` package (`make deps` or `pip install -r requirements-dev.txt`)"
-            )
-        });
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(Value::from(cases.to_vec()).to_string().as_bytes())
-        .expect("cases written to the verifier");
-    let output = child.wait_with_output().expect("the verifier finishes");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.code() != Some(3),
-        "{stderr}\nthe `standardwebhooks` package is missing for `{python}`: run `make deps` \
-         (or `pip install -r requirements-dev.txt`)"
-    );
-    assert!(
-        output.status.success(),
-        "the Python verifier failed: {stderr}"
-    );
-    let results: Vec<Value> = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("verifier output is not JSON ({e}): {stderr}"));
-    assert_eq!(results.len(), cases.len());
-    results
-}
 
 fn as_json(headers: &[(HeaderName, HeaderValue)]) -> Value {
     headers
