@@ -592,3 +592,62 @@ async fn a_payload_template_renders_typed_placeholders() {
     // the signature covers the rendered bytes
     assert_eq!(verify_all(&secret, &received), vec![json!(true)]);
 }
+
+#[tokio::test]
+async fn the_fiftieth_exhausted_delivery_in_a_row_disables_the_webhook() {
+    // Given a webhook whose last 49 deliveries all exhausted their attempts
+    let app = spawn_app().await;
+    let (server, target) = Target::start(&[500]).await;
+    let mut body = webhook_to(
+        &server,
+        json!([{"entityType": "integration", "events": ["*"]}]),
+    );
+    body["retryAttempts"] = json!(1);
+    let (id, _) = create_webhook(&app, "acme", body).await;
+    aws_sdk_dynamodb::Client::new(&hub_tests::sdk_config())
+        .update_item()
+        .table_name(&app.stack.provisioned.table_name)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("TENANT#acme".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("WHOUT#{id}")),
+        )
+        .update_expression("SET consecutiveExhausted = :n")
+        .expression_attribute_values(
+            ":n",
+            aws_sdk_dynamodb::types::AttributeValue::N("49".into()),
+        )
+        .send()
+        .await
+        .expect("run of 49 recorded");
+
+    // When the 50th exhausts too
+    app.create_integration("acme", &stripe("Payments", "default"))
+        .await;
+
+    // Then the webhook is disabled, saying why
+    let resource = wait_for_webhook(&app, "acme", &id, |w| w["isEnabled"] == false).await;
+    assert_eq!(resource["isEnabled"], false, "{resource}");
+    assert!(
+        resource["disabledReason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("50 consecutive"),
+        "{resource}"
+    );
+    assert_eq!(target.received().len(), 1);
+    // and enabling it again starts a fresh run
+    let enabled = app
+        .patch_json(
+            "acme",
+            &format!("/api/webhooks/outgoing/{id}"),
+            &json!({"isEnabled": true}),
+            None,
+        )
+        .await;
+    assert_eq!(enabled.status, 200, "{}", enabled.text);
+    assert_eq!(enabled.json()["disabledReason"], Value::Null);
+}
