@@ -651,3 +651,45 @@ async fn the_fiftieth_exhausted_delivery_in_a_row_disables_the_webhook() {
     assert_eq!(enabled.status, 200, "{}", enabled.text);
     assert_eq!(enabled.json()["disabledReason"], Value::Null);
 }
+
+#[tokio::test]
+async fn deliveries_whose_messages_cannot_be_queued_end_failed_not_pending() {
+    // Given a webhook on webhook.test, and a dispatch queue that does not exist
+    let app = spawn_app_with(|options| options.start_workers = false).await;
+    let (server, _) = Target::start(&[200]).await;
+    let (id, _) = create_webhook(
+        &app,
+        "acme",
+        webhook_to(
+            &server,
+            json!([{"entityType": "webhook", "events": ["test"]}]),
+        ),
+    )
+    .await;
+    let sdk = hub_tests::sdk_config();
+    let services = Services::new(app.stack.config.clone(), &sdk).expect("services");
+    let broken = hub_shared::queue::Queues::new(
+        aws_sdk_sqs::Client::new(&sdk),
+        app.stack.provisioned.sync_queue_url.clone(),
+        format!("{}/123456789012/no-such-queue", hub_tests::moto_endpoint()),
+    );
+    let tenant = TenantId::parse("acme").expect("tenant");
+    let webhook_id = OutgoingWebhookId::parse(&id).expect("id");
+
+    // When an event is emitted
+    let emitted = hub_shared::delivery::emit(
+        &services.store,
+        &broken,
+        &[Event::webhook_test(&tenant, &webhook_id, "Deliveries")],
+    )
+    .await;
+
+    // Then the caller gets the error, and the delivery is failed (recover sends it), not pending
+    assert!(emitted.is_err(), "the queue failure reaches the caller");
+    let deliveries = items_of(&app, "delivery").await;
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(
+        (&deliveries[0]["status"], &deliveries[0]["attempt"]),
+        (&json!("failed"), &json!(0))
+    );
+}

@@ -67,7 +67,20 @@ pub async fn emit(
         .iter()
         .map(|delivery| Job::Delivery(first_job(delivery, delivery.attempt + 1)))
         .collect();
-    queues.send(&jobs).await?;
+    if let Err(error) = queues.send(&jobs).await {
+        // Nothing may stay pending without a message: the deliveries become `failed` (retryable by
+        // recover or the retry route). A message that did get through then finds its delivery
+        // settled and sends nothing.
+        for delivery in &deliveries {
+            if let Err(store_error) = store
+                .fail_unattempted(&delivery.tenant_id, &delivery.webhook_id, &delivery.id)
+                .await
+            {
+                tracing::error!(delivery = %delivery.id, error = %store_error, "a delivery whose message was not queued stays pending");
+            }
+        }
+        return Err(error.into());
+    }
     Ok(deliveries)
 }
 
