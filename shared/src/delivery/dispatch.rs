@@ -20,10 +20,11 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use super::AttemptResult;
 use super::{attempt_log, send_attempt, whole_seconds_at_least_one, EmitError};
 use crate::http_client::{ClientBuildError, GuardOptions, GuardedHttpClient};
 use crate::queue::{DeliveryJob, Job, Queues};
-use crate::retry::{retry_delay, sqs_delay_until, RandomJitter};
+use crate::retry::{retry_delay, sqs_delay_until, Jitter, RandomJitter};
 use crate::services::Services;
 use crate::store::{
     keys, Admission, AttemptRecord, AttemptState, AttemptStatus, Claim, DeliveryStatus, Store,
@@ -138,26 +139,14 @@ impl Dispatcher {
         )
         .await?;
         let attempt = job.attempt;
-        let more_allowed = attempt < delivery.max_attempts;
-        let next_retry_at = (result.status == AttemptStatus::Failed
-            && result.retryable
-            && more_allowed)
-            .then(|| {
-                let wait = retry_delay(
-                    webhook.retry_delay_seconds,
-                    attempt,
-                    result.retry_after,
-                    RandomJitter,
-                );
-                crate::store::timestamp(
-                    chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
-                )
-            });
-        let status = match (result.status, &next_retry_at) {
-            (AttemptStatus::Success, _) => DeliveryStatus::Success,
-            (AttemptStatus::Failed, Some(_)) => DeliveryStatus::Pending,
-            (AttemptStatus::Failed, None) => DeliveryStatus::Failed,
-        };
+        let (status, next_retry_at) = next_step(
+            &result,
+            attempt,
+            delivery.max_attempts,
+            webhook.retry_delay_seconds,
+            chrono::Utc::now(),
+            RandomJitter,
+        );
         let record = AttemptRecord {
             log: attempt_log(
                 &delivery,
@@ -229,8 +218,123 @@ impl Dispatcher {
     }
 }
 
+/// What follows an attempt: the delivery's new status and, when another attempt is due, when.
+/// Success ends it; a failure that another attempt can help (not a 410, not a refused target) is
+/// retried after the backoff while attempts remain; anything else ends it `failed`.
+pub fn next_step(
+    result: &AttemptResult,
+    attempt: u32,
+    max_attempts: u32,
+    retry_delay_seconds: u32,
+    now: chrono::DateTime<chrono::Utc>,
+    jitter: impl Jitter,
+) -> (DeliveryStatus, Option<String>) {
+    match result.status {
+        AttemptStatus::Success => (DeliveryStatus::Success, None),
+        AttemptStatus::Failed if result.retryable && attempt < max_attempts => {
+            let wait = retry_delay(retry_delay_seconds, attempt, result.retry_after, jitter);
+            let at = now + chrono::Duration::from_std(wait).unwrap_or_default();
+            (DeliveryStatus::Pending, Some(crate::store::timestamp(at)))
+        }
+        AttemptStatus::Failed => (DeliveryStatus::Failed, None),
+    }
+}
+
 fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::parse_from_rfc3339(text)
         .ok()
         .map(|at| at.with_timezone(&chrono::Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::retry::FixedJitter;
+    use crate::store::LoggedRequest;
+
+    fn result(status: AttemptStatus, retryable: bool, retry_after: Option<u64>) -> AttemptResult {
+        AttemptResult {
+            status,
+            retryable,
+            gone: false,
+            retry_after: retry_after.map(Duration::from_secs),
+            duration: Duration::from_millis(12),
+            error_message: None,
+            request: LoggedRequest {
+                method: "POST".into(),
+                url: "https://example.com/hooks".into(),
+                headers: Default::default(),
+                body: String::new(),
+            },
+            response: None,
+        }
+    }
+
+    fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
+        parse_time(text).expect("time")
+    }
+
+    #[test]
+    fn a_success_ends_the_delivery() {
+        let now = at("2026-12-01T10:00:00.000Z");
+        let ok = result(AttemptStatus::Success, false, None);
+        assert_eq!(
+            next_step(&ok, 1, 3, 60, now, FixedJitter(0.5)),
+            (DeliveryStatus::Success, None)
+        );
+    }
+
+    #[test]
+    fn a_failure_with_attempts_left_waits_the_doubling_backoff() {
+        let now = at("2026-12-01T10:00:00.000Z");
+        let failed = result(AttemptStatus::Failed, true, None);
+        assert_eq!(
+            next_step(&failed, 1, 3, 60, now, FixedJitter(0.5)),
+            (
+                DeliveryStatus::Pending,
+                Some("2026-12-01T10:01:00.000Z".to_string())
+            )
+        );
+        assert_eq!(
+            next_step(&failed, 2, 3, 60, now, FixedJitter(0.5)).1,
+            Some("2026-12-01T10:02:00.000Z".to_string())
+        );
+        // +20 % jitter at most
+        assert_eq!(
+            next_step(&failed, 2, 3, 60, now, FixedJitter(1.0)).1,
+            Some("2026-12-01T10:02:24.000Z".to_string())
+        );
+    }
+
+    #[test]
+    fn retry_after_raises_the_wait_up_to_twice_the_backoff() {
+        let now = at("2026-12-01T10:00:00.000Z");
+        let asked_a_lot = result(AttemptStatus::Failed, true, Some(3_600));
+        assert_eq!(
+            next_step(&asked_a_lot, 1, 3, 60, now, FixedJitter(0.5)).1,
+            Some("2026-12-01T10:02:00.000Z".to_string())
+        );
+        let asked_a_little = result(AttemptStatus::Failed, true, Some(90));
+        assert_eq!(
+            next_step(&asked_a_little, 1, 3, 60, now, FixedJitter(0.5)).1,
+            Some("2026-12-01T10:01:30.000Z".to_string())
+        );
+    }
+
+    #[test]
+    fn the_last_attempt_or_a_hopeless_failure_ends_the_delivery_failed() {
+        let now = at("2026-12-01T10:00:00.000Z");
+        let failed = result(AttemptStatus::Failed, true, None);
+        assert_eq!(
+            next_step(&failed, 3, 3, 60, now, FixedJitter(0.5)),
+            (DeliveryStatus::Failed, None)
+        );
+        let refused = result(AttemptStatus::Failed, false, None);
+        assert_eq!(
+            next_step(&refused, 1, 20, 60, now, FixedJitter(0.5)),
+            (DeliveryStatus::Failed, None)
+        );
+    }
 }
