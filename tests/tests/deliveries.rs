@@ -693,3 +693,89 @@ async fn deliveries_whose_messages_cannot_be_queued_end_failed_not_pending() {
         (&json!("failed"), &json!(0))
     );
 }
+
+#[tokio::test]
+async fn a_failed_test_connection_emits_status_changed_with_from_to_and_reason() {
+    // Given a webhook on status changes, and an integration whose provider refuses the health check
+    let app = spawn_app().await;
+    let (server, target) = Target::start(&[200]).await;
+    create_webhook(
+        &app,
+        "acme",
+        webhook_to(
+            &server,
+            json!([{"entityType": "integration", "events": ["status_changed"]}]),
+        ),
+    )
+    .await;
+    let provider = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&provider)
+        .await;
+    let mut body = stripe("Payments", "default");
+    body["config"] = json!({"baseUrl": provider.uri()});
+    let integration = app.create_integration("acme", &body).await;
+    let id = integration["id"].as_str().expect("id");
+
+    // When the test connection fails (connected → error), and then fails again (no change)
+    for _ in 0..2 {
+        let tested = app
+            .post_json("acme", &format!("/api/integrations/{id}/test"), &json!({}))
+            .await;
+        assert_eq!(tested.status, 200, "{}", tested.text);
+        assert_eq!(tested.json()["ok"], false);
+    }
+
+    // Then exactly one integration.status_changed arrives, saying from, to and why
+    let received = target.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(received.len(), 1);
+    let event: Value = serde_json::from_slice(&received[0].1.body).expect("JSON");
+    assert_eq!(event["type"], "integration.status_changed");
+    assert_eq!(
+        (
+            &event["data"]["from"],
+            &event["data"]["to"],
+            &event["data"]["reason"]
+        ),
+        (&json!("connected"), &json!("error"), &json!("test_failed"))
+    );
+    assert_eq!(event["data"]["id"], integration["id"]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        target.received().len(),
+        1,
+        "the second failure changed nothing"
+    );
+}
+
+#[tokio::test]
+async fn deleting_an_integration_emits_disconnected_with_the_integration_as_it_was() {
+    let app = spawn_app().await;
+    let (server, target) = Target::start(&[200]).await;
+    create_webhook(
+        &app,
+        "acme",
+        webhook_to(
+            &server,
+            json!([{"entityType": "integration", "events": ["disconnected"]}]),
+        ),
+    )
+    .await;
+    let integration = app
+        .create_integration("acme", &stripe("Payments", "default"))
+        .await;
+    let id = integration["id"].as_str().expect("id");
+
+    let deleted = app.delete("acme", &format!("/api/integrations/{id}")).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.text);
+
+    let received = target.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(received.len(), 1);
+    let event: Value = serde_json::from_slice(&received[0].1.body).expect("JSON");
+    assert_eq!(event["type"], "integration.disconnected");
+    assert_eq!(
+        (&event["data"]["id"], &event["data"]["name"]),
+        (&integration["id"], &json!("Payments"))
+    );
+}
