@@ -1,13 +1,16 @@
 //! The retry dispatcher: an SQS consumer of the dispatch queue. Each record is one delivery
-//! attempt ([`hub_shared::delivery::Dispatcher::process`]); a batch is worked on concurrently and
-//! the answer names only the records SQS should bring back (`ReportBatchItemFailures`).
+//! attempt ([`hub_shared::delivery::Dispatcher::process_in`]); a batch is worked on concurrently
+//! (sharing one read of each webhook it names) and the answer names only the records SQS should
+//! bring back (`ReportBatchItemFailures`).
 //!
 //! A record that is not a delivery message of this version (malformed, from a newer producer, a
 //! sync job on the wrong queue) is reported failed, so it ends in the dead-letter queue, where the
 //! alarm sees it, instead of being deleted unread.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use hub_shared::delivery::{Dispatcher, Disposition};
+use std::sync::Arc;
+
+use hub_shared::delivery::{BatchCache, Dispatcher, Disposition};
 use hub_shared::queue::{decode, Job};
 use lambda_runtime::LambdaEvent;
 use tokio::task::JoinSet;
@@ -20,13 +23,15 @@ pub async fn handle(
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let mut tasks = JoinSet::new();
     let mut failures = Vec::new();
+    let cache = Arc::new(BatchCache::default());
     for record in event.payload.records {
         let Some(message_id) = record.message_id.clone() else {
             // Without an id SQS cannot be told anything about it; it comes back on its own.
             continue;
         };
         let dispatcher = dispatcher.clone();
-        tasks.spawn(async move { (message_id, process(&dispatcher, record).await) });
+        let cache = cache.clone();
+        tasks.spawn(async move { (message_id, process(&dispatcher, &cache, record).await) });
     }
     while let Some(joined) = tasks.join_next().await {
         match joined {
@@ -51,7 +56,7 @@ pub async fn handle(
     Ok(response)
 }
 
-async fn process(dispatcher: &Dispatcher, record: SqsMessage) -> Disposition {
+async fn process(dispatcher: &Dispatcher, cache: &BatchCache, record: SqsMessage) -> Disposition {
     let body = record.body.as_deref().unwrap_or_default();
     let job = match decode(body) {
         Ok(Job::Delivery(job)) => job,
@@ -66,7 +71,7 @@ async fn process(dispatcher: &Dispatcher, record: SqsMessage) -> Disposition {
     };
     let delivery = job.delivery_id.clone();
     let attempt = job.attempt;
-    match dispatcher.process(job).await {
+    match dispatcher.process_in(job, cache).await {
         Ok(disposition) => disposition,
         Err(error) => {
             warn!(%delivery, attempt, %error, "the attempt could not be worked on; SQS brings it back");

@@ -16,20 +16,59 @@
 //! message of an attempt that is done and pending re-queues the next one (receivers dedupe on
 //! `webhook-id`, and a second message of one attempt is refused by the claim).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use tokio::sync::OnceCell;
 
 use tracing::{info, warn};
 
 use super::AttemptResult;
 use super::{attempt_log, send_attempt, whole_seconds_at_least_one, EmitError};
+use crate::domain::{OutgoingWebhookId, TenantId};
 use crate::http_client::{ClientBuildError, GuardOptions, GuardedHttpClient};
 use crate::queue::{DeliveryJob, Job, Queues};
 use crate::retry::{retry_delay, sqs_delay_until, Jitter, RandomJitter};
 use crate::services::Services;
 use crate::store::{
-    keys, Admission, AttemptRecord, AttemptState, AttemptStatus, Claim, DeliveryStatus, Store,
-    MAX_CONSECUTIVE_EXHAUSTED,
+    keys, Admission, AttemptRecord, AttemptState, AttemptStatus, Claim, DeliveryStatus,
+    OutgoingWebhookItem, Store, StoreError, MAX_CONSECUTIVE_EXHAUSTED,
 };
+
+type WebhookKey = (TenantId, OutgoingWebhookId);
+/// One webhook's read: absent until done; `None` inside when the webhook does not exist.
+type WebhookRead = OnceCell<Option<Arc<OutgoingWebhookItem>>>;
+
+/// The webhooks one batch has read, each read once however many of its records name it.
+#[derive(Default)]
+pub struct BatchCache {
+    webhooks: Mutex<HashMap<WebhookKey, Arc<WebhookRead>>>,
+}
+
+impl BatchCache {
+    async fn webhook(
+        &self,
+        store: &Store,
+        job: &DeliveryJob,
+    ) -> Result<Option<Arc<OutgoingWebhookItem>>, StoreError> {
+        let cell = {
+            let mut webhooks = self.webhooks.lock().unwrap_or_else(PoisonError::into_inner);
+            webhooks
+                .entry((job.tenant_id.clone(), job.webhook_id.clone()))
+                .or_default()
+                .clone()
+        };
+        cell.get_or_try_init(|| async {
+            Ok(store
+                .get_outgoing_webhook(&job.tenant_id, &job.webhook_id)
+                .await?
+                .map(Arc::new))
+        })
+        .await
+        .cloned()
+    }
+}
 
 /// What to tell SQS about a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +104,16 @@ impl Dispatcher {
 
     /// Works on one delivery message.
     pub async fn process(&self, job: DeliveryJob) -> Result<Disposition, EmitError> {
+        self.process_in(job, &BatchCache::default()).await
+    }
+
+    /// Works on one delivery message of a batch: the records of one batch share one read of each
+    /// webhook they name (a batch lives for one invocation, so no change is seen later than that).
+    pub async fn process_in(
+        &self,
+        job: DeliveryJob,
+        cache: &BatchCache,
+    ) -> Result<Disposition, EmitError> {
         let now = chrono::Utc::now();
         if let Some(not_before) = job.not_before.as_deref().and_then(parse_time) {
             if not_before > now {
@@ -75,11 +124,7 @@ impl Dispatcher {
             }
         }
         let tenant = &job.tenant_id;
-        let Some(webhook) = self
-            .store
-            .get_outgoing_webhook(tenant, &job.webhook_id)
-            .await?
-        else {
+        let Some(webhook) = cache.webhook(&self.store, &job).await? else {
             info!(delivery = %job.delivery_id, "the webhook was deleted; the delivery is dropped");
             return Ok(Disposition::Done);
         };

@@ -23,7 +23,7 @@ use crate::store::{
 };
 
 pub use attempt::{send_attempt, signing_keys, AttemptResult};
-pub use dispatch::{next_step, Dispatcher, Disposition};
+pub use dispatch::{next_step, BatchCache, Dispatcher, Disposition};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmitError {
