@@ -188,10 +188,11 @@ async fn a_failing_target_gets_retries_with_growing_gaps_under_one_webhook_id() 
         .collect();
     assert!(ids[0].starts_with("dlv_"), "{ids:?}");
     assert!(ids.iter().all(|i| i == &ids[0]), "one webhook-id: {ids:?}");
+    // (the scheduled waits are 1 s and 2 s, ±20 %, in whole seconds; polling only adds to them)
     let first_gap = received[1].0 - received[0].0;
     let second_gap = received[2].0 - received[1].0;
     assert!(first_gap >= Duration::from_millis(750), "{first_gap:?}");
-    assert!(second_gap > first_gap, "{first_gap:?} then {second_gap:?}");
+    assert!(second_gap >= Duration::from_millis(1_750), "{second_gap:?}");
     // every attempt verifies with the standardwebhooks library, and carries the event envelope
     assert_eq!(verify_all(&secret, &received), vec![json!(true); 3]);
     let body: Value = serde_json::from_slice(&received[0].1.body).expect("JSON body");
@@ -230,6 +231,16 @@ async fn a_failing_target_gets_retries_with_growing_gaps_under_one_webhook_id() 
         ]
     );
     assert!(logs.iter().all(|log| log["deliveryId"] == json!(ids[0])));
+    // the waits the logs scheduled grow: about 1 s, then about 2 s
+    let wait = |log: &Value| {
+        let at = |field: &str| {
+            chrono::DateTime::parse_from_rfc3339(log[field].as_str().expect(field)).expect("time")
+        };
+        (at("nextRetryAt") - at("timestamp")).num_milliseconds()
+    };
+    let (first_wait, second_wait) = (wait(&logs[0]), wait(&logs[1]));
+    assert!((500..=1_500).contains(&first_wait), "{first_wait} ms");
+    assert!((1_500..=2_500).contains(&second_wait), "{second_wait} ms");
     assert_eq!(logs[0]["response"]["status"], 500);
     assert_eq!(
         logs[0]["request"]["headers"]["webhook-signature"],

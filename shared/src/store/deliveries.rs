@@ -258,6 +258,23 @@ pub enum ReopenError {
 pub const MAX_CONSECUTIVE_EXHAUSTED: u64 = 50;
 
 impl Store {
+    /// An `UpdateItem` of one delivery, keyed.
+    fn update_delivery(
+        &self,
+        tenant: &TenantId,
+        webhook_id: &OutgoingWebhookId,
+        id: &DeliveryId,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.dynamo()
+            .update_item()
+            .table_name(self.table())
+            .key(
+                keys::PK,
+                s(keys::deliveries_pk(tenant, webhook_id.as_str())),
+            )
+            .key(keys::SK, s(keys::delivery_sk(id.as_str())))
+    }
+
     /// Writes new deliveries (25 per BatchWriteItem).
     pub async fn create_deliveries(&self, deliveries: &[DeliveryItem]) -> Result<(), StoreError> {
         let mut requests = Vec::with_capacity(deliveries.len());
@@ -307,14 +324,7 @@ impl Store {
     ) -> Result<Claim, StoreError> {
         let now = now_epoch_seconds();
         let result = self
-            .dynamo()
-            .update_item()
-            .table_name(self.table())
-            .key(
-                keys::PK,
-                s(keys::deliveries_pk(tenant, webhook_id.as_str())),
-            )
-            .key(keys::SK, s(keys::delivery_sk(id.as_str())))
+            .update_delivery(tenant, webhook_id, id)
             .update_expression(
                 "SET attempt = :n, attemptState = :inFlight, leaseUntil = :lease, updatedAt = :at",
             )
@@ -557,14 +567,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = chrono::Utc::now();
         let result = self
-            .dynamo()
-            .update_item()
-            .table_name(self.table())
-            .key(
-                keys::PK,
-                s(keys::deliveries_pk(tenant, webhook_id.as_str())),
-            )
-            .key(keys::SK, s(keys::delivery_sk(id.as_str())))
+            .update_delivery(tenant, webhook_id, id)
             .update_expression(
                 "SET #status = :failed, completedAt = :at, updatedAt = :at, nextRetryAt = :null",
             )
@@ -599,14 +602,7 @@ impl Store {
     ) -> Result<DeliveryItem, ReopenError> {
         let now = chrono::Utc::now();
         let result = self
-            .dynamo()
-            .update_item()
-            .table_name(self.table())
-            .key(
-                keys::PK,
-                s(keys::deliveries_pk(tenant, webhook_id.as_str())),
-            )
-            .key(keys::SK, s(keys::delivery_sk(id.as_str())))
+            .update_delivery(tenant, webhook_id, id)
             .update_expression(
                 "SET #status = :pending, maxAttempts = attempt + :budget, updatedAt = :at, \
                  completedAt = :null, nextRetryAt = :null, #expiresAt = :expires",
@@ -655,44 +651,31 @@ impl Store {
         since: &str,
         until: &str,
     ) -> Result<Vec<DeliveryItem>, StoreError> {
-        let mut found = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .dynamo()
-                .query()
-                .table_name(self.table())
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .filter_expression(
-                    "#status = :failed AND completedAt BETWEEN :since AND :until \
-                     AND #expiresAt > :now",
-                )
-                .expression_attribute_names("#pk", keys::PK)
-                .expression_attribute_names("#sk", keys::SK)
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_names("#expiresAt", keys::EXPIRES_AT)
-                .expression_attribute_values(
-                    ":pk",
-                    s(keys::deliveries_pk(tenant, webhook_id.as_str())),
-                )
-                .expression_attribute_values(":prefix", s(keys::DELIVERY_SK_PREFIX))
-                .expression_attribute_values(":failed", s(DeliveryStatus::Failed.as_str()))
-                .expression_attribute_values(":since", s(since))
-                .expression_attribute_values(":until", s(until))
-                .expression_attribute_values(":now", n(now_epoch_seconds()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| aws_error("Query", e))?;
-            for item in out.items() {
-                found.push(DeliveryItem::from_item(item.clone())?);
-            }
-            start = out.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(found);
-            }
-        }
+        let query = self
+            .dynamo()
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .filter_expression(
+                "#status = :failed AND completedAt BETWEEN :since AND :until \
+                 AND #expiresAt > :now",
+            )
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#expiresAt", keys::EXPIRES_AT)
+            .expression_attribute_values(":pk", s(keys::deliveries_pk(tenant, webhook_id.as_str())))
+            .expression_attribute_values(":prefix", s(keys::DELIVERY_SK_PREFIX))
+            .expression_attribute_values(":failed", s(DeliveryStatus::Failed.as_str()))
+            .expression_attribute_values(":since", s(since))
+            .expression_attribute_values(":until", s(until))
+            .expression_attribute_values(":now", n(now_epoch_seconds()))
+            .consistent_read(true);
+        self.query_all(query)
+            .await?
+            .into_iter()
+            .map(DeliveryItem::from_item)
+            .collect()
     }
 
     /// The attempts of one webhook's deliveries, newest first.

@@ -284,34 +284,24 @@ impl Store {
         &self,
         tenant: &TenantId,
     ) -> Result<Vec<OutgoingWebhookItem>, StoreError> {
-        let mut webhooks = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .dynamo()
-                .query()
-                .table_name(self.table())
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .filter_expression("#enabled = :yes")
-                .expression_attribute_names("#pk", keys::PK)
-                .expression_attribute_names("#sk", keys::SK)
-                .expression_attribute_names("#enabled", "isEnabled")
-                .expression_attribute_values(":pk", s(keys::tenant_pk(tenant)))
-                .expression_attribute_values(":prefix", s(keys::OUTGOING_WEBHOOK_SK_PREFIX))
-                .expression_attribute_values(":yes", AttributeValue::Bool(true))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| aws_error("Query", e))?;
-            for item in out.items() {
-                webhooks.push(OutgoingWebhookItem::from_item(item.clone())?);
-            }
-            start = out.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(webhooks);
-            }
-        }
+        let query = self
+            .dynamo()
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .filter_expression("#enabled = :yes")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .expression_attribute_names("#enabled", "isEnabled")
+            .expression_attribute_values(":pk", s(keys::tenant_pk(tenant)))
+            .expression_attribute_values(":prefix", s(keys::OUTGOING_WEBHOOK_SK_PREFIX))
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .consistent_read(true);
+        self.query_all(query)
+            .await?
+            .into_iter()
+            .map(OutgoingWebhookItem::from_item)
+            .collect()
     }
 
     /// Applies `changes` and bumps `version`, if the version is still `expected_version` (when given).

@@ -90,6 +90,28 @@ impl Store {
         Ok(Ok(Page { items, next_cursor }))
     }
 
+    /// Every item a Query matches, following its pages.
+    pub(crate) async fn query_all(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = query
+                .clone()
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| aws_error("Query", e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(items),
+            }
+        }
+    }
+
     /// Returns up to `limit` items and, when more may follow, the sort key to continue after.
     pub(crate) async fn query_page(
         &self,
