@@ -1,5 +1,6 @@
-//! Hot counters under contention: 200 concurrent requests on one
-//! integration get only the right 2xx/4xx/429 answers, never a 5xx, and no outcome is lost.
+//! Hot counters under contention: 200 concurrent requests on one integration, or on one outgoing
+//! webhook while its deliveries run, get only the right 2xx/4xx/429 answers, never a 5xx, and no
+//! outcome is lost (stats are atomic `ADD`s; versions are conditional writes).
 
 use std::sync::Arc;
 
@@ -78,4 +79,85 @@ async fn two_hundred_concurrent_tests_answer_only_200_or_429_and_count_every_fai
     assert_eq!(integration["health"]["score"], 0);
     let received = provider.received_requests().await.expect("recorded");
     assert_eq!(received.len(), ok, "one provider call per admitted test");
+}
+
+#[tokio::test]
+async fn deliveries_and_two_hundred_patches_on_one_webhook_lose_nothing() {
+    // Given a webhook on webhook.test to a target that accepts everything
+    let target = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&target)
+        .await;
+    let app = Arc::new(hub_tests::spawn_app().await);
+    let created = app
+        .post_json(
+            "acme",
+            "/api/webhooks/outgoing",
+            &json!({"name": "Busy", "url": format!("{}/hooks", target.uri()),
+                    "triggers": [{"entityType": "webhook", "events": ["test"]}]}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let id = created.json()["id"].as_str().expect("id").to_string();
+
+    // When 100 deliveries run while 200 PATCHes without If-Match arrive, 64 at a time
+    let services =
+        hub_shared::services::Services::new(app.stack.config.clone(), &hub_tests::sdk_config())
+            .expect("services");
+    let tenant = hub_shared::domain::TenantId::parse("acme").expect("tenant");
+    let webhook = hub_shared::domain::OutgoingWebhookId::parse(&id).expect("id");
+    let events: Vec<_> = (0..100)
+        .map(|_| hub_shared::events::Event::webhook_test(&tenant, &webhook, "Busy"))
+        .collect();
+    hub_shared::delivery::emit(&services.store, &services.queues, &events)
+        .await
+        .expect("emitted");
+    let gate = Arc::new(Semaphore::new(AT_ONCE));
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..REQUESTS {
+        let (app, gate, id) = (app.clone(), gate.clone(), id.clone());
+        calls.spawn(async move {
+            let _permit = gate.acquire_owned().await.expect("semaphore");
+            let reply = app
+                .patch_json(
+                    "acme",
+                    &format!("/api/webhooks/outgoing/{id}"),
+                    &json!({"name": format!("Busy {i}")}),
+                    None,
+                )
+                .await;
+            (reply.status, reply.text)
+        });
+    }
+    let mut versions = Vec::new();
+    while let Some(joined) = calls.join_next().await {
+        let (status, text) = joined.expect("request task");
+        assert_eq!(status, 200, "answer {status} under contention: {text}");
+        let body: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        versions.push(body["version"].as_u64().expect("version"));
+    }
+
+    // Then every PATCH got its own version, and every delivery is counted once
+    versions.sort_unstable();
+    versions.dedup();
+    assert_eq!(versions.len(), REQUESTS, "no two writes under one version");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let resource = loop {
+        let resource = app
+            .get("acme", &format!("/api/webhooks/outgoing/{id}"))
+            .await
+            .json();
+        if resource["totalSent"] == 100 || std::time::Instant::now() > deadline {
+            break resource;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (&resource["totalSent"], &resource["totalFailed"]),
+        (&json!(100), &json!(0))
+    );
+    assert_eq!(resource["version"], 1 + REQUESTS as u64);
+    let received = target.received_requests().await.expect("recorded");
+    assert_eq!(received.len(), 100, "one request per delivery");
 }
