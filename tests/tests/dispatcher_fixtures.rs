@@ -2,13 +2,14 @@
 //! moto and a local target, as the event source mapping would hand it over: a first attempt is
 //! delivered once and signed, a redelivery sends nothing more, a retry that is not due goes back on
 //! the queue, and what is not a delivery job comes back as a batch item failure (so it ends in the
-//! dead-letter queue).
+//! dead-letter queue). A batch is worked on concurrently.
 //!
 //! The local dispatcher poller is off in these tests (`start_workers = false`): the fixtures are the
 //! only messages the dispatcher sees, and what it queues stays on the queue for the test to read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -469,4 +470,107 @@ async fn every_sqs_fixture_is_listed_and_shaped_as_sqs_and_the_hub_write_it() {
         &singles,
         "the mixed batch is the single fixtures' records"
     );
+}
+
+/// A target that holds every request until `expected` have been in flight at once (or `HOLD`
+/// passes), and remembers the most it saw in flight together.
+#[derive(Default)]
+struct InFlightProbe {
+    counts: std::sync::Mutex<InFlight>,
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct InFlight {
+    now: usize,
+    most: usize,
+}
+
+/// Long enough for a whole batch to arrive; a dispatcher that sends one at a time only waits.
+const HOLD: Duration = Duration::from_secs(10);
+
+impl InFlightProbe {
+    fn most_in_flight(&self) -> usize {
+        self.counts.lock().expect("lock").most
+    }
+
+    async fn hold(&self, expected: usize) {
+        {
+            let mut counts = self.counts.lock().expect("lock");
+            counts.now += 1;
+            counts.most = counts.most.max(counts.now);
+        }
+        self.changed.notify_waiters();
+        let all_in_flight = async {
+            loop {
+                let notified = self.changed.notified();
+                // Once all were in flight together, everyone is released (the first to leave
+                // lowers the current count, so it cannot be the condition).
+                if self.most_in_flight() >= expected {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(HOLD, all_in_flight).await;
+        self.counts.lock().expect("lock").now -= 1;
+    }
+}
+
+async fn start_in_flight_target(expected: usize) -> (String, Arc<InFlightProbe>) {
+    let probe = Arc::new(InFlightProbe::default());
+    let handler_probe = Arc::clone(&probe);
+    let app = axum::Router::new().route(
+        "/hooks",
+        axum::routing::post(move || {
+            let probe = Arc::clone(&handler_probe);
+            async move {
+                probe.hold(expected).await;
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hooks", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, probe)
+}
+
+/// No timing assertion: a dispatcher that works on one record at a time never has more than one
+/// request in flight, however long the target holds it.
+#[tokio::test]
+async fn the_records_of_a_batch_are_delivered_concurrently() {
+    const BATCH: usize = 5;
+    let (url, probe) = start_in_flight_target(BATCH).await;
+    let scene = Scene::with_webhook_to(&url).await;
+    let fixture = fixture_json(DELIVERY);
+    let template = &records(&fixture)[0];
+    let mut deliveries = Vec::new();
+    let mut batch = Vec::new();
+    for _ in 0..BATCH {
+        let delivery = scene.delivery().await;
+        let mut record = template.clone();
+        record["messageId"] = hub_shared::ids::uuid_v4().into();
+        record["body"] = encode(&Job::Delivery(hub_shared::delivery::first_job(
+            &delivery, 1,
+        )))
+        .into();
+        batch.push(record);
+        deliveries.push(delivery);
+    }
+    let event: SqsEvent = serde_json::from_value(json!({ "Records": batch })).expect("SQS event");
+
+    let response = scene.handle(event).await;
+
+    assert_eq!(failures(&response), BTreeSet::new());
+    assert_eq!(
+        probe.most_in_flight(),
+        BATCH,
+        "the target should see every record of the batch in flight at once"
+    );
+    for delivery in &deliveries {
+        assert_eq!(scene.stored(delivery).await.status, DeliveryStatus::Success);
+    }
 }
