@@ -25,10 +25,8 @@ pub async fn handle(
     let mut failures = Vec::new();
     let cache = Arc::new(BatchCache::default());
     for record in event.payload.records {
-        let Some(message_id) = record.message_id.clone() else {
-            // Without an id SQS cannot be told anything about it; it comes back on its own.
-            continue;
-        };
+        // SQS always sets one; a record without it could not be named in the answer.
+        let message_id = record.message_id.clone();
         let dispatcher = dispatcher.clone();
         let cache = cache.clone();
         tasks.spawn(async move { (message_id, process(&dispatcher, &cache, record).await) });
@@ -36,7 +34,12 @@ pub async fn handle(
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((_, Disposition::Done)) => {}
-            Ok((message_id, Disposition::RetryLater)) => failures.push(message_id),
+            Ok((Some(message_id), Disposition::RetryLater)) => failures.push(message_id),
+            Ok((None, Disposition::RetryLater)) => {
+                // Unnamed, it would count as done and be deleted: fail the whole batch instead.
+                error!("a record without a messageId failed; the whole batch comes back");
+                return Err("a record without a messageId could not be reported failed".into());
+            }
             Err(panicked) => {
                 // The message id went down with the task; fail the whole batch so nothing is lost.
                 error!(error = %panicked, "a delivery task panicked");
