@@ -1,6 +1,6 @@
-//! Hot counters under contention: 200 concurrent requests on one integration, or on one outgoing
-//! webhook while its deliveries run, get only the right 2xx/4xx/429 answers, never a 5xx, and no
-//! outcome is lost (stats are atomic `ADD`s; versions are conditional writes).
+//! Hot counters under contention: 200 concurrent requests on one integration get only the right
+//! 2xx/4xx/429 answers, never a 5xx, and no outcome is lost; concurrent deliveries to one webhook
+//! are each counted once (stats are atomic `ADD`s).
 
 use std::sync::Arc;
 
@@ -82,14 +82,14 @@ async fn two_hundred_concurrent_tests_answer_only_200_or_429_and_count_every_fai
 }
 
 #[tokio::test]
-async fn deliveries_and_two_hundred_patches_on_one_webhook_lose_nothing() {
+async fn concurrent_deliveries_to_one_webhook_are_each_counted_once() {
     // Given a webhook on webhook.test to a target that accepts everything
     let target = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(204))
         .mount(&target)
         .await;
-    let app = Arc::new(hub_tests::spawn_app().await);
+    let app = hub_tests::spawn_app().await;
     let created = app
         .post_json(
             "acme",
@@ -101,7 +101,7 @@ async fn deliveries_and_two_hundred_patches_on_one_webhook_lose_nothing() {
     assert_eq!(created.status, 201, "{}", created.text);
     let id = created.json()["id"].as_str().expect("id").to_string();
 
-    // When 100 deliveries run while 200 PATCHes without If-Match arrive, 64 at a time
+    // When 100 deliveries run, a batch of 10 at a time, each ending with an atomic stats update
     let services =
         hub_shared::services::Services::new(app.stack.config.clone(), &hub_tests::sdk_config())
             .expect("services");
@@ -113,35 +113,8 @@ async fn deliveries_and_two_hundred_patches_on_one_webhook_lose_nothing() {
     hub_shared::delivery::emit(&services.store, &services.queues, &events)
         .await
         .expect("emitted");
-    let gate = Arc::new(Semaphore::new(AT_ONCE));
-    let mut calls = tokio::task::JoinSet::new();
-    for i in 0..REQUESTS {
-        let (app, gate, id) = (app.clone(), gate.clone(), id.clone());
-        calls.spawn(async move {
-            let _permit = gate.acquire_owned().await.expect("semaphore");
-            let reply = app
-                .patch_json(
-                    "acme",
-                    &format!("/api/webhooks/outgoing/{id}"),
-                    &json!({"name": format!("Busy {i}")}),
-                    None,
-                )
-                .await;
-            (reply.status, reply.text)
-        });
-    }
-    let mut versions = Vec::new();
-    while let Some(joined) = calls.join_next().await {
-        let (status, text) = joined.expect("request task");
-        assert_eq!(status, 200, "answer {status} under contention: {text}");
-        let body: serde_json::Value = serde_json::from_str(&text).expect("JSON");
-        versions.push(body["version"].as_u64().expect("version"));
-    }
 
-    // Then every PATCH got its own version, and every delivery is counted once
-    versions.sort_unstable();
-    versions.dedup();
-    assert_eq!(versions.len(), REQUESTS, "no two writes under one version");
+    // Then every delivery is sent once and counted once
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     let resource = loop {
         let resource = app
@@ -157,7 +130,6 @@ async fn deliveries_and_two_hundred_patches_on_one_webhook_lose_nothing() {
         (&resource["totalSent"], &resource["totalFailed"]),
         (&json!(100), &json!(0))
     );
-    assert_eq!(resource["version"], 1 + REQUESTS as u64);
     let received = target.received_requests().await.expect("recorded");
     assert_eq!(received.len(), 100, "one request per delivery");
 }

@@ -6,8 +6,8 @@
 //!   its message is queued, so what a queue holds always has an item to settle.
 //! - Each **attempt** is claimed with one conditional write (`attempt` n-1 idle → n in flight, or n
 //!   in flight whose lease ran out): a message SQS delivers twice finds its attempt taken and sends
-//!   nothing. Its outcome and its log entry are written in one transaction conditioned on the claim,
-//!   with the webhook's stats when the outcome is final.
+//!   nothing. Its log is written, then its outcome conditioned on the claim, then (when the
+//!   outcome is final) the webhook's stats in one atomic update.
 //! - An **attempt log** (`pk = TENANT#<t>#WHLOG#<webhookId>`, `sk = LOG#<logId>`, newest first)
 //!   also carries `gsi1pk = WHLOG#<t>#<logId>` so `GET /api/webhook-logs/{logId}` finds it by id.
 //!
@@ -18,8 +18,7 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update, WriteRequest,
+    AttributeValue, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -376,37 +375,43 @@ impl Store {
         }
     }
 
-    /// Writes the outcome of a claimed attempt and its log in one transaction (with the webhook's
+    /// Writes the log and the outcome of a claimed attempt (then the webhook's
     /// stats when the outcome is final and counted). Returns false when the claim was lost (the
-    /// lease ran out and another receive took the attempt over): nothing was written.
+    /// lease ran out and another receive took the attempt over): then only the log was written, a true
+    /// record of a request that was sent.
     pub async fn record_attempt(
         &self,
         tenant: &TenantId,
         record: &AttemptRecord,
     ) -> Result<bool, StoreError> {
-        let with_stats = record.count_in_stats && record.status != DeliveryStatus::Pending;
-        match self.transact_attempt(tenant, record, with_stats).await {
-            Err(TransactFailure::WebhookGone) if with_stats => {
-                // The webhook was deleted meanwhile: the delivery still gets its outcome.
-                match self.transact_attempt(tenant, record, false).await {
-                    Ok(()) => Ok(true),
-                    Err(TransactFailure::ClaimLost) => Ok(false),
-                    Err(TransactFailure::WebhookGone) => Ok(true),
-                    Err(TransactFailure::Store(error)) => Err(error),
-                }
-            }
-            Ok(()) | Err(TransactFailure::WebhookGone) => Ok(true),
-            Err(TransactFailure::ClaimLost) => Ok(false),
-            Err(TransactFailure::Store(error)) => Err(error),
+        match self.write_attempt(tenant, record).await {
+            Ok(()) => {}
+            Err(WriteFailure::ClaimLost) => return Ok(false),
+            Err(WriteFailure::Store(error)) => return Err(error),
         }
+        if record.count_in_stats && record.status != DeliveryStatus::Pending {
+            // One atomic update of its own: in a transaction, concurrent outcomes of one webhook's
+            // deliveries would conflict on the webhook item (TransactionConflict).
+            if let Err(error) = self
+                .add_final_stats(tenant, &record.log, record.status)
+                .await
+            {
+                // The outcome and its log are written; only the counters miss this delivery.
+                tracing::error!(delivery = %record.log.delivery_id, %error, "the webhook's stats were not updated");
+            }
+        }
+        Ok(true)
     }
 
-    async fn transact_attempt(
+    /// The log first (it records a request that was sent, whatever happens next), then the
+    /// outcome, conditioned on the claim. Two single-item writes, not a transaction: moto copies
+    /// the whole table for every TransactWriteItems (and fails under concurrent ones), and in AWS a
+    /// transaction costs twice the write units.
+    async fn write_attempt(
         &self,
         tenant: &TenantId,
         record: &AttemptRecord,
-        with_stats: bool,
-    ) -> Result<(), TransactFailure> {
+    ) -> Result<(), WriteFailure> {
         let log = &record.log;
         let now = chrono::Utc::now();
         let at = timestamp(now);
@@ -425,13 +430,14 @@ impl Store {
         log_item.insert(keys::GSI1_SK.into(), s(keys::WEBHOOK_LOG_LOOKUP_SK));
         log_item.insert("type".into(), s("webhook_attempt_log"));
         log_item.insert(keys::EXPIRES_AT.into(), n(expires));
-        let put_log = Put::builder()
+        self.dynamo()
+            .put_item()
             .table_name(self.table())
             .set_item(Some(log_item))
-            .build()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            .send()
+            .await
+            .map_err(|e| aws_error("PutItem", e))?;
 
-        let final_outcome = record.status != DeliveryStatus::Pending;
         let mut set = vec![
             "attemptState = :idle",
             "#status = :status",
@@ -439,14 +445,18 @@ impl Store {
             "updatedAt = :at",
             "#expiresAt = :expires",
             "maxAttempts = :max",
+            "nextRetryAt = :next",
         ];
-        let mut delivery = Update::builder()
-            .table_name(self.table())
-            .key(
-                keys::PK,
-                s(keys::deliveries_pk(tenant, log.webhook_id.as_str())),
-            )
-            .key(keys::SK, s(keys::delivery_sk(log.delivery_id.as_str())))
+        if record.status != DeliveryStatus::Pending {
+            set.push("completedAt = :at");
+        }
+        let next = match &log.next_retry_at {
+            Some(next) => s(next.clone()),
+            None => AttributeValue::Null(true),
+        };
+        let result = self
+            .update_delivery(tenant, &log.webhook_id, &log.delivery_id)
+            .update_expression(format!("SET {}", set.join(", ")))
             .condition_expression("attempt = :n AND attemptState = :inFlight")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#expiresAt", keys::EXPIRES_AT)
@@ -454,90 +464,42 @@ impl Store {
             .expression_attribute_values(":inFlight", s(AttemptState::InFlight.as_str()))
             .expression_attribute_values(":status", s(record.status.as_str()))
             .expression_attribute_values(":log", s(log.id.as_str()))
-            .expression_attribute_values(":at", s(at.clone()))
+            .expression_attribute_values(":at", s(at))
             .expression_attribute_values(":expires", n(expires))
             .expression_attribute_values(":n", n(log.attempt))
-            .expression_attribute_values(":max", n(log.max_attempts));
-        match &log.next_retry_at {
-            Some(next) => {
-                set.push("nextRetryAt = :next");
-                delivery = delivery.expression_attribute_values(":next", s(next.clone()));
-            }
-            None => set.push("nextRetryAt = :null"),
-        }
-        if final_outcome {
-            set.push("completedAt = :at");
-        }
-        if log.next_retry_at.is_none() {
-            delivery = delivery.expression_attribute_values(":null", AttributeValue::Null(true));
-        }
-        let delivery = delivery
-            .update_expression(format!("SET {}", set.join(", ")))
-            .build()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-
-        let mut items = vec![
-            TransactWriteItem::builder().put(put_log).build(),
-            TransactWriteItem::builder().update(delivery).build(),
-        ];
-        if with_stats {
-            items.push(
-                TransactWriteItem::builder()
-                    .update(self.stats_update(tenant, log, record.status, &at)?)
-                    .build(),
-            );
-        }
-        let result = self
-            .dynamo()
-            .transact_write_items()
-            .set_transact_items(Some(items))
+            .expression_attribute_values(":max", n(log.max_attempts))
+            .expression_attribute_values(":next", next)
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(service)) => {
-                let error = service.into_err();
-                if let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(canceled) = &error {
-                    let failed: Vec<bool> = canceled
-                        .cancellation_reasons()
-                        .iter()
-                        .map(|reason| reason.code() == Some("ConditionalCheckFailed"))
-                        .collect();
-                    if failed.get(1).copied().unwrap_or(false) {
-                        return Err(TransactFailure::ClaimLost);
-                    }
-                    if failed.get(2).copied().unwrap_or(false) {
-                        return Err(TransactFailure::WebhookGone);
-                    }
-                }
-                Err(TransactFailure::Store(StoreError::Unavailable {
-                    operation: "TransactWriteItems",
-                    detail: aws_sdk_dynamodb::error::DisplayErrorContext(&error).to_string(),
-                }))
+            Err(SdkError::ServiceError(service))
+                if service.err().is_conditional_check_failed_exception() =>
+            {
+                Err(WriteFailure::ClaimLost)
             }
-            Err(error) => Err(TransactFailure::Store(aws_error(
-                "TransactWriteItems",
-                error,
-            ))),
+            Err(error) => Err(WriteFailure::Store(aws_error("UpdateItem", error))),
         }
     }
 
     /// The webhook's stats for a final outcome: `totalSent` or `totalFailed`, `lastSentAt`,
-    /// `lastStatus`, and the run of exhausted deliveries (reset by a success).
-    fn stats_update(
+    /// `lastStatus`, and the run of exhausted deliveries (reset by a success). A webhook deleted
+    /// meanwhile is left deleted (`attribute_exists`).
+    async fn add_final_stats(
         &self,
         tenant: &TenantId,
         log: &AttemptLog,
         status: DeliveryStatus,
-        at: &str,
-    ) -> Result<Update, StoreError> {
+    ) -> Result<(), StoreError> {
         let expression = match status {
             DeliveryStatus::Success => {
                 "ADD totalSent :one SET lastSentAt = :at, lastStatus = :status, consecutiveExhausted = :zero"
             }
             _ => "ADD totalFailed :one, consecutiveExhausted :one SET lastSentAt = :at, lastStatus = :status",
         };
-        let mut update = Update::builder()
+        let mut update = self
+            .dynamo()
+            .update_item()
             .table_name(self.table())
             .key(keys::PK, s(keys::tenant_pk(tenant)))
             .key(
@@ -547,14 +509,20 @@ impl Store {
             .update_expression(expression)
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":at", s(at))
+            .expression_attribute_values(":at", s(log.timestamp.clone()))
             .expression_attribute_values(":status", s(status.as_str()));
         if status == DeliveryStatus::Success {
             update = update.expression_attribute_values(":zero", n(0));
         }
-        update
-            .build()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))
+        match update.send().await {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(service))
+                if service.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(aws_error("UpdateItem", error)),
+        }
     }
 
     /// Settles a pending delivery as `failed` without an attempt (its webhook is disabled, or its
@@ -778,14 +746,13 @@ impl Store {
     }
 }
 
-enum TransactFailure {
+enum WriteFailure {
     ClaimLost,
-    WebhookGone,
     Store(StoreError),
 }
 
-impl From<StoreError> for TransactFailure {
+impl From<StoreError> for WriteFailure {
     fn from(error: StoreError) -> Self {
-        TransactFailure::Store(error)
+        WriteFailure::Store(error)
     }
 }
