@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use crate::cold_start::{FunctionBinary, BASELINE_NAME};
 
 pub const USAGE: &str =
-    "usage: hub-bench --function NAME=PATH [--function NAME=PATH ...] --baseline PATH \
-[--events DIR] [--runs N] [--warmup N] [--report PATH]";
+    "usage: hub-bench [--function NAME=PATH ... --baseline PATH] [--events DIR] [--runs N] [--warmup N] \
+[--b4-dispatcher PATH [--b4-events N] [--b4-concurrency N] [--b4-failure-deadline SECONDS]] [--report PATH]";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BenchArgs {
@@ -18,6 +18,17 @@ pub struct BenchArgs {
     pub warmup: usize,
     /// The JSON report; its directory also holds the copied binaries and the functions' logs.
     pub report: PathBuf,
+    /// B4 runs when its dispatcher binary is given.
+    pub b4: Option<B4Args>,
+}
+
+/// B4 (outgoing delivery through the release `retry-dispatcher`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct B4Args {
+    pub dispatcher: PathBuf,
+    pub events: usize,
+    pub concurrency: usize,
+    pub failure_deadline_seconds: u64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -36,8 +47,12 @@ pub enum UsageError {
         value: String,
         at_least_one: bool,
     },
-    #[error("at least one --function is required\n{USAGE}")]
+    #[error("at least one --function (B5) or --b4-dispatcher (B4) is required\n{USAGE}")]
     NoFunction,
+    #[error(
+        "--b4-events, --b4-concurrency and --b4-failure-deadline need --b4-dispatcher\n{USAGE}"
+    )]
+    B4WithoutDispatcher,
     #[error("--baseline is required\n{USAGE}")]
     NoBaseline,
 }
@@ -52,6 +67,10 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<BenchArgs, U
     let mut runs = 30;
     let mut warmup = 3;
     let mut report = PathBuf::from("target/bench/report.json");
+    let mut b4_dispatcher = None;
+    let mut b4_events = None;
+    let mut b4_concurrency = None;
+    let mut b4_failure_deadline = None;
 
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
@@ -79,13 +98,40 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<BenchArgs, U
             "--runs" => runs = number("--runs", value()?, true)?,
             "--warmup" => warmup = number("--warmup", value()?, false)?,
             "--report" => report = PathBuf::from(value()?),
+            "--b4-dispatcher" => b4_dispatcher = Some(PathBuf::from(value()?)),
+            "--b4-events" => b4_events = Some(number("--b4-events", value()?, true)?),
+            "--b4-concurrency" => {
+                b4_concurrency = Some(number("--b4-concurrency", value()?, true)?)
+            }
+            "--b4-failure-deadline" => {
+                b4_failure_deadline = Some(number("--b4-failure-deadline", value()?, true)? as u64)
+            }
             _ => return Err(UsageError::Unknown(flag)),
         }
     }
-    if functions.is_empty() {
+    let b4 = match b4_dispatcher {
+        Some(dispatcher) => Some(B4Args {
+            dispatcher,
+            events: b4_events.unwrap_or(1000),
+            concurrency: b4_concurrency.unwrap_or(5),
+            failure_deadline_seconds: b4_failure_deadline.unwrap_or(1800),
+        }),
+        None if b4_events.is_some()
+            || b4_concurrency.is_some()
+            || b4_failure_deadline.is_some() =>
+        {
+            return Err(UsageError::B4WithoutDispatcher)
+        }
+        None => None,
+    };
+    if functions.is_empty() && b4.is_none() {
         return Err(UsageError::NoFunction);
     }
-    let baseline = baseline.ok_or(UsageError::NoBaseline)?;
+    let baseline = match baseline {
+        Some(baseline) => baseline,
+        None if functions.is_empty() => PathBuf::new(),
+        None => return Err(UsageError::NoBaseline),
+    };
     Ok(BenchArgs {
         functions,
         baseline,
@@ -93,6 +139,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<BenchArgs, U
         runs,
         warmup,
         report,
+        b4,
     })
 }
 
@@ -136,7 +183,48 @@ mod tests {
                 runs: 30,
                 warmup: 3,
                 report: "target/bench/report.json".into(),
+                b4: None,
             }
+        );
+    }
+
+    #[test]
+    fn b4_alone_is_enough_and_its_knobs_default() {
+        let args = parse(&["--b4-dispatcher", "target/release/retry-dispatcher"])
+            .expect("valid arguments");
+        assert!(args.functions.is_empty());
+        assert_eq!(
+            args.b4,
+            Some(B4Args {
+                dispatcher: "target/release/retry-dispatcher".into(),
+                events: 1000,
+                concurrency: 5,
+                failure_deadline_seconds: 1800,
+            })
+        );
+        let args = parse(&[
+            "--b4-dispatcher",
+            "d",
+            "--b4-events",
+            "50",
+            "--b4-concurrency",
+            "2",
+            "--b4-failure-deadline",
+            "60",
+        ])
+        .expect("valid arguments");
+        let b4 = args.b4.expect("B4 requested");
+        assert_eq!(
+            (b4.events, b4.concurrency, b4.failure_deadline_seconds),
+            (50, 2, 60)
+        );
+    }
+
+    #[test]
+    fn b4_knobs_without_its_dispatcher_are_refused() {
+        assert_eq!(
+            parse(&["--function", "a=/a", "--baseline", "h", "--b4-events", "10"]),
+            Err(UsageError::B4WithoutDispatcher)
         );
     }
 

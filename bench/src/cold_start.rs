@@ -25,9 +25,28 @@ use crate::stats::{self, Summary};
 
 /// The report key of the baseline.
 pub const BASELINE_NAME: &str = "hello";
-/// The event each function's first invocation receives (a file in `events/`): a cheap public route,
-/// so the first response shows the function's own path, not AWS calls. A new function adds a line.
-const INVOCATION_EVENTS: &[(&str, &str)] = &[("integrations", "apigw-get-health.json")];
+/// The event each function's first invocation receives (a file in `events/`) and the answer it must
+/// give: for an HTTP function a cheap public route, for an SQS consumer a record it refuses without
+/// touching AWS, so the first response shows the function's own path, not AWS calls. A new function
+/// adds a line.
+const INVOCATION_EVENTS: &[(&str, &str, Expected)] = &[
+    ("integrations", "apigw-get-health.json", Expected::HttpOk),
+    (
+        "retry-dispatcher",
+        "sqs-dispatch-not-a-job.json",
+        Expected::SqsBatchFailures,
+    ),
+];
+
+/// What a valid answer to the first invocation looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expected {
+    /// JSON; an API Gateway response (`statusCode`) must be 2xx.
+    HttpOk,
+    /// A JSON `SqsBatchResponse` naming every record of the event in `batchItemFailures` (each
+    /// record of the fixture is one the consumer must refuse), and nothing else.
+    SqsBatchFailures,
+}
 /// The baseline echoes any JSON; it gets the same event as the HTTP functions.
 const BASELINE_EVENT: &str = "apigw-get-health.json";
 
@@ -172,6 +191,7 @@ struct Subject {
     binary: PathBuf,
     log: PathBuf,
     event: Bytes,
+    expected: Expected,
     size_bytes: u64,
     stripped: bool,
     samples: Vec<ColdStartSample>,
@@ -182,15 +202,27 @@ pub async fn run_b5(
     options: &B5Options,
     mut progress: impl FnMut(&str),
 ) -> Result<B5Report, ColdStartError> {
-    let mut baseline = prepare(BASELINE_NAME, &options.baseline, BASELINE_EVENT, options)?;
+    let mut baseline = prepare(
+        BASELINE_NAME,
+        &options.baseline,
+        BASELINE_EVENT,
+        Expected::HttpOk,
+        options,
+    )?;
     let mut functions = Vec::with_capacity(options.functions.len());
     for function in &options.functions {
-        let event = INVOCATION_EVENTS
+        let (event, expected) = INVOCATION_EVENTS
             .iter()
-            .find(|(name, _)| *name == function.name)
-            .map(|(_, event)| *event)
+            .find(|(name, _, _)| *name == function.name)
+            .map(|(_, event, expected)| (*event, *expected))
             .ok_or_else(|| ColdStartError::NoEventFor(function.name.clone()))?;
-        functions.push(prepare(&function.name, &function.binary, event, options)?);
+        functions.push(prepare(
+            &function.name,
+            &function.binary,
+            event,
+            expected,
+            options,
+        )?);
     }
 
     let rounds = options.warmup + options.runs;
@@ -307,6 +339,7 @@ fn prepare(
     name: &str,
     binary: &Path,
     event_file: &str,
+    expected: Expected,
     options: &B5Options,
 ) -> Result<Subject, ColdStartError> {
     let read = |path: &Path| {
@@ -346,6 +379,7 @@ fn prepare(
         binary: copy,
         log: log_dir.join(format!("{name}.log")),
         event: Bytes::from(event),
+        expected,
         size_bytes: image.len() as u64,
         stripped,
         samples: Vec::new(),
@@ -418,7 +452,7 @@ async fn measure_cold_start(
         })?;
 
     let answered = tokio::select! {
-        answered = tokio::time::timeout(INVOCATION_TIMEOUT, first_response(&mut api, &function, &request_id)) => answered,
+        answered = tokio::time::timeout(INVOCATION_TIMEOUT, first_response(&mut api, subject, &request_id)) => answered,
         status = child.wait() => {
             let status = status.map_err(|source| ColdStartError::Spawn { function: function.clone(), path: subject.binary.clone(), source })?;
             return Err(ColdStartError::ExitedEarly { function, status, log_tail: log_tail(&subject.log) });
@@ -467,9 +501,10 @@ async fn first_next(
 
 async fn first_response(
     api: &mut RuntimeApi,
-    function: &str,
+    subject: &Subject,
     request_id: &str,
 ) -> Result<Instant, ColdStartError> {
+    let function = subject.name.as_str();
     loop {
         match api.next_call().await {
             Some(RuntimeApiCall::Response {
@@ -477,7 +512,7 @@ async fn first_response(
                 request_id: answered,
                 body,
             }) if answered == request_id => {
-                check_response(function, &body)?;
+                check_response(function, subject.expected, &subject.event, &body)?;
                 return Ok(at);
             }
             Some(RuntimeApiCall::InvocationError {
@@ -511,18 +546,51 @@ async fn first_response(
     }
 }
 
-/// The answer must be JSON, and an API Gateway response must carry a 2xx status: a function that
-/// starts fast but cannot serve is not a result.
-fn check_response(function: &str, body: &[u8]) -> Result<(), ColdStartError> {
+/// The answer must be JSON; an API Gateway response must carry a 2xx status, and an SQS consumer's
+/// must be a batch response failing exactly the records of `event`: a function that starts fast but
+/// cannot serve is not a result.
+fn check_response(
+    function: &str,
+    expected: Expected,
+    event: &[u8],
+    body: &[u8],
+) -> Result<(), ColdStartError> {
     let bad = || ColdStartError::BadResponse {
         function: function.into(),
         body: lossy(body),
     };
     let response: serde_json::Value = serde_json::from_slice(body).map_err(|_| bad())?;
-    match response.get("statusCode").map(|status| status.as_u64()) {
-        None => Ok(()),
-        Some(Some(200..=299)) => Ok(()),
-        Some(_) => Err(bad()),
+    match expected {
+        Expected::HttpOk => match response.get("statusCode").map(|status| status.as_u64()) {
+            None => Ok(()),
+            Some(Some(200..=299)) => Ok(()),
+            Some(_) => Err(bad()),
+        },
+        Expected::SqsBatchFailures => {
+            let event: serde_json::Value = serde_json::from_slice(event).map_err(|_| bad())?;
+            let mut records: Vec<&str> = event["Records"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|record| record["messageId"].as_str())
+                .collect();
+            let failures = response
+                .get("batchItemFailures")
+                .and_then(|failures| failures.as_array())
+                .ok_or_else(bad)?;
+            let mut failed = failures
+                .iter()
+                .map(|failure| failure["itemIdentifier"].as_str())
+                .collect::<Option<Vec<&str>>>()
+                .ok_or_else(bad)?;
+            records.sort_unstable();
+            failed.sort_unstable();
+            if records == failed {
+                Ok(())
+            } else {
+                Err(bad())
+            }
+        }
     }
 }
 
@@ -610,7 +678,7 @@ impl B5Report {
         let mut out = String::new();
         out.push_str("B5 cold start: spawn -> first GET /runtime/invocation/next\n");
         out.push_str(&format!(
-            "{:<14} {:>5} {:>10} {:>9} {:>9} {:>11} {:>11} {:>10} {:>7}  {}\n",
+            "{:<16} {:>5} {:>10} {:>9} {:>9} {:>11} {:>11} {:>10} {:>7}  {}\n",
             "binary",
             "runs",
             "median ms",
@@ -624,7 +692,7 @@ impl B5Report {
         ));
         let row = |name: &str, stats: &ColdStartStats, ratio: String, verdict: String| {
             format!(
-                "{:<14} {:>5} {:>10.3} {:>9.3} {:>9.3} {:>11.3} {:>11.2} {:>10} {:>7}  {}\n",
+                "{:<16} {:>5} {:>10.3} {:>9.3} {:>9.3} {:>11.3} {:>11.2} {:>10} {:>7}  {}\n",
                 name,
                 stats.to_first_next.runs,
                 stats.to_first_next.median_ms,
@@ -713,22 +781,39 @@ mod tests {
     fn an_api_gateway_error_status_is_not_a_valid_first_response() {
         let body = br#"{"statusCode":500,"body":"oops"}"#;
         assert!(matches!(
-            check_response("f", body),
+            check_response("f", Expected::HttpOk, b"{}", body),
             Err(ColdStartError::BadResponse { .. })
         ));
     }
 
     #[test]
     fn a_2xx_api_gateway_response_or_plain_json_is_a_valid_first_response() {
-        assert!(check_response("f", br#"{"statusCode":200,"body":"{}"}"#).is_ok());
-        assert!(check_response("f", br#"{"message":"Hello, world!"}"#).is_ok());
-        assert!(check_response("f", b"not json").is_err());
+        let check = |body: &[u8]| check_response("f", Expected::HttpOk, b"{}", body);
+        assert!(check(br#"{"statusCode":200,"body":"{}"}"#).is_ok());
+        assert!(check(br#"{"message":"Hello, world!"}"#).is_ok());
+        assert!(check(b"not json").is_err());
+    }
+
+    #[test]
+    fn an_sqs_consumer_must_fail_exactly_the_records_it_was_given() {
+        let event =
+            br#"{"Records":[{"messageId":"m-1","body":"x"},{"messageId":"m-2","body":"y"}]}"#;
+        let check = |body: &[u8]| check_response("f", Expected::SqsBatchFailures, event, body);
+        assert!(check(
+            br#"{"batchItemFailures":[{"itemIdentifier":"m-2"},{"itemIdentifier":"m-1"}]}"#
+        )
+        .is_ok());
+        assert!(check(br#"{"batchItemFailures":[{"itemIdentifier":"m-1"}]}"#).is_err());
+        assert!(check(br#"{"batchItemFailures":[]}"#).is_err());
+        assert!(check(br#"{"statusCode":200}"#).is_err());
+        assert!(check(b"null").is_err());
     }
 
     #[test]
     fn every_function_measured_has_an_invocation_event_fixture_in_events() {
         let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
-        for (_, file) in INVOCATION_EVENTS.iter().chain([&("hello", BASELINE_EVENT)]) {
+        let files = INVOCATION_EVENTS.iter().map(|(_, file, _)| *file);
+        for file in files.chain([BASELINE_EVENT]) {
             let event = std::fs::read(events.join(file)).expect("event fixture exists");
             serde_json::from_slice::<serde_json::Value>(&event).expect("event fixture is JSON");
         }

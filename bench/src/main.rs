@@ -1,18 +1,22 @@
 //! `make bench`: runs the benchmarks of docs/benchmarks.md, prints a table and writes `target/bench/report.json`.
-//! Today that is B5 (cold start); B1-B4 add a module with its own report struct and a field of
-//! [`report::Report`].
+//! Today that is B4 (outgoing delivery) and B5 (cold start); B1-B3 add a module with its own report
+//! struct and a field of [`report::Report`].
 
 mod cli;
 mod cold_start;
 mod connection_counter;
+mod delivery;
 mod elf;
+mod proc_cpu;
 mod report;
 mod runtime_api;
+mod sink;
 mod stats;
 
 use std::process::ExitCode;
 
 use cold_start::B5Options;
+use delivery::B4Options;
 use report::{Machine, Report};
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +25,8 @@ enum BenchError {
     Usage(#[from] cli::UsageError),
     #[error(transparent)]
     ColdStart(#[from] cold_start::ColdStartError),
+    #[error(transparent)]
+    Delivery(#[from] delivery::DeliveryBenchError),
     #[error("cannot write the report {path}: {source}")]
     WriteReport {
         path: std::path::PathBuf,
@@ -50,20 +56,49 @@ async fn run() -> Result<(), BenchError> {
         .map(|dir| dir.to_path_buf())
         .unwrap_or_default();
 
-    let b5_options = B5Options {
-        functions: args.functions.clone(),
-        baseline: args.baseline.clone(),
-        events_dir: args.events_dir.clone(),
-        runs: args.runs,
-        warmup: args.warmup,
-        work_dir,
+    let b5 = if args.functions.is_empty() {
+        None
+    } else {
+        let b5_options = B5Options {
+            functions: args.functions.clone(),
+            baseline: args.baseline.clone(),
+            events_dir: args.events_dir.clone(),
+            runs: args.runs,
+            warmup: args.warmup,
+            work_dir: work_dir.clone(),
+        };
+        Some(cold_start::run_b5(&b5_options, |line| eprintln!("{line}")).await?)
     };
-    let b5 = cold_start::run_b5(&b5_options, |line| eprintln!("{line}")).await?;
+    let b4 = match &args.b4 {
+        None => None,
+        Some(b4) => {
+            let b4_options = B4Options {
+                dispatcher: b4.dispatcher.clone(),
+                events: b4.events,
+                concurrency: b4.concurrency,
+                failure_deadline: std::time::Duration::from_secs(b4.failure_deadline_seconds),
+                aws_endpoint: std::env::var("BENCH_AWS_ENDPOINT")
+                    .ok()
+                    .filter(|endpoint| !endpoint.trim().is_empty()),
+                work_dir,
+            };
+            Some(delivery::run_b4(&b4_options, |line| eprintln!("{line}")).await?)
+        }
+    };
 
-    println!();
-    println!("{}", b5.table());
+    for table in [
+        b4.as_ref().map(|b4| b4.table()),
+        b5.as_ref().map(|b5| b5.table()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        println!();
+        println!("{table}");
+    }
     let report = Report {
-        b5: Some(b5),
+        b4,
+        b5,
         machine,
         timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };

@@ -5,9 +5,12 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::cold_start::B5Report;
+use crate::delivery::B4Report;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
+    #[serde(rename = "B4", skip_serializing_if = "Option::is_none")]
+    pub b4: Option<B4Report>,
     #[serde(rename = "B5", skip_serializing_if = "Option::is_none")]
     pub b5: Option<B5Report>,
     pub machine: Machine,
@@ -107,14 +110,16 @@ mod tests {
     }
 
     #[test]
-    fn a_report_without_b5_has_no_b5_key_and_names_the_machine() {
+    fn a_report_without_b4_or_b5_has_neither_key_and_names_the_machine() {
         let report = Report {
+            b4: None,
             b5: None,
             machine: Machine::detect(),
             timestamp: "2026-03-10T12:00:00Z".into(),
         };
         let json = serde_json::to_value(&report).expect("serializable");
         assert!(json.get("B5").is_none());
+        assert!(json.get("B4").is_none());
         assert_eq!(json["timestamp"], "2026-03-10T12:00:00Z");
         assert!(json["machine"]["cpus"]
             .as_u64()
