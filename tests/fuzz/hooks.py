@@ -50,6 +50,11 @@ EXEMPT_FIELDS = [
     # Each entity type appears in one trigger only: uniqueness of one property across array items.
     ("one trigger per entity type", {"POST /api/webhooks/outgoing", "PATCH /api/webhooks/outgoing/{id}"},
      r"triggers\[\d+\]\.entityType", r"is already the entity type of"),
+    # A recover window is relative to the time of the request: `since` within the 14-day log
+    # retention and before `until` (now when absent or later). A schema cannot state "recent" nor
+    # compare two date-times.
+    ("recover window is recent and ordered", {"POST /api/webhooks/outgoing/{id}/recover"},
+     r"since", r"^must be within the last \d+ days|^must be before until"),
     # At most 16 KiB of JSON: a size in bytes of the serialised value is not a JSON Schema keyword.
     ("config at most 16 KiB", None, r"config", r"at most \d+ bytes"),
     # Free-form values (config, transform options, default and filter values) nest at most 16
