@@ -1,9 +1,10 @@
 //! Start-up: everything a function needs, built once per cold start from one configuration and one
 //! AWS SDK configuration — the store (DynamoDB + the envelope cipher over KMS), the catalog, the
-//! guarded provider HTTP client and the queues. A bad deploy (configuration, providers file) fails
+//! guarded provider HTTP client and the queues (the webhook delivery client is built on first use,
+//! so a cold start that serves no test delivery does not pay for it). A bad deploy (configuration, providers file) fails
 //! here, with a message naming what is wrong, before any request is served.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::auth::TenantClaim;
 use crate::catalog::{Catalog, CatalogError};
@@ -33,6 +34,9 @@ pub struct Services {
     pub provider_http: GuardedHttpClient,
     pub queues: Queues,
     pub tenant_claim: TenantClaim,
+    /// Webhook deliveries made in the request (`POST /api/webhooks/{id}/test`); see
+    /// [`Services::delivery_http`].
+    delivery_http: Arc<OnceLock<GuardedHttpClient>>,
 }
 
 impl Services {
@@ -66,7 +70,22 @@ impl Services {
             catalog: Arc::new(catalog),
             provider_http,
             queues,
+            delivery_http: Arc::new(OnceLock::new()),
         })
+    }
+
+    /// The client for webhook deliveries (the SSRF guard, no redirects), built on first use. Its
+    /// options are the same ones start-up validated for the provider client, so a failure here is
+    /// a broken TLS set-up, not a bad deploy value.
+    pub fn delivery_http(&self) -> Result<&GuardedHttpClient, ClientBuildError> {
+        if let Some(client) = self.delivery_http.get() {
+            return Ok(client);
+        }
+        let client = GuardedHttpClient::new(GuardOptions::webhook_deliveries(
+            self.config.allow_private_targets,
+        ))?;
+        // Two requests racing both build one; the first stored is the one every caller gets.
+        Ok(self.delivery_http.get_or_init(|| client))
     }
 }
 

@@ -16,6 +16,9 @@ what a schema cannot state, and are accepted and stored rather than all refused 
   generated): a create or update resolves the URL's host, and a generated host name never
   resolves here; each such request would be one DNS query answered "not found" (~0.2 s), slow and
   testing nothing about this API.
+- a recover window (`since`, `until`) lies in the last hour, in order: the API takes a `since`
+  within the 14-day log retention and before `until`, rules relative to the time of the request
+  that no schema can state, and a generated date-time is almost never that recent.
 Every change keeps the request valid against the document.
 """
 
@@ -24,6 +27,7 @@ import json
 import re
 import sys
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 
 import schemathesis
 
@@ -166,6 +170,12 @@ def map_case(context, case):
             case.body["triggers"] = unique
         if isinstance(case.body.get("payloadTemplate"), str):
             case.body["payloadTemplate"] = '{"event": "{{type}}", "data": "{{data}}"}'
+    if case.operation.label == "POST /api/webhooks/outgoing/{id}/recover":
+        now = datetime.now(timezone.utc)
+        if "since" in case.body:
+            case.body["since"] = (now - timedelta(hours=1)).isoformat()
+        if "until" in case.body:
+            case.body["until"] = now.isoformat()
     return case
 
 

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use hub_tests::spawn_app;
+use hub_tests::{spawn_app, TestApp};
+use serde_json::json;
 
 /// The settings a reader can change in one place; docs/api-fuzzing.md quotes them.
 const SEED: &str = "20261201";
@@ -35,18 +36,47 @@ fn schemathesis_program() -> String {
     std::env::var("SCHEMATHESIS").unwrap_or_else(|_| "schemathesis".to_string())
 }
 
+/// The log id of one test delivery of a new webhook of `tenant` (to a closed local port): what
+/// schemathesis.toml gives the log-id operations, which a generated id would only ever 404.
+async fn webhook_log_of(app: &TestApp, tenant: &str) -> String {
+    let created = app
+        .post_json(
+            tenant,
+            "/api/webhooks/outgoing",
+            &json!({"name": "Fuzz target", "url": "http://127.0.0.1:9/hooks",
+                    "triggers": [{"entityType": "integration", "events": ["connected"]}]}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let id = created.json()["id"]
+        .as_str()
+        .expect("webhook id")
+        .to_string();
+    let tested = app
+        .post_json(tenant, &format!("/api/webhooks/{id}/test"), &json!({}))
+        .await;
+    assert_eq!(tested.status, 200, "{}", tested.text);
+    let logs = app.get(tenant, &format!("/api/webhooks/{id}/logs")).await;
+    logs.json()["items"][0]["id"]
+        .as_str()
+        .expect("the test delivery is logged")
+        .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_failure_with_every_check() {
-    // Given a fresh local stack and a token of one tenant
+    // Given a fresh local stack, a token of one tenant and one webhook log of that tenant
     let app = spawn_app().await;
     let token = app.token("fuzz-tenant");
     let root = workspace_root();
+    let log_id = webhook_log_of(&app, "fuzz-tenant").await;
 
     // When schemathesis runs every check against it
     let mut command = tokio::process::Command::new(schemathesis_program());
     command
         .current_dir(&root)
         .env("SCHEMATHESIS_HOOKS", root.join("tests/fuzz/hooks.py"))
+        .env("HUB_FUZZ_WEBHOOK_LOG_ID", &log_id)
         .arg("--config-file")
         .arg(root.join("tests/fuzz/schemathesis.toml"))
         .args(["run", "api/openapi.json", "--url", &app.url])

@@ -1178,6 +1178,177 @@ async fn every_response_of_every_operation_matches_the_openapi_document() {
         None,
     )
     .await;
+
+    // deliveries: a test that fails (nothing listens on port 9) and one that succeeds, their logs,
+    // a retry of each (202, then 409 for the succeeded one), a recover, and the 404s and 400s
+    let outgoing_id = hook["id"].as_str().unwrap_or_default().to_string();
+    s.call(
+        200,
+        Method::POST,
+        &format!("/api/webhooks/{outgoing_id}/test"),
+        None,
+    )
+    .await;
+    Mock::given(method("POST"))
+        .and(path("/hooks"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&provider)
+        .await;
+    let accepting = s
+        .call(
+            201,
+            Method::POST,
+            "/api/webhooks/outgoing",
+            Some(
+                &json!({"name": "Accepting", "url": format!("{}/hooks", provider.uri()),
+                         "triggers": [{"entityType": "meeting", "events": ["created"]}]}),
+            ),
+        )
+        .await
+        .json();
+    let accepting_id = accepting["id"].as_str().unwrap_or_default().to_string();
+    s.call(
+        200,
+        Method::POST,
+        &format!("/api/webhooks/{accepting_id}/test"),
+        None,
+    )
+    .await;
+    let failed_logs = s
+        .call(
+            200,
+            Method::GET,
+            &format!("/api/webhooks/{outgoing_id}/logs"),
+            None,
+        )
+        .await
+        .json();
+    s.call(
+        200,
+        Method::GET,
+        &format!("/api/webhooks/{outgoing_id}/logs?limit=1"),
+        None,
+    )
+    .await;
+    s.call(
+        400,
+        Method::GET,
+        &format!("/api/webhooks/{outgoing_id}/logs?limit=0"),
+        None,
+    )
+    .await;
+    s.call(
+        404,
+        Method::GET,
+        "/api/webhooks/whout_000000000000000000000000000000/logs",
+        None,
+    )
+    .await;
+    let succeeded_logs = s
+        .call(
+            200,
+            Method::GET,
+            &format!("/api/webhooks/{accepting_id}/logs"),
+            None,
+        )
+        .await
+        .json();
+    let failed_log = failed_logs["items"][0]["id"]
+        .as_str()
+        .unwrap_or("log_missing")
+        .to_string();
+    let succeeded_log = succeeded_logs["items"][0]["id"]
+        .as_str()
+        .unwrap_or("log_missing")
+        .to_string();
+    s.call(
+        200,
+        Method::GET,
+        &format!("/api/webhook-logs/{failed_log}"),
+        None,
+    )
+    .await;
+    s.call(
+        200,
+        Method::GET,
+        &format!("/api/webhook-logs/{succeeded_log}"),
+        None,
+    )
+    .await;
+    s.call(
+        404,
+        Method::GET,
+        "/api/webhook-logs/log_00000000000000000000000000",
+        None,
+    )
+    .await;
+    s.call(
+        202,
+        Method::POST,
+        &format!("/api/webhook-logs/{failed_log}/retry"),
+        None,
+    )
+    .await;
+    s.call(
+        409,
+        Method::POST,
+        &format!("/api/webhook-logs/{succeeded_log}/retry"),
+        None,
+    )
+    .await;
+    s.call(
+        404,
+        Method::POST,
+        "/api/webhook-logs/log_00000000000000000000000000/retry",
+        None,
+    )
+    .await;
+    let since = hub_shared::store::timestamp(chrono::Utc::now() - chrono::Duration::hours(1));
+    s.call(
+        202,
+        Method::POST,
+        &format!("/api/webhooks/outgoing/{accepting_id}/recover"),
+        Some(&json!({"since": since})),
+    )
+    .await;
+    s.call(
+        400,
+        Method::POST,
+        &format!("/api/webhooks/outgoing/{accepting_id}/recover"),
+        Some(&json!({"since": "2000-01-01T00:00:00Z"})),
+    )
+    .await;
+    s.call(
+        404,
+        Method::POST,
+        "/api/webhooks/outgoing/whout_000000000000000000000000000000/recover",
+        Some(&json!({"since": since})),
+    )
+    .await;
+    let text = s
+        .app
+        .request(
+            Method::POST,
+            "acme",
+            &format!("/api/webhooks/outgoing/{accepting_id}/recover"),
+        )
+        .header("content-type", "text/plain")
+        .body("since");
+    s.send(
+        Some(415),
+        Method::POST,
+        &format!("/api/webhooks/outgoing/{accepting_id}/recover"),
+        text,
+    )
+    .await;
+    s.call(
+        404,
+        Method::POST,
+        "/api/webhooks/whout_000000000000000000000000000000/test",
+        None,
+    )
+    .await;
+
     s.call(204, Method::DELETE, &hook_path, None).await;
     s.call(404, Method::GET, &hook_path, None).await;
     s.call(
@@ -1199,6 +1370,7 @@ async fn every_response_of_every_operation_matches_the_openapi_document() {
         }
         let path = template
             .replace("{id}", MISSING_ID)
+            .replace("{logId}", "log_00000000000000000000000000")
             .replace("{slug}", "stripe");
         let method: Method = method_name.parse().expect("method");
         let request = s

@@ -421,6 +421,11 @@ fn http_routes_are_the_integrations_routes_with_only_health_and_openapi_public()
             route("PATCH", "/api/webhooks/outgoing/{id}", false),
             route("DELETE", "/api/webhooks/outgoing/{id}", false),
             route("POST", "/api/webhooks/{id}/rotate-secret", false),
+            route("POST", "/api/webhooks/{id}/test", false),
+            route("GET", "/api/webhooks/{id}/logs", false),
+            route("GET", "/api/webhook-logs/{logId}", false),
+            route("POST", "/api/webhook-logs/{logId}/retry", false),
+            route("POST", "/api/webhooks/outgoing/{id}/recover", false),
             route("ANY", "/api/{proxy+}", false),
         ]
     );

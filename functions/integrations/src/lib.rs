@@ -1,6 +1,7 @@
 //! The integrations function: providers, integration CRUD, status, logs, test connection, the
-//! event-type catalog and outgoing webhook management, served by one axum router that API Gateway
-//! (or the local stack) feeds with payload-2.0 requests.
+//! event-type catalog, outgoing webhook management and their deliveries (logs, retry, recover,
+//! test), served by one axum router that API Gateway (or the local stack) feeds with payload-2.0
+//! requests.
 
 pub mod routes;
 pub mod state;
@@ -30,6 +31,11 @@ hub_shared::api_routes! { state: AppState;
     patch "/api/webhooks/outgoing/{id}" => routes::outgoing_webhooks::patch;
     delete "/api/webhooks/outgoing/{id}" => routes::outgoing_webhooks::delete;
     post "/api/webhooks/{id}/rotate-secret" => routes::outgoing_webhooks::rotate_secret;
+    post "/api/webhooks/{id}/test" => routes::webhook_deliveries::test;
+    get "/api/webhooks/{id}/logs" => routes::webhook_deliveries::list_logs;
+    get "/api/webhook-logs/{logId}" => routes::webhook_deliveries::get_log;
+    post "/api/webhook-logs/{logId}/retry" => routes::webhook_deliveries::retry;
+    post "/api/webhooks/outgoing/{id}/recover" => routes::webhook_deliveries::recover;
 }
 
 /// The whole function as one router.

@@ -9,6 +9,7 @@ pub mod outgoing_webhooks;
 pub mod providers;
 pub mod status;
 pub mod test_connection;
+pub mod webhook_deliveries;
 
 use std::collections::HashMap;
 
