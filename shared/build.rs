@@ -2,6 +2,8 @@
 //! - the built-in provider catalog (src/catalog/providers.yaml, the source of truth) is converted to
 //!   JSON, so functions parse JSON at cold start instead of YAML (the tests still parse the YAML
 //!   itself and check both give the same catalog);
+//! - the OpenAPI document (api/openapi.json, kept pretty-printed for readers and diffs) is compiled in
+//!   compact, 40 % smaller: the functions must stay under 10 MiB (docs/benchmarks.md);
 //! - the roots the AWS SDK's HTTPS client trusts (the Amazon Trust Services roots) are picked out of
 //!   the Mozilla list and written as PEM, so start-up neither searches nor encodes certificates.
 
@@ -24,7 +26,18 @@ fn main() {
     let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     let out_dir = Path::new(&out_dir);
     catalog_json(out_dir);
+    compact_openapi(out_dir);
     aws_root_pems(out_dir);
+}
+
+fn compact_openapi(out_dir: &Path) {
+    let source = "../api/openapi.json";
+    println!("cargo:rerun-if-changed={source}");
+    let text = std::fs::read_to_string(source).unwrap_or_else(|e| panic!("reading {source}: {e}"));
+    let document: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{source} is not JSON: {e}"));
+    let json = serde_json::to_string(&document).expect("JSON");
+    std::fs::write(out_dir.join("openapi.json"), json).expect("writing openapi.json");
 }
 
 fn catalog_json(out_dir: &Path) {

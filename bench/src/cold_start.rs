@@ -33,7 +33,7 @@ const INVOCATION_EVENTS: &[(&str, &str, Expected)] = &[
     ("integrations", "apigw-get-health.json", Expected::HttpOk),
     (
         "retry-dispatcher",
-        "sqs-dispatch-not-a-job.json",
+        "sqs-malformed.json",
         Expected::SqsBatchFailures,
     ),
 ];

@@ -6,7 +6,9 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
-pub const OPENAPI_DOCUMENT: &str = include_str!("../../api/openapi.json");
+/// The document as served: `api/openapi.json` made compact by build.rs (the same JSON value, with
+/// the same key order).
+pub const OPENAPI_DOCUMENT: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
 
 /// The document, parsed once.
 ///
