@@ -1315,7 +1315,7 @@ async fn every_response_of_every_operation_matches_the_openapi_document() {
         400,
         Method::POST,
         &format!("/api/webhooks/outgoing/{accepting_id}/recover"),
-        Some(&json!({"since": "2000-01-01T00:00:00Z"})),
+        Some(&json!({"since": "2026-12-01T10:00:00Z", "until": "2000-01-01T00:00:00Z"})),
     )
     .await;
     s.call(

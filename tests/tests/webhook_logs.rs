@@ -341,7 +341,7 @@ async fn recover_requeues_exactly_the_deliveries_that_failed_in_the_window() {
 }
 
 #[tokio::test]
-async fn recover_refuses_a_window_beyond_the_retention_naming_since() {
+async fn recover_refuses_a_bad_window_naming_the_field_and_starts_an_old_one_at_the_retention() {
     let app = spawn_app().await;
     let target = target_answering(200).await;
     let webhook_id = create_webhook(&app, &target, json!({})).await;
@@ -350,8 +350,13 @@ async fn recover_refuses_a_window_beyond_the_retention_naming_since() {
     let recent = hub_shared::store::timestamp(chrono::Utc::now() - chrono::Duration::hours(1));
     let earlier = hub_shared::store::timestamp(chrono::Utc::now() - chrono::Duration::hours(2));
 
+    // a since older than the retention is its start: nothing older is kept
+    let old = app
+        .post_json("acme", &path, &json!({"since": too_old}))
+        .await;
+    assert_eq!(old.status, 202, "{}", old.text);
+    assert_eq!(old.json(), json!({"queued": 0}));
     for (body, field) in [
-        (json!({"since": too_old}), "since"),
         (json!({"since": recent, "until": earlier}), "since"),
         (json!({"since": "yesterday"}), "since"),
         (json!({"since": recent, "until": null}), "until"),

@@ -204,7 +204,8 @@ async fn reopen_for_recovery(
 }
 
 /// `[since, until]` of a recover: RFC 3339 date-times, `until` defaulting to (and clamped to) now,
-/// `since` before `until` and no older than the log retention (older deliveries are gone).
+/// `since` raised to the start of the log retention (older deliveries are gone, so "since 2000"
+/// means everything still kept) and before `until`.
 fn recovery_window(
     request: &RecoverRequest,
     now: DateTime<Utc>,
@@ -218,15 +219,7 @@ fn recovery_window(
     let (Some(since), Some(until)) = (since, until) else {
         return Err(ApiError::validation(errors));
     };
-    let oldest = now - chrono::Duration::days(WEBHOOK_LOG_RETENTION_DAYS);
-    if since < oldest {
-        return Err(ApiError::field(
-            "since",
-            format!(
-                "must be within the last {WEBHOOK_LOG_RETENTION_DAYS} days (deliveries are kept no longer)"
-            ),
-        ));
-    }
+    let since = since.max(now - chrono::Duration::days(WEBHOOK_LOG_RETENTION_DAYS));
     if since >= until {
         return Err(ApiError::field(
             "since",
@@ -286,16 +279,30 @@ mod tests {
     }
 
     #[test]
-    fn since_older_than_the_retention_or_not_before_until_is_refused_naming_since() {
+    fn since_older_than_the_retention_starts_at_the_retention() {
+        assert_eq!(
+            window("2000-01-01T00:00:00Z", None),
+            Ok((
+                "2026-11-17T12:00:00.000Z".to_string(),
+                "2026-12-01T12:00:00.000Z".to_string()
+            ))
+        );
+        assert_eq!(
+            window("2026-11-17T12:00:01Z", None).map(|(since, _)| since),
+            Ok("2026-11-17T12:00:01.000Z".to_string())
+        );
+    }
+
+    #[test]
+    fn since_not_before_until_is_refused_naming_since() {
         for (since, until) in [
-            ("2026-11-16T11:59:59Z", None),
             ("2026-12-01T11:00:00Z", Some("2026-12-01T11:00:00Z")),
             ("2026-12-01T13:00:00Z", None),
+            ("2026-12-01T11:00:00Z", Some("2000-01-01T00:00:00Z")),
         ] {
             let refused = window(since, until).expect_err("refused");
             assert_eq!(refused, ["since"], "{since}");
         }
-        assert!(window("2026-11-17T12:00:00Z", None).is_ok());
     }
 
     #[test]
