@@ -514,15 +514,7 @@ impl Store {
         if status == DeliveryStatus::Success {
             update = update.expression_attribute_values(":zero", n(0));
         }
-        match update.send().await {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(aws_error("UpdateItem", error)),
-        }
+        applied(update.send().await).map(drop)
     }
 
     /// Settles a pending delivery as `failed` without an attempt (its webhook is disabled, or its
@@ -548,15 +540,7 @@ impl Store {
             .expression_attribute_values(":null", AttributeValue::Null(true))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(aws_error("UpdateItem", error)),
-        }
+        applied(result).map(drop)
     }
 
     /// Makes a failed delivery pending again with a fresh budget of `retry_attempts` after its last
@@ -734,15 +718,25 @@ impl Store {
         if only_after_exhausted {
             update = update.expression_attribute_values(":max", n(MAX_CONSECUTIVE_EXHAUSTED));
         }
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(aws_error("UpdateItem", error)),
+        applied(update.send().await)
+    }
+}
+
+/// Whether a conditional `UpdateItem` applied: a failed condition is `false`, not an error.
+fn applied<R: std::fmt::Debug>(
+    result: Result<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+        SdkError<UpdateItemError, R>,
+    >,
+) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(service))
+            if service.err().is_conditional_check_failed_exception() =>
+        {
+            Ok(false)
         }
+        Err(error) => Err(aws_error("UpdateItem", error)),
     }
 }
 
