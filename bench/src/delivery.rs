@@ -34,7 +34,6 @@ use http_body_util::Full;
 use hub_local::moto::Moto;
 use hub_local::provision::StackNames;
 use hub_local::stack::{local_sdk_config, LocalStack, StackOptions, LOCAL_REGION};
-use hub_shared::crypto::{field, SecretSlot};
 use hub_shared::delivery::emit;
 use hub_shared::domain::{DisplayName, OutgoingWebhookId, TenantId};
 use hub_shared::events::{Event, TriggerInput, Triggers};
@@ -395,9 +394,9 @@ impl Fixture {
         let webhook_id = OutgoingWebhookId::generate();
         let envelope = services
             .store
-            .cipher()
-            .seal_json(
-                SecretSlot::new(tenant.as_str(), webhook_id.as_str(), field::SECRET),
+            .seal_signing_secrets(
+                &tenant,
+                &webhook_id,
                 &SigningSecrets {
                     current: secret.expose().to_string(),
                     previous: None,

@@ -7,7 +7,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hub_shared::crypto::{field, SecretSlot};
 use hub_shared::domain::{DisplayName, OutgoingWebhookId, TenantId};
 use hub_shared::events::{Event, TriggerInput, Triggers};
 use hub_shared::services::Services;
@@ -406,11 +405,7 @@ async fn a_private_target_is_refused_when_private_targets_are_not_allowed() {
     };
     let envelope = services
         .store
-        .cipher()
-        .seal_json(
-            SecretSlot::new("acme", id.as_str(), field::SECRET),
-            &secrets,
-        )
+        .seal_signing_secrets(&tenant, &id, &secrets)
         .await
         .expect("sealed");
     let triggers = Triggers::parse(&[serde_json::from_value::<TriggerInput>(

@@ -9,13 +9,12 @@ use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::Value;
 use url::Url;
 
-use crate::crypto::{field, SecretSlot};
 use crate::domain::DeliveryId;
 use crate::http_client::{GuardedHttpClient, OutgoingRequest, SendErrorKind};
 use crate::retry;
 use crate::store::{
-    AttemptStatus, DeliveryMethod, LoggedRequest, LoggedResponse, OutgoingWebhookItem,
-    SigningSecrets, Store, StoreError,
+    AttemptStatus, DeliveryMethod, LoggedRequest, LoggedResponse, OutgoingWebhookItem, Store,
+    StoreError,
 };
 use crate::webhooks::redact::{redact_headers, truncate_body};
 use crate::webhooks::sign::{Signing, SigningKeys, WebhookSecret};
@@ -53,15 +52,7 @@ pub async fn signing_keys(
     webhook: &OutgoingWebhookItem,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<SigningKeys, StoreError> {
-    let slot = SecretSlot::new(
-        webhook.tenant_id.as_str(),
-        webhook.id.as_str(),
-        field::SECRET,
-    );
-    let secrets: SigningSecrets = store
-        .cipher()
-        .open_json(slot, webhook.secret.as_ref())
-        .await?;
+    let secrets = store.open_signing_secrets(webhook).await?;
     let corrupt = |e| StoreError::Corrupt(format!("the signing secret of {}: {e}", webhook.id));
     let mut keys = SigningKeys::new(WebhookSecret::parse(&secrets.current).map_err(corrupt)?);
     if let (Some(previous), Some(expires_at)) = (&secrets.previous, &secrets.previous_expires_at) {

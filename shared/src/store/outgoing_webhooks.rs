@@ -13,6 +13,7 @@ use super::query::{Page, PagedQuery};
 use super::versioned::{version_of, VersionedChanges, VersionedUpdateError};
 use super::{aws_error, keys, s, timestamp, to_attribute, InvalidCursor, Item, Store, StoreError};
 use crate::catalog::RateLimit;
+use crate::crypto::{field, SecretSlot};
 use crate::domain::{Description, DisplayName, OutgoingWebhookId, TenantId};
 use crate::events::Triggers;
 use crate::webhooks::sign::SignatureScheme;
@@ -229,6 +230,33 @@ pub enum UpdateWebhookError {
 }
 
 impl Store {
+    /// Seals a webhook's signing secrets (owner = the webhook id, field `secret`).
+    pub async fn seal_signing_secrets(
+        &self,
+        tenant: &TenantId,
+        id: &OutgoingWebhookId,
+        secrets: &SigningSecrets,
+    ) -> Result<Vec<u8>, StoreError> {
+        let slot = SecretSlot::new(tenant.as_str(), id.as_str(), field::SECRET);
+        Ok(self.cipher().seal_json(slot, secrets).await?)
+    }
+
+    /// Opens the signing secrets of a stored webhook.
+    pub async fn open_signing_secrets(
+        &self,
+        webhook: &OutgoingWebhookItem,
+    ) -> Result<SigningSecrets, StoreError> {
+        let slot = SecretSlot::new(
+            webhook.tenant_id.as_str(),
+            webhook.id.as_str(),
+            field::SECRET,
+        );
+        Ok(self
+            .cipher()
+            .open_json(slot, webhook.secret.as_ref())
+            .await?)
+    }
+
     pub async fn create_outgoing_webhook(
         &self,
         item: &OutgoingWebhookItem,

@@ -10,7 +10,6 @@ use axum::Json;
 use http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use hub_shared::auth::AuthContext;
 use hub_shared::catalog::RateLimit;
-use hub_shared::crypto::SecretSlot;
 use hub_shared::domain::{Description, DisplayName, OutgoingWebhookId};
 use hub_shared::error::{ApiError, FieldError};
 use hub_shared::events::{TriggerInput, Triggers};
@@ -170,17 +169,18 @@ pub async fn create(
 
     let id = OutgoingWebhookId::generate();
     let secret = Zeroizing::new(generate_secret().expose().to_string());
-    let envelope = seal_secrets(
-        &state,
-        &auth,
-        &id,
-        &SigningSecrets {
-            current: secret.to_string(),
-            previous: None,
-            previous_expires_at: None,
-        },
-    )
-    .await?;
+    let envelope = state
+        .store
+        .seal_signing_secrets(
+            &auth.tenant,
+            &id,
+            &SigningSecrets {
+                current: secret.to_string(),
+                previous: None,
+                previous_expires_at: None,
+            },
+        )
+        .await?;
     let item = OutgoingWebhookItem::new(
         NewOutgoingWebhook {
             id: id.clone(),
@@ -364,28 +364,22 @@ pub async fn rotate_secret(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let current = load(&state, &auth, &id).await?;
-    let slot = SecretSlot::new(auth.tenant.as_str(), current.id.as_str(), "secret");
-    let old: Zeroizing<SigningSecrets> = Zeroizing::new(
-        state
-            .store
-            .cipher()
-            .open_json(slot, current.secret.as_ref())
-            .await?,
-    );
+    let old = Zeroizing::new(state.store.open_signing_secrets(&current).await?);
     let secret = Zeroizing::new(generate_secret().expose().to_string());
     let previous_expires_at =
         timestamp(chrono::Utc::now() + hub_shared::webhooks::sign::ROTATION_OVERLAP);
-    let envelope = seal_secrets(
-        &state,
-        &auth,
-        &current.id,
-        &SigningSecrets {
-            current: secret.to_string(),
-            previous: Some(old.current.clone()),
-            previous_expires_at: Some(previous_expires_at.clone()),
-        },
-    )
-    .await?;
+    let envelope = state
+        .store
+        .seal_signing_secrets(
+            &auth.tenant,
+            &current.id,
+            &SigningSecrets {
+                current: secret.to_string(),
+                previous: Some(old.current.clone()),
+                previous_expires_at: Some(previous_expires_at.clone()),
+            },
+        )
+        .await?;
     let updated = state
         .store
         .update_outgoing_webhook(
@@ -429,16 +423,6 @@ pub async fn load(
 
 fn webhook_id(raw: &str) -> Result<OutgoingWebhookId, ApiError> {
     OutgoingWebhookId::parse(raw).map_err(|_| ApiError::not_found("webhook"))
-}
-
-async fn seal_secrets(
-    state: &AppState,
-    auth: &AuthContext,
-    id: &OutgoingWebhookId,
-    secrets: &SigningSecrets,
-) -> Result<Vec<u8>, ApiError> {
-    let slot = SecretSlot::new(auth.tenant.as_str(), id.as_str(), "secret");
-    Ok(state.store.cipher().seal_json(slot, secrets).await?)
 }
 
 /// An absolute URL the SSRF guard allows (https; http only where private targets are allowed).
