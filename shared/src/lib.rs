@@ -20,6 +20,7 @@ pub mod health;
 pub mod http;
 pub mod http_client;
 pub mod ids;
+pub mod inbound;
 pub mod queue;
 pub mod retry;
 pub mod schedule;

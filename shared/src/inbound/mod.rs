@@ -1,0 +1,12 @@
+//! Incoming webhooks: the configuration a tenant gives (verification, filters, actions), the body
+//! paths both filters and mappings read, and the accepted events the receiver stores and the retry
+//! dispatcher processes.
+
+pub mod config;
+pub mod path;
+
+pub use config::{
+    Action, AutomationConfig, EntityActionConfig, Filters, ForwardConfig, InboundScheme,
+    TriggerSyncConfig, DEFAULT_FORWARD_RETRY_ATTEMPTS, DEFAULT_FORWARD_RETRY_DELAY_SECONDS,
+};
+pub use path::BodyPath;
