@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use hub_shared::config::Config;
-use hub_shared::delivery::Dispatcher;
 use hub_shared::services::Services;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -144,6 +143,13 @@ impl LocalStack {
             "IntegrationsFunction".to_string(),
             integrations::app(integrations::AppState::new(config.clone(), sdk)?),
         );
+        functions.insert(
+            "InboundWebhookFunction".to_string(),
+            inbound_webhook::app(inbound_webhook::InboundState::new(Services::new(
+                config.clone(),
+                sdk,
+            )?)),
+        );
         let verifier = JwtVerifier::new(
             options.jwt_secret.as_bytes().to_vec(),
             Some(options.jwt_issuer.clone()),
@@ -165,7 +171,7 @@ impl LocalStack {
         let routes = gateway.route_keys();
         // Consumers plug in here, one `.schedule(...)` / `.poll_queue(...)` line each with the
         // function's `LambdaFunction::from_template(...)`.
-        let dispatcher = Dispatcher::new(&Services::new(config.clone(), sdk)?)
+        let dispatcher = retry_dispatcher::Consumer::new(&Services::new(config.clone(), sdk)?)
             .map_err(|e| StackError::Dispatcher(e.to_string()))?;
         let mut workers = Workers::new();
         if options.start_workers {

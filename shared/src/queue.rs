@@ -12,7 +12,9 @@ use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{DeliveryId, EventId, IntegrationId, JobId, OutgoingWebhookId, TenantId};
+use crate::domain::{
+    DeliveryId, EventId, IncomingWebhookId, IntegrationId, JobId, OutgoingWebhookId, TenantId,
+};
 
 /// The envelope version this code writes and reads.
 pub const MESSAGE_VERSION: u32 = 1;
@@ -38,13 +40,15 @@ pub enum Job {
     Sync(SyncJob),
     /// Deliver one event to one outgoing webhook.
     Delivery(DeliveryJob),
+    /// Run the actions of one accepted incoming webhook event (all of them, or one being retried).
+    Inbound(InboundJob),
 }
 
 impl Job {
     pub fn queue(&self) -> QueueName {
         match self {
             Job::Sync(_) => QueueName::Sync,
-            Job::Delivery(_) => QueueName::Dispatch,
+            Job::Delivery(_) | Job::Inbound(_) => QueueName::Dispatch,
         }
     }
 }
@@ -87,6 +91,26 @@ pub struct DeliveryJob {
     pub attempt: u32,
     /// RFC 3339: not to be attempted before (a wait longer than SQS's 15-minute delay rides on
     /// this, hop by hop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InboundJob {
+    pub tenant_id: TenantId,
+    pub webhook_id: IncomingWebhookId,
+    pub event_id: EventId,
+    /// The event item's dedupe key hash (its sort key).
+    pub event_key: String,
+    /// The one action (index in the webhook's `actions`) this message retries; absent = the first
+    /// run of every action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<u32>,
+    /// The attempt of `action` this message carries (1 for the first run).
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// RFC 3339: not to be run before (see [`DeliveryJob::not_before`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<String>,
 }

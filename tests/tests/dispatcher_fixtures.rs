@@ -14,7 +14,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use hub_local::lambda::{LambdaEvent, LambdaFunction};
-use hub_shared::delivery::Dispatcher;
 use hub_shared::domain::{OutgoingWebhookId, TenantId};
 use hub_shared::events::Event;
 use hub_shared::queue::{decode, encode, DeliveryJob, Job};
@@ -84,7 +83,7 @@ fn invocation(event: SqsEvent) -> LambdaEvent<SqsEvent> {
 struct Scene {
     app: TestApp,
     services: Services,
-    dispatcher: Dispatcher,
+    dispatcher: retry_dispatcher::Consumer,
     webhook_id: OutgoingWebhookId,
     secret: String,
 }
@@ -107,7 +106,7 @@ impl Scene {
         let secret = created["secret"].as_str().expect("secret").to_string();
         let services =
             Services::new(app.stack.config.clone(), &hub_tests::sdk_config()).expect("services");
-        let dispatcher = Dispatcher::new(&services).expect("dispatcher");
+        let dispatcher = retry_dispatcher::Consumer::new(&services).expect("dispatcher");
         Scene {
             app,
             services,

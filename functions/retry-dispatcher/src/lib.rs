@@ -1,5 +1,7 @@
 //! The retry dispatcher: an SQS consumer of the dispatch queue. Each record is one delivery
-//! attempt ([`hub_shared::delivery::Dispatcher::process_in`]); a batch is worked on concurrently
+//! attempt ([`hub_shared::delivery::Dispatcher::process_in`]) or the actions of one accepted
+//! incoming webhook event ([`hub_shared::inbound::process::InboundProcessor::process`]); a batch
+//! is worked on concurrently
 //! (sharing one read of each webhook it names) and the answer names only the records SQS should
 //! bring back (`ReportBatchItemFailures`).
 //!
@@ -11,14 +13,41 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use std::sync::Arc;
 
 use hub_shared::delivery::{BatchCache, Dispatcher, Disposition};
+use hub_shared::http_client::{ClientBuildError, GuardOptions, GuardedHttpClient};
+use hub_shared::inbound::process::InboundProcessor;
 use hub_shared::queue::{decode, Job};
+use hub_shared::services::Services;
 use lambda_runtime::LambdaEvent;
 use tokio::task::JoinSet;
 use tracing::{error, warn};
 
+/// Everything the dispatch queue's messages need: outgoing deliveries and inbound processing.
+#[derive(Clone)]
+pub struct Consumer {
+    deliveries: Dispatcher,
+    inbound: InboundProcessor,
+}
+
+impl Consumer {
+    pub fn new(services: &Services) -> Result<Consumer, ClientBuildError> {
+        let http = GuardedHttpClient::new(GuardOptions::webhook_deliveries(
+            services.config.allow_private_targets,
+        ))?;
+        Ok(Consumer {
+            deliveries: Dispatcher::new(services)?,
+            inbound: InboundProcessor::new(
+                services.store.clone(),
+                services.queues.clone(),
+                services.payloads.clone(),
+                http,
+            ),
+        })
+    }
+}
+
 /// Handles one SQS batch.
 pub async fn handle(
-    dispatcher: Dispatcher,
+    dispatcher: Consumer,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let mut tasks = JoinSet::new();
@@ -59,10 +88,20 @@ pub async fn handle(
     Ok(response)
 }
 
-async fn process(dispatcher: &Dispatcher, cache: &BatchCache, record: SqsMessage) -> Disposition {
+async fn process(consumer: &Consumer, cache: &BatchCache, record: SqsMessage) -> Disposition {
     let body = record.body.as_deref().unwrap_or_default();
     let job = match decode(body) {
         Ok(Job::Delivery(job)) => job,
+        Ok(Job::Inbound(job)) => {
+            let (event, attempt) = (job.event_id.clone(), job.attempt);
+            return match consumer.inbound.process(job).await {
+                Ok(disposition) => disposition,
+                Err(error) => {
+                    warn!(%event, attempt, %error, "the inbound event could not be worked on; SQS brings it back");
+                    Disposition::RetryLater
+                }
+            };
+        }
         Ok(Job::Sync(job)) => {
             warn!(job = %job.job_id, "a sync job on the dispatch queue; left for the dead-letter queue");
             return Disposition::RetryLater;
@@ -74,7 +113,7 @@ async fn process(dispatcher: &Dispatcher, cache: &BatchCache, record: SqsMessage
     };
     let delivery = job.delivery_id.clone();
     let attempt = job.attempt;
-    match dispatcher.process_in(job, cache).await {
+    match consumer.deliveries.process_in(job, cache).await {
         Ok(disposition) => disposition,
         Err(error) => {
             warn!(%delivery, attempt, %error, "the attempt could not be worked on; SQS brings it back");

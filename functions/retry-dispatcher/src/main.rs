@@ -1,8 +1,8 @@
 //! The retry-dispatcher Lambda: wiring only.
 
-use hub_shared::delivery::Dispatcher;
 use hub_shared::services::Services;
 use lambda_runtime::{service_fn, LambdaEvent};
+use retry_dispatcher::Consumer;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -10,7 +10,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let dispatcher = match Services::from_env()
         .await
         .map_err(|e| e.to_string())
-        .and_then(|services| Dispatcher::new(&services).map_err(|e| e.to_string()))
+        .and_then(|services| Consumer::new(&services).map_err(|e| e.to_string()))
     {
         Ok(dispatcher) => dispatcher,
         Err(error) => {

@@ -3,6 +3,7 @@
 
 mod cursor;
 mod deliveries;
+mod inbound_events;
 mod integrations;
 pub mod keys;
 mod logs;
@@ -25,6 +26,10 @@ pub use deliveries::{
     AttemptLog, AttemptRecord, AttemptState, AttemptStatus, Claim, DeliveryItem, DeliveryStatus,
     LoggedRequest, LoggedResponse, ReopenError, MAX_CONSECUTIVE_EXHAUSTED,
     WEBHOOK_LOG_RETENTION_DAYS,
+};
+pub use inbound_events::{
+    Accepted, ActionClaim, ActionOutcomeWrite, ActionState, ActionStatus, InboundEvent,
+    NewInboundEvent, RequestSnapshot, StoredBody, DEDUPE_WINDOW_DAYS,
 };
 pub use integrations::{
     CheckOutcome, CreateIntegrationError, DueIntegration, IntegrationChanges, IntegrationFilter,
