@@ -402,16 +402,9 @@ impl InboundProcessor {
     /// Settles the event once: stats, receipt, `webhook.received`. Each is logged when it fails and
     /// not retried (the event is finalized; counting it twice would be worse).
     async fn finalize(&self, job: &InboundJob) -> Result<(), ProcessError> {
-        let won = self
-            .store
-            .finalize_inbound_event(&job.tenant_id, &job.webhook_id, &job.event_key, &job.event_id)
-            .await?;
-        if !won {
-            return Ok(());
-        }
         let Some(event) = self
             .store
-            .get_inbound_event(&job.tenant_id, &job.webhook_id, &job.event_key)
+            .finalize_inbound_event(&job.tenant_id, &job.webhook_id, &job.event_key, &job.event_id)
             .await?
         else {
             return Ok(());

@@ -495,14 +495,15 @@ impl Store {
         }
     }
 
-    /// Marks the event finalized when every action is settled; true for exactly one caller.
+    /// Marks the event finalized when every action is settled: the event as it is then, for exactly
+    /// one caller (`None` for every other).
     pub async fn finalize_inbound_event(
         &self,
         tenant: &TenantId,
         webhook_id: &IncomingWebhookId,
         key_hash: &str,
         event_id: &EventId,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<InboundEvent>, StoreError> {
         let result = self
             .dynamo()
             .update_item()
@@ -517,11 +518,14 @@ impl Store {
             .expression_attribute_values(":at", s(timestamp(chrono::Utc::now())))
             .expression_attribute_values(":evt", s(event_id.as_str()))
             .expression_attribute_values(":zero", n(0))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
-            Err(error) if is_condition_failure(&error) => Ok(false),
+            Ok(out) => Ok(Some(InboundEvent::from_item(
+                &out.attributes.unwrap_or_default(),
+            )?)),
+            Err(error) if is_condition_failure(&error) => Ok(None),
             Err(error) => Err(aws_error("UpdateItem", error)),
         }
     }
