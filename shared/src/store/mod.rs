@@ -1,6 +1,7 @@
 //! The DynamoDB store: one table, the key scheme of [`keys`], optimistic versions, transactions for
 //! uniqueness, TTL-aware reads and signed list cursors.
 
+mod batch;
 mod cursor;
 mod deliveries;
 mod integrations;
