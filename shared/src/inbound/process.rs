@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use serde_json::{json, Value};
 use tracing::{error, info, warn};
 use url::Url;
@@ -23,15 +23,15 @@ use url::Url;
 use super::config::{Action, EntityActionConfig, ForwardConfig, TriggerSyncConfig};
 use super::extract::extract_record;
 use crate::delivery::Disposition;
-use crate::domain::{IncomingWebhookId, JobId, LogId, TenantId};
-use crate::events::{EntityName, Event, ReceiptStatus, RecordChange, RecordSource};
+use crate::domain::{JobId, LogId, RemoteId};
+use crate::events::{EntityName, Event, ReceiptStatus, RecordSource};
 use crate::http_client::{GuardedHttpClient, OutgoingRequest, SendErrorKind};
 use crate::payloads::{gunzip, PayloadStore};
 use crate::queue::{InboundJob, Job, Queues, SyncJob, SyncTrigger};
 use crate::retry::{retry_delay, sqs_delay_until, RandomJitter};
 use crate::store::{
     timestamp, ActionClaim, ActionOutcome, ActionOutcomeWrite, ActionStatus, InboundEvent,
-    ReceiptLog, ReceiptOutcome, ReceivedSnapshot, StoreError, StoredBody, Upsert,
+    ReceiptLog, ReceiptOutcome, ReceivedSnapshot, StoreError, StoredBody,
 };
 use crate::store::Store;
 use crate::webhooks::sign::{SigningKeys, Signing};
@@ -270,6 +270,10 @@ impl InboundProcessor {
             Ok(record) => record,
             Err(error) => return Attempted::Fatal(error.to_string()),
         };
+        let remote_id = match RemoteId::parse(&record.id) {
+            Ok(id) => id,
+            Err(error) => return Attempted::Fatal(format!("the record id: {error}")),
+        };
         let source = RecordSource::Webhook {
             webhook_id: event.webhook_id.clone(),
             integration_id: Some(integration.clone()),
@@ -280,15 +284,13 @@ impl InboundProcessor {
                 &event.tenant,
                 integration,
                 &entity,
-                &record.id,
+                &remote_id,
                 record.data,
                 source,
             )
             .await;
         let (change, stored) = match upserted {
-            Ok(Upsert::Created(stored)) => (Some(RecordChange::Created), stored),
-            Ok(Upsert::Updated(stored)) => (Some(RecordChange::Updated), stored),
-            Ok(Upsert::Unchanged(stored)) => (None, stored),
+            Ok(upsert) => (upsert.change(), upsert.into_record()),
             Err(error) => return Attempted::Retryable(error.to_string(), None),
         };
         if let Some(change) = change {
