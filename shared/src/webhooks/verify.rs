@@ -36,6 +36,22 @@ pub fn verify_standard(
     body: &[u8],
     now: i64,
 ) -> Result<(), VerifyError> {
+    verify_standard_with_keys(
+        keys.iter().map(|secret| secret.standard_key()),
+        headers,
+        body,
+        now,
+    )
+}
+
+/// [`verify_standard`] with the HMAC keys (the decoded parts after `whsec_`) given directly, newest
+/// first; inbound `standard` webhooks hold their secrets as text.
+pub(crate) fn verify_standard_with_keys<'k>(
+    keys: impl IntoIterator<Item = &'k [u8]>,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: i64,
+) -> Result<(), VerifyError> {
     let id = text_header(headers, &WEBHOOK_ID, "webhook-id")?;
     let timestamp = text_header(headers, &WEBHOOK_TIMESTAMP, "webhook-timestamp")?;
     let timestamp = parse_unix_seconds(timestamp).ok_or(VerifyError::InvalidTimestamp)?;
@@ -55,8 +71,8 @@ pub fn verify_standard(
     if candidates.is_empty() {
         return Err(VerifyError::MissingHeader("webhook-signature"));
     }
-    for secret in keys.iter() {
-        let mac = standard_mac(secret.standard_key(), id, timestamp, body);
+    for key in keys {
+        let mac = standard_mac(key, id, timestamp, body);
         if candidates
             .iter()
             .any(|candidate| mac.clone().verify_slice(candidate).is_ok())
@@ -80,7 +96,7 @@ fn text_header<'h>(
 }
 
 /// Digits only: no sign, no fraction, no spaces.
-fn parse_unix_seconds(text: &str) -> Option<i64> {
+pub(crate) fn parse_unix_seconds(text: &str) -> Option<i64> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
