@@ -15,23 +15,8 @@ pub const DEFAULT_FORWARD_RETRY_ATTEMPTS: u32 = 5;
 /// `retryDelaySeconds` of a `forward` action when its config leaves it out.
 pub const DEFAULT_FORWARD_RETRY_DELAY_SECONDS: u32 = 30;
 
-/// `verification.scheme`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InboundScheme {
-    Standard,
-    HmacSha256,
-    Stripe,
-    Github,
-    Slack,
-    Meta,
-    Twilio,
-    Shopify,
-    HubspotV3,
-    Sendgrid,
-    GoogleChannel,
-    None,
-}
+/// `verification.scheme` (the verifiers' own type).
+pub use crate::webhooks::inbound::InboundScheme;
 
 /// All given filters must match: each header equal (names case-insensitive, values exact), and the
 /// value at `bodyPath` equal to `bodyValue` (both or neither are given).
