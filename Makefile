@@ -14,7 +14,7 @@ help:
 	@echo "make test   - lint, then every test: unit, end-to-end against moto, API fuzzing, event fixtures, OpenAPI validation"
 	@echo "make lint   - cargo fmt --check, clippy -D warnings, cargo machete (unused dependencies), cfn-lint"
 	@echo "make build  - release Lambda binaries for arm64 (needs cargo-lambda)"
-	@echo "make bench  - benchmarks (B4 outgoing delivery, B5 cold start); report in target/bench/report.json"
+	@echo "make bench  - benchmarks (B2 signature verification CPU, B4 outgoing delivery, B5 cold start); report in target/bench/report.json"
 
 # Installs what is missing: the Python tools of requirements-dev.txt (moto, boto3, cfn-lint,
 # openapi-spec-validator, schemathesis, and standardwebhooks, the independent verifier of outgoing
@@ -67,7 +67,9 @@ build:
 	@command -v cargo-lambda >/dev/null 2>&1 || { echo "install cargo-lambda: pip install cargo-lambda (or cargo install cargo-lambda)"; exit 1; }
 	cargo lambda build --release --arm64 --package integrations
 
-# Benchmarks (docs/benchmarks.md: targets, method, results). B5 cold start: the measured functions
+# Benchmarks (docs/benchmarks.md: targets, method, results). B2 signature verification CPU:
+# hub-bench runs the criterion benchmark (cargo bench -p hub-bench --bench verify, about 70 s of
+# measurement) and reads its medians from target/criterion. B5 cold start: the measured functions
 # and the hello-world baseline are built in one cargo run with the workspace release profile (LTO:
 # minutes on 2 cores), then hub-bench starts each against a local Lambda Runtime API. B4 outgoing
 # delivery: the same release retry-dispatcher delivers events to a local sink through moto (the
@@ -86,4 +88,4 @@ bench: deps
 	  --events events --runs $(BENCH_RUNS) --warmup $(BENCH_WARMUP) \
 	  --b4-dispatcher target/release/retry-dispatcher --b4-events $(BENCH_B4_EVENTS) \
 	  --b4-concurrency $(BENCH_B4_CONCURRENCY) --b4-failure-deadline $(BENCH_B4_FAILURE_DEADLINE) \
-	  --report target/bench/report.json
+	  --b2 --report target/bench/report.json

@@ -6,7 +6,8 @@ use crate::cold_start::{FunctionBinary, BASELINE_NAME};
 
 pub const USAGE: &str =
     "usage: hub-bench [--function NAME=PATH ... --baseline PATH] [--events DIR] [--runs N] [--warmup N] \
-[--b4-dispatcher PATH [--b4-events N] [--b4-concurrency N] [--b4-failure-deadline SECONDS]] [--report PATH]";
+[--b4-dispatcher PATH [--b4-events N] [--b4-concurrency N] [--b4-failure-deadline SECONDS]] \
+[--b2 | --b2-read-only] [--report PATH]";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BenchArgs {
@@ -20,6 +21,16 @@ pub struct BenchArgs {
     pub report: PathBuf,
     /// B4 runs when its dispatcher binary is given.
     pub b4: Option<B4Args>,
+    pub b2: Option<B2Mode>,
+}
+
+/// B2 (signature verification CPU, criterion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum B2Mode {
+    /// `--b2`: run `cargo bench --bench verify`, then read its results.
+    Run,
+    /// `--b2-read-only`: read the results of an earlier `cargo bench --bench verify`.
+    ReadOnly,
 }
 
 /// B4 (outgoing delivery through the release `retry-dispatcher`).
@@ -47,7 +58,7 @@ pub enum UsageError {
         value: String,
         at_least_one: bool,
     },
-    #[error("at least one --function (B5) or --b4-dispatcher (B4) is required\n{USAGE}")]
+    #[error("at least one --function (B5), --b4-dispatcher (B4) or --b2 is required\n{USAGE}")]
     NoFunction,
     #[error(
         "--b4-events, --b4-concurrency and --b4-failure-deadline need --b4-dispatcher\n{USAGE}"
@@ -71,6 +82,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<BenchArgs, U
     let mut b4_events = None;
     let mut b4_concurrency = None;
     let mut b4_failure_deadline = None;
+    let mut b2 = None;
 
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
@@ -106,6 +118,8 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<BenchArgs, U
             "--b4-failure-deadline" => {
                 b4_failure_deadline = Some(number("--b4-failure-deadline", value()?, true)? as u64)
             }
+            "--b2" => b2 = Some(B2Mode::Run),
+            "--b2-read-only" => b2 = Some(B2Mode::ReadOnly),
             _ => return Err(UsageError::Unknown(flag)),
         }
     }
@@ -124,7 +138,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<BenchArgs, U
         }
         None => None,
     };
-    if functions.is_empty() && b4.is_none() {
+    if functions.is_empty() && b4.is_none() && b2.is_none() {
         return Err(UsageError::NoFunction);
     }
     let baseline = match baseline {
@@ -140,6 +154,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<BenchArgs, U
         warmup,
         report,
         b4,
+        b2,
     })
 }
 
@@ -184,6 +199,7 @@ mod tests {
                 warmup: 3,
                 report: "target/bench/report.json".into(),
                 b4: None,
+                b2: None,
             }
         );
     }
@@ -218,6 +234,17 @@ mod tests {
             (b4.events, b4.concurrency, b4.failure_deadline_seconds),
             (50, 2, 60)
         );
+    }
+
+    #[test]
+    fn b2_alone_is_enough_and_can_read_an_earlier_run() {
+        let args = parse(&["--b2"]).expect("valid arguments");
+        assert_eq!(
+            (args.b2, args.b4, args.functions.len()),
+            (Some(B2Mode::Run), None, 0)
+        );
+        let args = parse(&["--b2-read-only"]).expect("valid arguments");
+        assert_eq!(args.b2, Some(B2Mode::ReadOnly));
     }
 
     #[test]

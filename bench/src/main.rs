@@ -1,7 +1,8 @@
 //! `make bench`: runs the benchmarks of docs/benchmarks.md, prints a table and writes `target/bench/report.json`.
-//! Today that is B4 (outgoing delivery) and B5 (cold start); B1-B3 add a module with its own report
-//! struct and a field of [`report::Report`].
+//! Today that is B2 (signature verification CPU), B4 (outgoing delivery) and B5 (cold start); B1
+//! and B3 add a module with its own report struct and a field of [`report::Report`].
 
+mod b2_ids;
 mod cli;
 mod cold_start;
 mod connection_counter;
@@ -10,6 +11,7 @@ mod elf;
 mod proc_cpu;
 mod report;
 mod runtime_api;
+mod signature_cpu;
 mod sink;
 mod stats;
 
@@ -18,6 +20,7 @@ use std::process::ExitCode;
 use cold_start::B5Options;
 use delivery::B4Options;
 use report::{Machine, Report};
+use signature_cpu::B2Options;
 
 #[derive(Debug, thiserror::Error)]
 enum BenchError {
@@ -27,6 +30,8 @@ enum BenchError {
     ColdStart(#[from] cold_start::ColdStartError),
     #[error(transparent)]
     Delivery(#[from] delivery::DeliveryBenchError),
+    #[error(transparent)]
+    SignatureCpu(#[from] signature_cpu::B2Error),
     #[error("cannot write the report {path}: {source}")]
     WriteReport {
         path: std::path::PathBuf,
@@ -56,6 +61,20 @@ async fn run() -> Result<(), BenchError> {
         .map(|dir| dir.to_path_buf())
         .unwrap_or_default();
 
+    // First, before B5 and B4 start their processes: B2 times CPU-bound code and wants a quiet
+    // machine.
+    let b2 = match args.b2 {
+        None => None,
+        Some(mode) => {
+            let b2_options = B2Options {
+                run_benchmarks: mode == cli::B2Mode::Run,
+                criterion_dir: signature_cpu::default_criterion_dir(),
+            };
+            Some(signature_cpu::run_b2(&b2_options, |line| {
+                eprintln!("{line}")
+            })?)
+        }
+    };
     let b5 = if args.functions.is_empty() {
         None
     } else {
@@ -87,6 +106,7 @@ async fn run() -> Result<(), BenchError> {
     };
 
     for table in [
+        b2.as_ref().map(|b2| b2.table()),
         b4.as_ref().map(|b4| b4.table()),
         b5.as_ref().map(|b5| b5.table()),
     ]
@@ -97,6 +117,7 @@ async fn run() -> Result<(), BenchError> {
         println!("{table}");
     }
     let report = Report {
+        b2,
         b4,
         b5,
         machine,
