@@ -650,6 +650,7 @@ fn lambda_environment(
             "DISPATCH_QUEUE_URL",
             format!("{aws_url}/123456789012/integrations-hub-bench-dispatch"),
         ),
+        ("PAYLOAD_BUCKET", "integrations-hub-bench-payloads".into()),
         ("PUBLIC_BASE_URL", "https://hub.example.com".into()),
         ("ALLOWED_RETURN_URLS", "https://app.example.com/".into()),
     ]

@@ -1046,6 +1046,7 @@ fn dispatcher_environment(
         ("KMS_KEY_ID", config.kms_key_id.clone()),
         ("SYNC_QUEUE_URL", config.sync_queue_url.to_string()),
         ("DISPATCH_QUEUE_URL", config.dispatch_queue_url.to_string()),
+        ("PAYLOAD_BUCKET", config.payload_bucket.clone()),
         ("PUBLIC_BASE_URL", config.public_base_url.clone()),
         ("ALLOWED_RETURN_URLS", config.allowed_return_urls.join(",")),
         ("TENANT_CLAIM", config.tenant_claim.clone()),

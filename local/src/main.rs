@@ -64,6 +64,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("  table      {}", stack.provisioned.table_name);
     println!("  KMS key    {}", stack.provisioned.key_id);
+    println!("  payloads   s3://{}", stack.provisioned.payload_bucket);
     println!("  routes     {}", stack.routes.len());
     println!(
         "  workers    {}",

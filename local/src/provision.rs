@@ -1,8 +1,10 @@
-//! Creating the table, KMS key + alias and queues of `infra/template.yaml` in moto (or any AWS
-//! endpoint), from the template's own definitions so that local and deployed resources cannot drift.
+//! Creating the table, KMS key + alias, payloads bucket and queues of `infra/template.yaml` in moto (or
+//! any AWS endpoint), from the template's own definitions so that local and deployed resources cannot
+//! drift.
 //!
 //! Every step is idempotent: what exists is reused and brought back to the template (queue attributes,
-//! missing indexes, TTL), what is missing is created. Only the names come from the caller, because
+//! missing indexes, TTL, the bucket's encryption, public access block, ownership and lifecycle), what
+//! is missing is created. Only the names come from the caller, because
 //! CloudFormation names the deployed resources itself.
 
 use std::collections::HashMap;
@@ -13,11 +15,12 @@ use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types as ddb;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+use aws_sdk_s3::types as s3;
 use aws_sdk_sqs::types::QueueAttributeName;
 
 use crate::template::{
-    template_definitions, IndexDefinition, KeyDefinition, KeyElement, QueueDefinition,
-    TableDefinition, TemplateError, DISPATCH_DEAD_LETTER_QUEUE, DISPATCH_QUEUE,
+    template_definitions, BucketDefinition, IndexDefinition, KeyDefinition, KeyElement,
+    QueueDefinition, TableDefinition, TemplateError, DISPATCH_DEAD_LETTER_QUEUE, DISPATCH_QUEUE,
     SYNC_DEAD_LETTER_QUEUE, SYNC_QUEUE,
 };
 
@@ -36,11 +39,14 @@ pub struct StackNames {
     pub sync_dead_letter_queue: String,
     pub dispatch_queue: String,
     pub dispatch_dead_letter_queue: String,
+    /// A valid S3 bucket name (lower case, 3-63 characters).
+    pub payload_bucket: String,
 }
 
 impl StackNames {
     /// The local naming scheme: `prefix` → table `prefix`, alias `alias/prefix-secrets`, queues
-    /// `prefix-sync`, `prefix-sync-dlq`, `prefix-dispatch`, `prefix-dispatch-dlq`.
+    /// `prefix-sync`, `prefix-sync-dlq`, `prefix-dispatch`, `prefix-dispatch-dlq`, bucket
+    /// `prefix-payloads` (as a bucket name: see [`payload_bucket_name`]).
     pub fn with_prefix(prefix: &str) -> StackNames {
         StackNames {
             table: prefix.to_string(),
@@ -49,6 +55,7 @@ impl StackNames {
             sync_dead_letter_queue: format!("{prefix}-sync-dlq"),
             dispatch_queue: format!("{prefix}-dispatch"),
             dispatch_dead_letter_queue: format!("{prefix}-dispatch-dlq"),
+            payload_bucket: payload_bucket_name(prefix),
         }
     }
 
@@ -64,7 +71,42 @@ impl StackNames {
     }
 }
 
-/// What the functions' configuration needs (`TABLE_NAME`, `KMS_KEY_ID`, `*_QUEUE_URL`).
+/// S3 bucket names are 3-63 characters of `a-z 0-9 - .`, starting and ending with a letter or digit,
+/// and share one namespace per account and region: `<prefix>-payloads` lower-cased, with any other
+/// character (`_`, `.`, …) as `-`. A prefix too long for that keeps its first characters and a hash of
+/// the whole prefix, so two long prefixes still get two buckets, and the same prefix always the
+/// same one.
+pub fn payload_bucket_name(prefix: &str) -> String {
+    const SUFFIX: &str = "-payloads";
+    const MAX: usize = 63;
+    let mut stem: String = prefix
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9') => c,
+            _ => '-',
+        })
+        .collect();
+    stem = stem.trim_matches('-').to_string();
+    if stem.is_empty() {
+        stem = "hub".to_string();
+    }
+    if stem.len() + SUFFIX.len() > MAX {
+        let hash = format!("-{:08x}", fnv1a(prefix.as_bytes()) as u32);
+        stem.truncate(MAX - SUFFIX.len() - hash.len());
+        stem = format!("{}{hash}", stem.trim_end_matches('-'));
+    }
+    format!("{stem}{SUFFIX}")
+}
+
+/// FNV-1a (64-bit): stable across Rust releases, unlike `std`'s hasher.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// What the functions' configuration needs (`TABLE_NAME`, `KMS_KEY_ID`, `*_QUEUE_URL`,
+/// `PAYLOAD_BUCKET`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provisioned {
     pub table_name: String,
@@ -75,6 +117,7 @@ pub struct Provisioned {
     pub sync_dead_letter_queue_url: String,
     pub dispatch_queue_url: String,
     pub dispatch_dead_letter_queue_url: String,
+    pub payload_bucket: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +175,8 @@ where
     }
 }
 
-/// Creates (or reuses) the template's table, secrets key + alias and four queues under `names`.
+/// Creates (or reuses) the template's table, secrets key + alias, payloads bucket and four queues
+/// under `names`.
 pub async fn provision(sdk: &SdkConfig, names: &StackNames) -> Result<Provisioned, ProvisionError> {
     let definitions = template_definitions()?;
     for logical_id in [
@@ -148,9 +192,24 @@ pub async fn provision(sdk: &SdkConfig, names: &StackNames) -> Result<Provisione
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let kms = aws_sdk_kms::Client::new(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
+    // The functions' own S3 client (path-style addressing against moto).
+    let s3 = hub_shared::payloads::s3_client(sdk);
+    let key_and_bucket = async {
+        let key_arn = provision_key(&kms, &names.key_alias, &definitions.secrets_key).await?;
+        let region = sdk.region().map(|region| region.as_ref());
+        provision_bucket(
+            &s3,
+            region,
+            &names.payload_bucket,
+            &definitions.payloads_bucket,
+            &key_arn,
+        )
+        .await?;
+        Ok(key_arn)
+    };
     let (_, key_arn, queue_urls) = tokio::try_join!(
         provision_table(&dynamodb, &names.table, &definitions.table),
-        provision_key(&kms, &names.key_alias, &definitions.secrets_key),
+        key_and_bucket,
         provision_queues(&sqs, names, &definitions.queues),
     )?;
     let url = |logical_id: &'static str| {
@@ -167,6 +226,7 @@ pub async fn provision(sdk: &SdkConfig, names: &StackNames) -> Result<Provisione
         sync_dead_letter_queue_url: url(SYNC_DEAD_LETTER_QUEUE)?,
         dispatch_queue_url: url(DISPATCH_QUEUE)?,
         dispatch_dead_letter_queue_url: url(DISPATCH_DEAD_LETTER_QUEUE)?,
+        payload_bucket: names.payload_bucket.clone(),
     })
 }
 
@@ -543,6 +603,197 @@ async fn ensure_key_rotation(
     Ok(())
 }
 
+/// Creates the bucket unless it exists, then applies the template's default encryption (with the
+/// provisioned key in place of the template's), public access block, ownership controls and
+/// lifecycle rules. Each is a PUT that replaces the bucket's setting, so a drifted bucket comes back
+/// to the template.
+async fn provision_bucket(
+    client: &aws_sdk_s3::Client,
+    region: Option<&str>,
+    bucket: &str,
+    definition: &BucketDefinition,
+    key_arn: &str,
+) -> Result<(), ProvisionError> {
+    ensure_bucket(client, region, bucket).await?;
+
+    if let Some(encryption) = &definition.encryption {
+        let mut default = s3::ServerSideEncryptionByDefault::builder().sse_algorithm(
+            s3::ServerSideEncryption::from(encryption.sse_algorithm.as_str()),
+        );
+        if encryption.uses_secrets_key {
+            default = default.kms_master_key_id(key_arn);
+        }
+        let rule = s3::ServerSideEncryptionRule::builder()
+            .apply_server_side_encryption_by_default(default.build().map_err(s3_error(
+                "PutBucketEncryption (building the request)",
+                bucket,
+            ))?)
+            .bucket_key_enabled(encryption.bucket_key_enabled)
+            .build();
+        let configuration = s3::ServerSideEncryptionConfiguration::builder()
+            .rules(rule)
+            .build()
+            .map_err(s3_error(
+                "PutBucketEncryption (building the request)",
+                bucket,
+            ))?;
+        client
+            .put_bucket_encryption()
+            .bucket(bucket)
+            .server_side_encryption_configuration(configuration)
+            .send()
+            .await
+            .map_err(s3_error("PutBucketEncryption", bucket))?;
+    }
+
+    if let Some(block) = definition.public_access_block {
+        client
+            .put_public_access_block()
+            .bucket(bucket)
+            .public_access_block_configuration(
+                s3::PublicAccessBlockConfiguration::builder()
+                    .block_public_acls(block.block_public_acls)
+                    .block_public_policy(block.block_public_policy)
+                    .ignore_public_acls(block.ignore_public_acls)
+                    .restrict_public_buckets(block.restrict_public_buckets)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(s3_error("PutPublicAccessBlock", bucket))?;
+    }
+
+    if let Some(ownership) = &definition.object_ownership {
+        let rule = s3::OwnershipControlsRule::builder()
+            .object_ownership(s3::ObjectOwnership::from(ownership.as_str()))
+            .build()
+            .map_err(s3_error(
+                "PutBucketOwnershipControls (building the request)",
+                bucket,
+            ))?;
+        client
+            .put_bucket_ownership_controls()
+            .bucket(bucket)
+            .ownership_controls(
+                s3::OwnershipControls::builder()
+                    .rules(rule)
+                    .build()
+                    .map_err(s3_error(
+                        "PutBucketOwnershipControls (building the request)",
+                        bucket,
+                    ))?,
+            )
+            .send()
+            .await
+            .map_err(s3_error("PutBucketOwnershipControls", bucket))?;
+    }
+
+    if !definition.lifecycle_rules.is_empty() {
+        let mut rules = Vec::new();
+        for rule in &definition.lifecycle_rules {
+            let days = |days: u32| i32::try_from(days).unwrap_or(i32::MAX);
+            rules.push(
+                s3::LifecycleRule::builder()
+                    .id(&rule.id)
+                    .status(if rule.enabled {
+                        s3::ExpirationStatus::Enabled
+                    } else {
+                        s3::ExpirationStatus::Disabled
+                    })
+                    .filter(
+                        s3::LifecycleRuleFilter::builder()
+                            .prefix(&rule.prefix)
+                            .build(),
+                    )
+                    .set_expiration(rule.expiration_in_days.map(|expiry| {
+                        s3::LifecycleExpiration::builder()
+                            .days(days(expiry))
+                            .build()
+                    }))
+                    .set_abort_incomplete_multipart_upload(
+                        rule.abort_incomplete_multipart_upload_days.map(|after| {
+                            s3::AbortIncompleteMultipartUpload::builder()
+                                .days_after_initiation(days(after))
+                                .build()
+                        }),
+                    )
+                    .build()
+                    .map_err(s3_error(
+                        "PutBucketLifecycleConfiguration (building the request)",
+                        bucket,
+                    ))?,
+            );
+        }
+        client
+            .put_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .lifecycle_configuration(
+                s3::BucketLifecycleConfiguration::builder()
+                    .set_rules(Some(rules))
+                    .build()
+                    .map_err(s3_error(
+                        "PutBucketLifecycleConfiguration (building the request)",
+                        bucket,
+                    ))?,
+            )
+            .send()
+            .await
+            .map_err(s3_error("PutBucketLifecycleConfiguration", bucket))?;
+    }
+    Ok(())
+}
+
+fn s3_error<'a, E: std::error::Error>(
+    operation: &'static str,
+    bucket: &'a str,
+) -> impl FnOnce(E) -> ProvisionError + 'a {
+    move |error| aws_error("S3", operation, bucket, error)
+}
+
+/// Reuses the bucket when this account can reach it, else creates it (outside us-east-1 S3 wants
+/// the region as the location constraint).
+async fn ensure_bucket(
+    client: &aws_sdk_s3::Client,
+    region: Option<&str>,
+    bucket: &str,
+) -> Result<(), ProvisionError> {
+    match client.head_bucket().bucket(bucket).send().await {
+        Ok(_) => return Ok(()),
+        Err(error) if error.as_service_error().is_some_and(|e| e.is_not_found()) => {}
+        Err(error) => return Err(aws_error("S3", "HeadBucket", bucket, error)),
+    }
+    let mut request = client.create_bucket().bucket(bucket);
+    if let Some(region) = region.filter(|region| *region != "us-east-1") {
+        request = request.create_bucket_configuration(
+            s3::CreateBucketConfiguration::builder()
+                .location_constraint(s3::BucketLocationConstraint::from(region))
+                .build(),
+        );
+    }
+    match request.send().await {
+        Ok(_) => {
+            tracing::info!(bucket, "created S3 bucket");
+            Ok(())
+        }
+        // Another provisioning run created it meanwhile; "already exists" is also what a bucket of
+        // another account gives, so it is reused only when this account can reach it.
+        Err(error)
+            if error.as_service_error().is_some_and(|e| {
+                e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()
+            }) =>
+        {
+            client
+                .head_bucket()
+                .bucket(bucket)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|head| aws_error("S3", "CreateBucket", bucket, head))
+        }
+        Err(error) => Err(aws_error("S3", "CreateBucket", bucket, error)),
+    }
+}
+
 /// Creates the dead-letter queues first (their ARNs go into the redrive policies), then the queues
 /// that redrive to them. Returns queue URLs by logical id.
 async fn provision_queues(
@@ -689,7 +940,29 @@ mod tests {
                 sync_dead_letter_queue: "integrations-hub-sync-dlq".into(),
                 dispatch_queue: "integrations-hub-dispatch".into(),
                 dispatch_dead_letter_queue: "integrations-hub-dispatch-dlq".into(),
+                payload_bucket: "integrations-hub-payloads".into(),
             }
         );
+    }
+
+    #[test]
+    fn bucket_names_are_lower_case_and_valid_for_any_prefix() {
+        assert_eq!(payload_bucket_name("Hub_Test.1"), "hub-test-1-payloads");
+        assert_eq!(payload_bucket_name("__"), "hub-payloads");
+
+        let long = "provision-old-table-1234567-12-3b9aca00-with-more-words-to-be-too-long";
+        let name = payload_bucket_name(long);
+        assert!(name.len() <= 63, "{name}");
+        assert!(name.starts_with("provision-old-table-"), "{name}");
+        assert!(name.ends_with("-payloads"));
+        assert_eq!(name, payload_bucket_name(long), "stable");
+        assert_ne!(name, payload_bucket_name(&format!("{long}x")), "distinct");
+        for name in [name, payload_bucket_name("a"), payload_bucket_name("-x-")] {
+            assert!((3..=63).contains(&name.len()), "{name}");
+            assert!(name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+            assert!(!name.starts_with('-') && !name.ends_with('-'), "{name}");
+        }
     }
 }

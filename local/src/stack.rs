@@ -232,6 +232,7 @@ fn function_config(
         ("KMS_KEY_ID", provisioned.key_id.clone()),
         ("SYNC_QUEUE_URL", provisioned.sync_queue_url.clone()),
         ("DISPATCH_QUEUE_URL", provisioned.dispatch_queue_url.clone()),
+        ("PAYLOAD_BUCKET", provisioned.payload_bucket.clone()),
         ("PUBLIC_BASE_URL", public_url.to_string()),
         ("ALLOWED_RETURN_URLS", options.allowed_return_urls.join(",")),
         ("TENANT_CLAIM", options.tenant_claim.clone()),

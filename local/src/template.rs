@@ -1,5 +1,5 @@
 //! Reading `infra/template.yaml`, the one description of the deployed resources. The local stack takes
-//! its routes (gateway) and its table, key and queues (provisioning) from here, so local and deployed
+//! its routes (gateway) and its table, key, payloads bucket and queues (provisioning) from here, so local and deployed
 //! shapes cannot drift: change the template and both follow.
 //!
 //! CloudFormation intrinsics appear either in short form (`!Ref X`, a YAML tag) or in long form (a
@@ -19,6 +19,8 @@ pub const TEMPLATE_YAML: &str = include_str!("../../infra/template.yaml");
 pub const TABLE: &str = "Table";
 /// Logical id of the KMS key that wraps secret data keys.
 pub const SECRETS_KEY: &str = "SecretsKey";
+/// Logical id of the bucket of large inbound bodies.
+pub const PAYLOADS_BUCKET: &str = "PayloadsBucket";
 /// Logical ids of the queues.
 pub const SYNC_QUEUE: &str = "SyncQueue";
 pub const SYNC_DEAD_LETTER_QUEUE: &str = "SyncDeadLetterQueue";
@@ -36,6 +38,8 @@ const COPIED_QUEUE_ATTRIBUTES: &[&str] = &[
 ];
 /// Queue properties that do not change how a queue behaves locally (the caller names queues).
 const IGNORED_QUEUE_PROPERTIES: &[&str] = &["QueueName", "Tags"];
+/// Bucket properties that do not change how the bucket behaves locally (the caller names it).
+const IGNORED_BUCKET_PROPERTIES: &[&str] = &["BucketName", "Tags"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -69,6 +73,7 @@ pub struct HttpRoute {
 pub struct TemplateDefinitions {
     pub table: TableDefinition,
     pub secrets_key: KeyDefinition,
+    pub payloads_bucket: BucketDefinition,
     /// Every `AWS::SQS::Queue`, in template order.
     pub queues: Vec<QueueDefinition>,
 }
@@ -122,6 +127,49 @@ pub struct KeyDefinition {
     pub enable_key_rotation: bool,
 }
 
+/// The settings of an `AWS::S3::Bucket` that the local stack applies. Its bucket policy
+/// (`AWS::S3::BucketPolicy`, TLS only) is not: moto serves plain HTTP and evaluates no policies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketDefinition {
+    /// `BucketEncryption`: the default encryption of new objects.
+    pub encryption: Option<BucketEncryptionDefinition>,
+    /// `PublicAccessBlockConfiguration`.
+    pub public_access_block: Option<PublicAccessBlockDefinition>,
+    /// `OwnershipControls` (`BucketOwnerEnforced`, …), one rule as S3 allows.
+    pub object_ownership: Option<String>,
+    /// `LifecycleConfiguration.Rules`, in template order.
+    pub lifecycle_rules: Vec<LifecycleRuleDefinition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketEncryptionDefinition {
+    /// `aws:kms`, `aws:kms:dsse` or `AES256`.
+    pub sse_algorithm: String,
+    /// True when `KMSMasterKeyID` names the template's secrets key (`!GetAtt SecretsKey.Arn` or
+    /// `!Ref SecretsKey`): the local stack uses the key it provisioned for it.
+    pub uses_secrets_key: bool,
+    pub bucket_key_enabled: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicAccessBlockDefinition {
+    pub block_public_acls: bool,
+    pub block_public_policy: bool,
+    pub ignore_public_acls: bool,
+    pub restrict_public_buckets: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleRuleDefinition {
+    pub id: String,
+    pub enabled: bool,
+    /// `Prefix` (empty: the whole bucket).
+    pub prefix: String,
+    pub expiration_in_days: Option<u32>,
+    /// `AbortIncompleteMultipartUpload.DaysAfterInitiation`.
+    pub abort_incomplete_multipart_upload_days: Option<u32>,
+}
+
 /// What Lambda is told about an `AWS::Serverless::Function`: its own property, else
 /// `Globals.Function`, else Lambda's default.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,7 +210,7 @@ pub fn function_definition(logical_id: &str) -> Result<FunctionDefinition, Templ
     Template::bundled()?.function_definition(logical_id)
 }
 
-/// The table, key and queue definitions of the bundled template.
+/// The table, key, bucket and queue definitions of the bundled template.
 pub fn template_definitions() -> Result<TemplateDefinitions, TemplateError> {
     Template::bundled()?.definitions()
 }
@@ -306,6 +354,9 @@ impl Template {
         Ok(TemplateDefinitions {
             table: table_definition(&self.resource(TABLE, "AWS::DynamoDB::Table")?)?,
             secrets_key: key_definition(&self.resource(SECRETS_KEY, "AWS::KMS::Key")?)?,
+            payloads_bucket: bucket_definition(
+                &self.resource(PAYLOADS_BUCKET, "AWS::S3::Bucket")?,
+            )?,
             queues,
         })
     }
@@ -412,6 +463,129 @@ fn key_definition(resource: &Node<'_>) -> Result<KeyDefinition, TemplateError> {
     })
 }
 
+fn bucket_definition(resource: &Node<'_>) -> Result<BucketDefinition, TemplateError> {
+    let mut definition = BucketDefinition {
+        encryption: None,
+        public_access_block: None,
+        object_ownership: None,
+        lifecycle_rules: Vec::new(),
+    };
+    let Some(properties) = resource.optional_field("Properties")? else {
+        return Ok(definition);
+    };
+    for (name, value) in properties.entries()? {
+        match name.as_str() {
+            "BucketEncryption" => definition.encryption = Some(bucket_encryption(&value)?),
+            "PublicAccessBlockConfiguration" => {
+                let flag = |name: &str| -> Result<bool, TemplateError> {
+                    match value.optional_field(name)? {
+                        Some(flag) => flag.boolean(),
+                        None => Ok(false),
+                    }
+                };
+                definition.public_access_block = Some(PublicAccessBlockDefinition {
+                    block_public_acls: flag("BlockPublicAcls")?,
+                    block_public_policy: flag("BlockPublicPolicy")?,
+                    ignore_public_acls: flag("IgnorePublicAcls")?,
+                    restrict_public_buckets: flag("RestrictPublicBuckets")?,
+                });
+            }
+            "OwnershipControls" => {
+                let rules = value.field("Rules")?.items()?;
+                let [rule] = rules.as_slice() else {
+                    return Err(value.field("Rules")?.unexpected("exactly one rule"));
+                };
+                definition.object_ownership = Some(rule.field("ObjectOwnership")?.literal()?);
+            }
+            "LifecycleConfiguration" => {
+                definition.lifecycle_rules = value
+                    .field("Rules")?
+                    .items()?
+                    .iter()
+                    .map(lifecycle_rule)
+                    .collect::<Result<_, _>>()?;
+            }
+            _ if IGNORED_BUCKET_PROPERTIES.contains(&name.as_str()) => {}
+            _ => return Err(unsupported(&value, "bucket")),
+        }
+    }
+    Ok(definition)
+}
+
+fn bucket_encryption(value: &Node<'_>) -> Result<BucketEncryptionDefinition, TemplateError> {
+    let configurations = value.field("ServerSideEncryptionConfiguration")?;
+    let rules = configurations.items()?;
+    let [rule] = rules.as_slice() else {
+        return Err(configurations.unexpected("exactly one encryption rule"));
+    };
+    let default = rule.field("ServerSideEncryptionByDefault")?;
+    let uses_secrets_key = match default.optional_field("KMSMasterKeyID")? {
+        None => false,
+        Some(key) => {
+            let logical_id = match key.get_att() {
+                Ok((logical_id, attribute)) if attribute == "Arn" => logical_id,
+                Ok(_) => return Err(key.unexpected("!GetAtt SecretsKey.Arn")),
+                Err(_) => key.reference()?,
+            };
+            if logical_id != SECRETS_KEY {
+                return Err(
+                    key.unexpected("the secrets key (the only key the local stack provisions)")
+                );
+            }
+            true
+        }
+    };
+    Ok(BucketEncryptionDefinition {
+        sse_algorithm: default.field("SSEAlgorithm")?.literal()?,
+        uses_secrets_key,
+        bucket_key_enabled: match rule.optional_field("BucketKeyEnabled")? {
+            Some(flag) => flag.boolean()?,
+            None => false,
+        },
+    })
+}
+
+fn lifecycle_rule(rule: &Node<'_>) -> Result<LifecycleRuleDefinition, TemplateError> {
+    let status = rule.field("Status")?;
+    let enabled = match status.literal()?.as_str() {
+        "Enabled" => true,
+        "Disabled" => false,
+        _ => return Err(status.unexpected("Enabled or Disabled")),
+    };
+    let mut definition = LifecycleRuleDefinition {
+        id: rule.field("Id")?.literal()?,
+        enabled,
+        prefix: String::new(),
+        expiration_in_days: None,
+        abort_incomplete_multipart_upload_days: None,
+    };
+    for (name, value) in rule.entries()? {
+        match name.as_str() {
+            "Id" | "Status" => {}
+            "Prefix" => definition.prefix = value.literal()?,
+            "ExpirationInDays" => definition.expiration_in_days = Some(value.number()?),
+            "AbortIncompleteMultipartUpload" => {
+                definition.abort_incomplete_multipart_upload_days =
+                    Some(value.field("DaysAfterInitiation")?.number()?);
+            }
+            _ => return Err(unsupported(&value, "lifecycle rule")),
+        }
+    }
+    Ok(definition)
+}
+
+/// A property the local stack would silently drop: refused, so a template change cannot make the
+/// local resource differ from the deployed one unnoticed.
+fn unsupported(value: &Node<'_>, what: &str) -> TemplateError {
+    TemplateError::Unexpected {
+        path: value.path.clone(),
+        expected: format!(
+            "a {what} property the local stack copies (extend template.rs to copy it)"
+        ),
+        found: "an unsupported property".into(),
+    }
+}
+
 fn queue_definition(
     logical_id: String,
     resource: &Node<'_>,
@@ -435,13 +609,7 @@ fn queue_definition(
             } else if COPIED_QUEUE_ATTRIBUTES.contains(&name.as_str()) {
                 attributes.insert(name, value.literal()?);
             } else if !IGNORED_QUEUE_PROPERTIES.contains(&name.as_str()) {
-                return Err(TemplateError::Unexpected {
-                    path: value.path,
-                    expected:
-                        "a queue property the local stack copies (extend template.rs to copy it)"
-                            .into(),
-                    found: "an unsupported property".into(),
-                });
+                return Err(unsupported(&value, "queue"));
             }
         }
     }
@@ -985,5 +1153,84 @@ Resources:
         );
         assert!(definitions.secrets_key.enable_key_rotation);
         assert_eq!(definitions.queues.len(), 4);
+    }
+
+    #[test]
+    fn the_bundled_payloads_bucket_is_kms_encrypted_private_and_expires_after_14_days() {
+        let bucket = template_definitions().unwrap().payloads_bucket;
+
+        assert_eq!(
+            bucket,
+            BucketDefinition {
+                encryption: Some(BucketEncryptionDefinition {
+                    sse_algorithm: "aws:kms".into(),
+                    uses_secrets_key: true,
+                    bucket_key_enabled: true,
+                }),
+                public_access_block: Some(PublicAccessBlockDefinition {
+                    block_public_acls: true,
+                    block_public_policy: true,
+                    ignore_public_acls: true,
+                    restrict_public_buckets: true,
+                }),
+                object_ownership: Some("BucketOwnerEnforced".into()),
+                lifecycle_rules: vec![LifecycleRuleDefinition {
+                    id: "ExpireWithWebhookLogs".into(),
+                    enabled: true,
+                    prefix: String::new(),
+                    expiration_in_days: Some(14),
+                    abort_incomplete_multipart_upload_days: Some(1),
+                }],
+            }
+        );
+    }
+
+    const SMALL_BUCKET: &str = r#"
+Resources:
+  PayloadsBucket:
+    Type: AWS::S3::Bucket
+    Properties:
+      BucketEncryption:
+        ServerSideEncryptionConfiguration:
+          - ServerSideEncryptionByDefault:
+              SSEAlgorithm: aws:kms
+              KMSMasterKeyID: !Ref SecretsKey
+"#;
+
+    fn small_bucket(template: &str) -> Result<BucketDefinition, TemplateError> {
+        let template = Template::parse(template).unwrap();
+        bucket_definition(&template.resource(PAYLOADS_BUCKET, "AWS::S3::Bucket")?)
+    }
+
+    #[test]
+    fn a_bucket_key_is_the_secrets_key_by_ref_or_get_att_and_no_other() {
+        let by_ref = small_bucket(SMALL_BUCKET).unwrap();
+        assert_eq!(
+            by_ref
+                .encryption
+                .map(|encryption| encryption.uses_secrets_key),
+            Some(true)
+        );
+
+        let other = SMALL_BUCKET.replace("!Ref SecretsKey", "!GetAtt OtherKey.Arn");
+        let error = small_bucket(&other).unwrap_err().to_string();
+
+        assert!(
+            error.contains("KMSMasterKeyID should be the secrets key"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_bucket_property_is_refused_rather_than_silently_dropped() {
+        let template =
+            format!("{SMALL_BUCKET}      VersioningConfiguration:\n        Status: Enabled\n");
+
+        let error = small_bucket(&template).unwrap_err().to_string();
+
+        assert!(
+            error.contains("Resources.PayloadsBucket.Properties.VersioningConfiguration"),
+            "{error}"
+        );
     }
 }

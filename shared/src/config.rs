@@ -24,6 +24,8 @@ pub struct Config {
     pub kms_key_id: String,
     pub sync_queue_url: Url,
     pub dispatch_queue_url: Url,
+    /// The S3 bucket of inbound bodies too large for one DynamoDB item (claim check).
+    pub payload_bucket: String,
     /// No trailing slash: route paths are appended to it.
     pub public_base_url: String,
     /// URL prefixes an OAuth `returnUrl` must start with; empty refuses every return URL.
@@ -84,6 +86,14 @@ impl Config {
         let dispatch_queue_url =
             parse_http_url("DISPATCH_QUEUE_URL", &required("DISPATCH_QUEUE_URL")?)?;
 
+        let payload_bucket = required("PAYLOAD_BUCKET")?;
+        if !is_bucket_name(&payload_bucket) {
+            return Err(invalid(
+                "PAYLOAD_BUCKET",
+                "an S3 bucket name: 3-63 characters of a-z 0-9 . -, starting and ending with a letter or digit",
+            ));
+        }
+
         let public_base = parse_http_url("PUBLIC_BASE_URL", &required("PUBLIC_BASE_URL")?)?;
         if public_base.query().is_some() || public_base.fragment().is_some() {
             return Err(invalid(
@@ -137,6 +147,7 @@ impl Config {
             kms_key_id,
             sync_queue_url,
             dispatch_queue_url,
+            payload_bucket,
             public_base_url,
             allowed_return_urls,
             tenant_claim,
@@ -151,6 +162,20 @@ fn invalid(variable: &'static str, reason: &str) -> ConfigError {
         variable,
         reason: reason.to_string(),
     }
+}
+
+/// S3's general purpose bucket naming rules, less the reserved prefixes and suffixes (a name that
+/// breaks those is refused by S3 when the bucket is created, long before a function reads it).
+fn is_bucket_name(name: &str) -> bool {
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-'))
+        && edge_ok(name.chars().next())
+        && edge_ok(name.chars().last())
+        && !name.contains("..")
+        && name.parse::<std::net::Ipv4Addr>().is_err()
 }
 
 fn parse_http_url(variable: &'static str, value: &str) -> Result<Url, ConfigError> {
@@ -189,6 +214,7 @@ mod tests {
                 "DISPATCH_QUEUE_URL",
                 "http://127.0.0.1:4566/000000000000/dispatch".to_string(),
             ),
+            ("PAYLOAD_BUCKET", "integrations-hub-payloads".to_string()),
             ("PUBLIC_BASE_URL", "http://127.0.0.1:3000/".to_string()),
             (
                 "ALLOWED_RETURN_URLS",
@@ -209,6 +235,24 @@ mod tests {
         assert_eq!(config.allowed_return_urls.len(), 2);
         assert!(!config.allow_private_targets);
         assert!(config.providers_file.is_none());
+        assert_eq!(config.payload_bucket, "integrations-hub-payloads");
+    }
+
+    #[test]
+    fn payload_bucket_follows_the_s3_bucket_naming_rules() {
+        for (name, valid) in [
+            ("hub-payloads", true),
+            ("a.b-c", true),
+            ("ab", false),
+            (&"a".repeat(64), false),
+            ("-hub", false),
+            ("hub-", false),
+            ("hub..payloads", false),
+            ("192.168.1.1", false),
+            ("Hub", false),
+        ] {
+            assert_eq!(is_bucket_name(name), valid, "{name}");
+        }
     }
 
     #[test]
@@ -218,6 +262,7 @@ mod tests {
             "KMS_KEY_ID",
             "SYNC_QUEUE_URL",
             "DISPATCH_QUEUE_URL",
+            "PAYLOAD_BUCKET",
             "PUBLIC_BASE_URL",
         ] {
             let mut vars = complete();
@@ -231,6 +276,8 @@ mod tests {
         for (variable, value) in [
             ("KMS_KEY_ID", "my-key"),
             ("SYNC_QUEUE_URL", "not a url"),
+            ("PAYLOAD_BUCKET", "Payloads_Bucket"),
+            ("PAYLOAD_BUCKET", "s3://integrations-hub-payloads"),
             ("PUBLIC_BASE_URL", "ftp://example.com"),
             ("ALLOW_PRIVATE_TARGETS", "maybe"),
             (

@@ -1,6 +1,7 @@
 //! The library every Integrations Hub function links: configuration, the problem-response error type,
 //! auth context, ids and domain types, the DynamoDB store, the KMS envelope cipher, the provider catalog,
-//! the SSRF-guarded HTTP client, the SQS queue, events (envelope, types, triggers, schemas) and the
+//! the SSRF-guarded HTTP client, the SQS queue, the S3 claim check of large inbound bodies
+//! ([`payloads`]), events (envelope, types, triggers, schemas) and the
 //! start-up that builds them all ([`services`]).
 //! The HTTP plumbing of the API functions (axum, lambda_http) is behind the `http` feature.
 
@@ -21,6 +22,7 @@ pub mod http;
 pub mod http_client;
 pub mod ids;
 pub mod inbound;
+pub mod payloads;
 pub mod queue;
 pub mod retry;
 pub mod schedule;

@@ -1,8 +1,9 @@
 //! Start-up: everything a function needs, built once per cold start from one configuration and one
 //! AWS SDK configuration — the store (DynamoDB + the envelope cipher over KMS), the catalog, the
-//! guarded provider HTTP client and the queues (the webhook delivery client is built on first use,
-//! so a cold start that serves no test delivery does not pay for it). A bad deploy (configuration, providers file) fails
-//! here, with a message naming what is wrong, before any request is served.
+//! guarded provider HTTP client and the queues. The webhook delivery client and the payload store
+//! are built on first use, so a cold start (and a binary) that never uses them does not pay for
+//! them. A bad deploy (configuration, providers file) fails here, with a message naming what is
+//! wrong, before any request is served.
 
 use std::sync::{Arc, OnceLock};
 
@@ -11,6 +12,7 @@ use crate::catalog::{Catalog, CatalogError};
 use crate::config::{Config, ConfigError};
 use crate::crypto::EnvelopeCipher;
 use crate::http_client::{ClientBuildError, GuardOptions, GuardedHttpClient};
+use crate::payloads::PayloadStore;
 use crate::queue::Queues;
 use crate::store::Store;
 
@@ -34,6 +36,8 @@ pub struct Services {
     pub provider_http: GuardedHttpClient,
     pub queues: Queues,
     pub tenant_claim: TenantClaim,
+    /// Large inbound bodies (the payloads bucket); see [`Services::payloads`].
+    payloads: Arc<LazyPayloadStore>,
     /// Webhook deliveries made in the request (`POST /api/webhooks/{id}/test`); see
     /// [`Services::delivery_http`].
     delivery_http: Arc<OnceLock<GuardedHttpClient>>,
@@ -70,7 +74,25 @@ impl Services {
             catalog: Arc::new(catalog),
             provider_http,
             queues,
+            payloads: Arc::new(LazyPayloadStore {
+                aws: aws.clone(),
+                store: OnceLock::new(),
+            }),
             delivery_http: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// The payloads bucket (claim check of large inbound bodies), built on first use. Only the
+    /// functions that receive or process inbound webhooks call this, and only a binary that calls it
+    /// links the S3 SDK: built at start-up, it grew the integrations binary, which never reads a
+    /// payload, past 10 MiB (docs/decisions.md, "Large payloads").
+    pub fn payloads(&self) -> &PayloadStore {
+        self.payloads.store.get_or_init(|| {
+            PayloadStore::new(
+                crate::payloads::s3_client(&self.payloads.aws),
+                self.config.payload_bucket.clone(),
+                self.config.kms_key_id.clone(),
+            )
         })
     }
 
@@ -87,6 +109,12 @@ impl Services {
         // Two requests racing both build one; the first stored is the one every caller gets.
         Ok(self.delivery_http.get_or_init(|| client))
     }
+}
+
+/// The payload store and the SDK configuration it is built from (once; building makes no AWS call).
+struct LazyPayloadStore {
+    aws: aws_config::SdkConfig,
+    store: OnceLock<PayloadStore>,
 }
 
 #[cfg(feature = "http")]

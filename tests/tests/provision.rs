@@ -1,15 +1,18 @@
-//! The local stack creates its table, key and queues in moto from `infra/template.yaml` itself, and
-//! serves the template's routes: what runs locally has the deployed shape.
+//! The local stack creates its table, key, payloads bucket and queues in moto from
+//! `infra/template.yaml` itself, and serves the template's routes: what runs locally has the deployed
+//! shape.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{BillingMode, TimeToLiveStatus};
 use aws_sdk_kms::types::{DataKeySpec, KeySpec, KeyUsageType};
+use aws_sdk_s3::types::{ExpirationStatus, ObjectOwnership, ServerSideEncryption};
 use aws_sdk_sqs::types::QueueAttributeName;
 use hub_local::provision::{provision, Provisioned, StackNames};
 use hub_local::template::{
     http_routes, template_definitions, AttributeDefinition, HttpRoute, IndexDefinition, KeyElement,
 };
+use hub_shared::payloads::s3_client;
 use hub_tests::{sdk_config, unique_name};
 
 async fn provision_fresh_stack() -> (StackNames, Provisioned) {
@@ -209,6 +212,154 @@ async fn key_alias_resolves_to_a_rotating_symmetric_key_that_issues_data_keys() 
         data_key.plaintext().map(|blob| blob.as_ref().len()),
         Some(32)
     );
+}
+
+#[tokio::test]
+async fn payloads_bucket_is_kms_encrypted_with_the_stack_key_private_and_expires_after_14_days() {
+    // Given the template's bucket definition
+    let expected = template_definitions()
+        .expect("template parses")
+        .payloads_bucket;
+    let expected_rule = &expected.lifecycle_rules[0];
+
+    // When a fresh stack is provisioned
+    let (names, provisioned) = provision_fresh_stack().await;
+
+    // Then the bucket exists under the stack's name
+    assert_eq!(provisioned.payload_bucket, names.payload_bucket);
+    let s3 = s3_client(&sdk_config());
+    s3.head_bucket()
+        .bucket(&provisioned.payload_bucket)
+        .send()
+        .await
+        .expect("the bucket exists");
+
+    // And new objects are SSE-KMS with the provisioned secrets key, through a bucket key
+    let encryption = s3
+        .get_bucket_encryption()
+        .bucket(&provisioned.payload_bucket)
+        .send()
+        .await
+        .expect("GetBucketEncryption");
+    let rules = encryption
+        .server_side_encryption_configuration()
+        .expect("encryption configuration")
+        .rules();
+    assert_eq!(rules.len(), 1);
+    let default = rules[0]
+        .apply_server_side_encryption_by_default()
+        .expect("default encryption");
+    assert_eq!(default.sse_algorithm(), &ServerSideEncryption::AwsKms);
+    assert_eq!(
+        default.kms_master_key_id(),
+        Some(provisioned.key_arn.as_str())
+    );
+    assert_eq!(rules[0].bucket_key_enabled(), Some(true));
+
+    // And objects expire with the webhook logs (14 days)
+    let lifecycle = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(&provisioned.payload_bucket)
+        .send()
+        .await
+        .expect("GetBucketLifecycleConfiguration");
+    let [rule] = lifecycle.rules() else {
+        panic!("one lifecycle rule: {:?}", lifecycle.rules());
+    };
+    assert_eq!(rule.id(), Some(expected_rule.id.as_str()));
+    assert_eq!(rule.status(), &ExpirationStatus::Enabled);
+    assert_eq!(rule.expiration().and_then(|expiry| expiry.days()), Some(14));
+    assert_eq!(
+        rule.abort_incomplete_multipart_upload()
+            .and_then(|abort| abort.days_after_initiation()),
+        Some(1)
+    );
+
+    // And public access is blocked four ways, with ACLs disabled
+    let block = s3
+        .get_public_access_block()
+        .bucket(&provisioned.payload_bucket)
+        .send()
+        .await
+        .expect("GetPublicAccessBlock");
+    let block = block
+        .public_access_block_configuration()
+        .expect("public access block");
+    assert_eq!(
+        [
+            block.block_public_acls(),
+            block.block_public_policy(),
+            block.ignore_public_acls(),
+            block.restrict_public_buckets(),
+        ],
+        [Some(true); 4]
+    );
+    let ownership = s3
+        .get_bucket_ownership_controls()
+        .bucket(&provisioned.payload_bucket)
+        .send()
+        .await
+        .expect("GetBucketOwnershipControls");
+    let ownership: Vec<&ObjectOwnership> = ownership
+        .ownership_controls()
+        .map(|controls| {
+            controls
+                .rules()
+                .iter()
+                .map(|rule| rule.object_ownership())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(ownership, vec![&ObjectOwnership::BucketOwnerEnforced]);
+}
+
+#[tokio::test]
+async fn provisioning_brings_a_drifted_bucket_back_to_the_template() {
+    // Given a provisioned stack whose bucket lost its encryption and lifecycle by hand
+    let (names, provisioned) = provision_fresh_stack().await;
+    let s3 = s3_client(&sdk_config());
+    s3.delete_bucket_encryption()
+        .bucket(&provisioned.payload_bucket)
+        .send()
+        .await
+        .expect("DeleteBucketEncryption");
+    s3.delete_bucket_lifecycle()
+        .bucket(&provisioned.payload_bucket)
+        .send()
+        .await
+        .expect("DeleteBucketLifecycle");
+
+    // When the stack is provisioned again
+    let again = provision(&sdk_config(), &names)
+        .await
+        .expect("provisioning succeeds");
+
+    // Then the same bucket has the template's encryption and lifecycle again
+    assert_eq!(again.payload_bucket, provisioned.payload_bucket);
+    let encryption = s3
+        .get_bucket_encryption()
+        .bucket(&provisioned.payload_bucket)
+        .send()
+        .await
+        .expect("GetBucketEncryption");
+    let algorithm = encryption
+        .server_side_encryption_configuration()
+        .and_then(|configuration| configuration.rules().first())
+        .and_then(|rule| rule.apply_server_side_encryption_by_default())
+        .map(|default| default.sse_algorithm().clone());
+    assert_eq!(algorithm, Some(ServerSideEncryption::AwsKms));
+    let lifecycle = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(&provisioned.payload_bucket)
+        .send()
+        .await
+        .expect("GetBucketLifecycleConfiguration");
+    let days: Vec<Option<i32>> = lifecycle
+        .rules()
+        .iter()
+        .map(|rule| rule.expiration().and_then(|expiry| expiry.days()))
+        .collect();
+    assert_eq!(days, vec![Some(14)]);
 }
 
 async fn queue_attributes(
