@@ -3,10 +3,13 @@
 //! dispatcher processes.
 
 pub mod config;
+pub mod extract;
 pub mod path;
 
 pub use config::{
     Action, AutomationConfig, EntityActionConfig, Filters, ForwardConfig, InboundScheme,
-    TriggerSyncConfig, DEFAULT_FORWARD_RETRY_ATTEMPTS, DEFAULT_FORWARD_RETRY_DELAY_SECONDS,
+    SecretSource, TriggerSyncConfig, DEFAULT_FORWARD_RETRY_ATTEMPTS,
+    DEFAULT_FORWARD_RETRY_DELAY_SECONDS, MAX_ACTIONS,
 };
+pub use extract::{extract_record, ExtractError, ExtractedRecord};
 pub use path::BodyPath;
