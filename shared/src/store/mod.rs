@@ -3,6 +3,7 @@
 
 mod cursor;
 mod deliveries;
+mod incoming_webhooks;
 mod integrations;
 pub mod keys;
 mod logs;
@@ -25,6 +26,10 @@ pub use deliveries::{
     AttemptLog, AttemptRecord, AttemptState, AttemptStatus, Claim, DeliveryItem, DeliveryStatus,
     LoggedRequest, LoggedResponse, ReopenError, MAX_CONSECUTIVE_EXHAUSTED,
     WEBHOOK_LOG_RETENTION_DAYS,
+};
+pub use incoming_webhooks::{
+    IncomingWebhookChanges, IncomingWebhookItem, NewIncomingWebhook, VerificationSecrets,
+    VerificationSettings,
 };
 pub use integrations::{
     CheckOutcome, CreateIntegrationError, DueIntegration, IntegrationChanges, IntegrationFilter,
