@@ -10,6 +10,7 @@ mod logs;
 mod outgoing_webhooks;
 mod query;
 mod rate_limit;
+mod receipts;
 mod versioned;
 
 use std::collections::HashMap;
@@ -42,6 +43,9 @@ pub use outgoing_webhooks::{
 };
 pub use query::Page;
 pub use rate_limit::{Admission, SPACING_MARGIN};
+pub use receipts::{
+    ActionOutcome, ReceiptLog, ReceiptOutcome, ReceivedSnapshot, WebhookLogEntry, RECEIPT_LOG_TYPE,
+};
 
 use crate::crypto::{EnvelopeCipher, SecretSlot};
 

@@ -21,7 +21,7 @@ use hub_shared::error::{ApiError, FieldError};
 use hub_shared::http::JsonBody;
 use hub_shared::store::{
     timestamp, AttemptLog, AttemptStatus, DeliveryItem, OutgoingWebhookItem, ReopenError,
-    WEBHOOK_LOG_RETENTION_DAYS,
+    WebhookLogEntry, WEBHOOK_LOG_RETENTION_DAYS,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -66,13 +66,22 @@ pub async fn get_log(
 }
 
 /// The delivery of a logged attempt continues: attempts after its last one, a fresh budget of the
-/// webhook's `retryAttempts`, the same delivery id (so the same `webhook-id`).
+/// webhook's `retryAttempts`, the same delivery id (so the same `webhook-id`). A receipt of an
+/// incoming webhook is not retried: re-processing an inbound event is not offered (409).
 pub async fn retry(
     State(state): State<AppState>,
     auth: AuthContext,
     Path(log_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let log = load_log(&state, &auth, &log_id).await?;
+    let log =
+        match load_log(&state, &auth, &log_id).await? {
+            WebhookLogEntry::Attempt(log) => log,
+            WebhookLogEntry::Receipt(_) => return Err(ApiError::conflict(
+                "this log is a receipt of an incoming webhook: only outgoing deliveries can be \
+                 retried; re-processing a received event is not offered (ask the sender to send \
+                 it again)",
+            )),
+        };
     let webhook = state
         .store
         .get_outgoing_webhook(&auth.tenant, &log.webhook_id)
@@ -165,12 +174,13 @@ pub async fn test(
     })))
 }
 
-/// The tenant's attempt log, or 404 (a malformed id, another tenant's or an expired one alike).
+/// The tenant's webhook log (an attempt or a receipt), or 404 (a malformed id, another tenant's or
+/// an expired one alike).
 async fn load_log(
     state: &AppState,
     auth: &AuthContext,
     raw_id: &str,
-) -> Result<AttemptLog, ApiError> {
+) -> Result<WebhookLogEntry, ApiError> {
     let id = LogId::parse(raw_id).map_err(|_| ApiError::not_found("webhook log"))?;
     state
         .store
