@@ -117,6 +117,26 @@ impl InboundScheme {
     }
 }
 
+/// A sendgrid public key is the base64 of a DER SubjectPublicKeyInfo: 91 bytes for P-256, with
+/// room for other encodings of it.
+pub const PUBLIC_KEY_BYTES: std::ops::RangeInclusive<usize> = 60..=200;
+
+/// Why a sendgrid `publicKey` cannot be one: it must be the standard (padded) base64 of 60-200
+/// bytes. (A shape check: the verifier parses the key itself.)
+pub fn public_key_problem(key: &str) -> Option<String> {
+    use base64::Engine;
+    match base64::engine::general_purpose::STANDARD.decode(key) {
+        Err(_) => Some("must be the standard (padded) base64 of the DER public key".to_string()),
+        Ok(bytes) if !PUBLIC_KEY_BYTES.contains(&bytes.len()) => Some(format!(
+            "decodes to {} bytes; a DER public key is {}-{} bytes (91 for P-256)",
+            bytes.len(),
+            PUBLIC_KEY_BYTES.start(),
+            PUBLIC_KEY_BYTES.end()
+        )),
+        Ok(_) => None,
+    }
+}
+
 /// All given filters must match: each header equal (names case-insensitive, values exact), and the
 /// value at `bodyPath` equal to `bodyValue` (both or neither are given).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -7,8 +7,8 @@ pub mod extract;
 pub mod path;
 
 pub use config::{
-    Action, AutomationConfig, EntityActionConfig, Filters, ForwardConfig, InboundScheme,
-    SecretSource, TriggerSyncConfig, DEFAULT_FORWARD_RETRY_ATTEMPTS,
+    public_key_problem, Action, AutomationConfig, EntityActionConfig, Filters, ForwardConfig,
+    InboundScheme, SecretSource, TriggerSyncConfig, DEFAULT_FORWARD_RETRY_ATTEMPTS,
     DEFAULT_FORWARD_RETRY_DELAY_SECONDS, MAX_ACTIONS,
 };
 pub use extract::{extract_record, ExtractError, ExtractedRecord};
