@@ -4,12 +4,13 @@
 //! delivery continues), `POST /api/webhooks/outgoing/{id}/recover` (every delivery that failed in a
 //! window continues) and `POST /api/webhooks/{id}/test` (one synchronous `webhook.test` delivery).
 //!
-//! Incoming webhooks share the `/api/webhooks/{id}/…` paths; until they exist, an id that is not an
-//! outgoing webhook's is answered 404 like a missing one.
+//! Incoming webhooks share the `/api/webhooks/{id}/…` paths: an incoming webhook's id (`whin_`)
+//! goes to [`incoming_webhooks`] (its receipts, its dry run), any other id that is not an outgoing
+//! webhook's is answered 404 like a missing one.
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -27,7 +28,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::routes::outgoing_webhooks::load;
-use crate::routes::{cursor_param, list_body, non_null, parse_limit};
+use crate::routes::{cursor_param, incoming_webhooks, list_body, non_null, parse_limit};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -44,6 +45,9 @@ pub async fn list_logs(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    if incoming_webhooks::is_incoming_id(&id) {
+        return incoming_webhooks::list_logs(&state, &auth, &id, &query).await;
+    }
     let limit = parse_limit(&query)?;
     let webhook = load(&state, &auth, &id).await?;
     let page = state
@@ -146,12 +150,18 @@ pub async fn recover(
     Ok((StatusCode::ACCEPTED, Json(json!({"queued": queued}))).into_response())
 }
 
-/// One synchronous, signed `webhook.test` delivery; 200 whether the target accepted it or not.
+/// One synchronous, signed `webhook.test` delivery; 200 whether the target accepted it or not
+/// (the request body is not read). For an incoming webhook, the dry run of the body sent.
 pub async fn test(
     State(state): State<AppState>,
     auth: AuthContext,
     Path(id): Path<String>,
+    request: Request,
 ) -> Result<Json<Value>, ApiError> {
+    if incoming_webhooks::is_incoming_id(&id) {
+        let JsonBody(dry_run) = JsonBody::from_request(request, &state).await?;
+        return incoming_webhooks::dry_run(&state, &auth, &id, dry_run).await;
+    }
     let webhook = load(&state, &auth, &id).await?;
     let http = state
         .delivery_http()
