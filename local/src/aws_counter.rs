@@ -64,7 +64,10 @@ impl AwsRequestCounter {
 
     /// Every request so far, in arrival order.
     pub fn calls(&self) -> Vec<String> {
-        self.calls.lock().map(|calls| calls.clone()).unwrap_or_default()
+        self.calls
+            .lock()
+            .map(|calls| calls.clone())
+            .unwrap_or_default()
     }
 
     /// How many requests of each `<service>:<operation>`.

@@ -126,6 +126,9 @@ where
     panic!("timed out waiting for {what}");
 }
 
+/// Signs for a URL, a body, the right key or not, and a timestamp (ms).
+type UrlSigner = fn(&str, &[u8], bool, i64) -> Vec<(String, String)>;
+
 /// One scheme's cases: a correctly signed request, a wrong and a missing signature, and (where
 /// the scheme has a timestamp) a stale one.
 struct SchemeCase {
@@ -136,7 +139,7 @@ struct SchemeCase {
     wrong: Vec<(String, String)>,
     stale: Option<Vec<(String, String)>>,
     /// When the URL is part of what is signed (Twilio, HubSpot), the cases are built from it.
-    url_signed: Option<fn(&str, &[u8], bool, i64) -> Vec<(String, String)>>,
+    url_signed: Option<UrlSigner>,
 }
 
 fn github_case() -> SchemeCase {
@@ -280,8 +283,11 @@ fn twilio_headers(url: &str, body: &[u8], good: bool, _ts: i64) -> Vec<(String, 
 fn twilio_case() -> SchemeCase {
     SchemeCase {
         verification: json!({"scheme": "twilio", "secret": "twilio-auth-token"}),
-        body: format!("MessageSid=SM{}&From=%2B15551234567&Body=%D7%A9%D7%9C%D7%95%D7%9D", now())
-            .into_bytes(),
+        body: format!(
+            "MessageSid=SM{}&From=%2B15551234567&Body=%D7%A9%D7%9C%D7%95%D7%9D",
+            now()
+        )
+        .into_bytes(),
         content_type: "application/x-www-form-urlencoded",
         good: Vec::new(),
         wrong: Vec::new(),
@@ -291,7 +297,11 @@ fn twilio_case() -> SchemeCase {
 }
 
 fn hubspot_headers(url: &str, body: &[u8], good: bool, ts: i64) -> Vec<(String, String)> {
-    let key: &[u8] = if good { b"hubspot-client-secret" } else { b"wrong" };
+    let key: &[u8] = if good {
+        b"hubspot-client-secret"
+    } else {
+        b"wrong"
+    };
     let mut message = format!("POST{url}").into_bytes();
     message.extend_from_slice(body);
     message.extend_from_slice(ts.to_string().as_bytes());
@@ -453,20 +463,33 @@ async fn every_scheme_accepts_its_signature_and_refuses_wrong_missing_and_stale_
                 (
                     sign(&url, &case.body, true, now() * 1000),
                     sign(&url, &case.body, false, now() * 1000),
-                    (name == "hubspot_v3").then(|| sign(&url, &case.body, true, (now() - 600) * 1000)),
+                    (name == "hubspot_v3")
+                        .then(|| sign(&url, &case.body, true, (now() - 600) * 1000)),
                 )
             }
             None => (case.good.clone(), case.wrong.clone(), case.stale.clone()),
         };
-        let accepted = scene.post(&path, &good, case.content_type, &case.body).await;
+        let accepted = scene
+            .post(&path, &good, case.content_type, &case.body)
+            .await;
         assert_eq!(accepted.status, 202, "{name}: {}", accepted.text);
         assert_eq!(accepted.json()["received"], true, "{name}");
-        assert!(accepted.json()["id"].as_str().expect("id").starts_with("evt_"));
-        let refused = scene.post(&path, &wrong, case.content_type, &case.body).await;
+        assert!(accepted.json()["id"]
+            .as_str()
+            .expect("id")
+            .starts_with("evt_"));
+        let refused = scene
+            .post(&path, &wrong, case.content_type, &case.body)
+            .await;
         assert_eq!(refused.status, 401, "{name} wrong: {}", refused.text);
         assert_eq!(refused.json()["code"], "invalid_signature", "{name}");
         let missing = scene
-            .post(&path, &without_signature(&good), case.content_type, &case.body)
+            .post(
+                &path,
+                &without_signature(&good),
+                case.content_type,
+                &case.body,
+            )
             .await;
         assert_eq!(missing.status, 401, "{name} missing: {}", missing.text);
         let mut tampered = case.body.clone();
@@ -476,7 +499,9 @@ async fn every_scheme_accepts_its_signature_and_refuses_wrong_missing_and_stale_
             assert_eq!(changed.status, 401, "{name} tampered: {}", changed.text);
         }
         if let Some(stale) = stale {
-            let old = scene.post(&path, &stale, case.content_type, &case.body).await;
+            let old = scene
+                .post(&path, &stale, case.content_type, &case.body)
+                .await;
             assert_eq!(old.status, 401, "{name} stale: {}", old.text);
         }
     }
@@ -486,10 +511,14 @@ async fn every_scheme_accepts_its_signature_and_refuses_wrong_missing_and_stale_
 async fn standard_webhooks_verify_dedupe_filter_and_answer_404_410_413() {
     let scene = Scene::new().await;
     let webhook = scene
-        .create(json!({"name": "Standard", "verification": {"scheme": "standard"},
-            "filters": {"bodyPath": "type", "bodyValue": "invoice.paid"}}))
+        .create(
+            json!({"name": "Standard", "verification": {"scheme": "standard"},
+            "filters": {"bodyPath": "type", "bodyValue": "invoice.paid"}}),
+        )
         .await;
-    let secret = webhook["secret"].as_str().expect("generated secret shown once");
+    let secret = webhook["secret"]
+        .as_str()
+        .expect("generated secret shown once");
     let path = scene.path(&webhook);
     let body = br#"{"type":"invoice.paid","amount":5}"#;
     let id = format!("msg_{}", uuid());
@@ -507,14 +536,28 @@ async fn standard_webhooks_verify_dedupe_filter_and_answer_404_410_413() {
     let mut several = standard_headers(secret, &id2, now(), body);
     let wrong = standard_headers(other.expose(), &id2, now(), body);
     several[2].1 = format!("{} {}", wrong[2].1, several[2].1);
-    assert_eq!(scene.post(&path, &several, "application/json", body).await.status, 202);
+    assert_eq!(
+        scene
+            .post(&path, &several, "application/json", body)
+            .await
+            .status,
+        202
+    );
 
     let stale = standard_headers(secret, &format!("msg_{}", uuid()), now() - 301, body);
-    assert_eq!(scene.post(&path, &stale, "application/json", body).await.status, 401);
+    assert_eq!(
+        scene
+            .post(&path, &stale, "application/json", body)
+            .await
+            .status,
+        401
+    );
 
     let other_type = br#"{"type":"invoice.created"}"#;
     let filtered = standard_headers(secret, &format!("msg_{}", uuid()), now(), other_type);
-    let ignored = scene.post(&path, &filtered, "application/json", other_type).await;
+    let ignored = scene
+        .post(&path, &filtered, "application/json", other_type)
+        .await;
     assert_eq!(ignored.status, 200, "{}", ignored.text);
     assert_eq!(ignored.json(), json!({"ignored": true}));
 
@@ -523,16 +566,29 @@ async fn standard_webhooks_verify_dedupe_filter_and_answer_404_410_413() {
         hub_shared::domain::IncomingWebhookId::generate()
     );
     let unknown_tenant = path.replace(TENANT, "no-such-tenant");
-    let a = scene.post(&unknown_webhook, &headers, "application/json", body).await;
-    let b = scene.post(&unknown_tenant, &headers, "application/json", body).await;
-    let c = scene.post("/api/webhooks/tenant/x/not-an-id", &headers, "application/json", body).await;
+    let a = scene
+        .post(&unknown_webhook, &headers, "application/json", body)
+        .await;
+    let b = scene
+        .post(&unknown_tenant, &headers, "application/json", body)
+        .await;
+    let c = scene
+        .post(
+            "/api/webhooks/tenant/x/not-an-id",
+            &headers,
+            "application/json",
+            body,
+        )
+        .await;
     assert_eq!((a.status, b.status, c.status), (404, 404, 404));
     assert_eq!(a.json()["detail"], b.json()["detail"]);
     assert_eq!(a.json()["detail"], c.json()["detail"]);
 
     let big = vec![b'a'; 1024 * 1024 + 1];
     let big_headers = standard_headers(secret, &format!("msg_{}", uuid()), now(), &big);
-    let too_large = scene.post(&path, &big_headers, "application/json", &big).await;
+    let too_large = scene
+        .post(&path, &big_headers, "application/json", &big)
+        .await;
     assert_eq!(too_large.status, 413, "{}", too_large.text);
     assert_eq!(too_large.json()["code"], "payload_too_large");
 
@@ -547,7 +603,10 @@ async fn standard_webhooks_verify_dedupe_filter_and_answer_404_410_413() {
     // The receipts: the rejected (stale) one and the ignored one are logged at once.
     let logs = scene
         .app
-        .get(TENANT, &format!("/api/webhooks/{}/logs", webhook["id"].as_str().expect("id")))
+        .get(
+            TENANT,
+            &format!("/api/webhooks/{}/logs", webhook["id"].as_str().expect("id")),
+        )
         .await;
     assert_eq!(logs.status, 200, "{}", logs.text);
     let statuses: Vec<String> = logs.json()["items"]
@@ -568,34 +627,48 @@ async fn handshakes_are_answered() {
         .await;
     let path = scene.path(&meta);
     let ok = scene
-        .get_public(&format!("{path}?hub.mode=subscribe&hub.verify_token=tok-1&hub.challenge=1158201444"))
+        .get_public(&format!(
+            "{path}?hub.mode=subscribe&hub.verify_token=tok-1&hub.challenge=1158201444"
+        ))
         .await;
     assert_eq!((ok.status, ok.text.as_str()), (200, "1158201444"));
     let wrong = scene
-        .get_public(&format!("{path}?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1"))
+        .get_public(&format!(
+            "{path}?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1"
+        ))
         .await;
     assert_eq!(wrong.status, 403, "{}", wrong.text);
     let no_token = scene
         .create(json!({"name": "No token", "verification": {"scheme": "meta", "secret": "s"}}))
         .await;
     let refused = scene
-        .get_public(&format!("{}?hub.mode=subscribe&hub.verify_token=x&hub.challenge=1", scene.path(&no_token)))
+        .get_public(&format!(
+            "{}?hub.mode=subscribe&hub.verify_token=x&hub.challenge=1",
+            scene.path(&no_token)
+        ))
         .await;
     assert_eq!(refused.status, 403, "{}", refused.text);
 
     let slack = scene
-        .create(json!({"name": "Slack", "verification": {"scheme": "slack", "secret": "slack-secret"},
-            "actions": [{"type": "trigger_automation", "config": {"automationId": "never"}}]}))
+        .create(
+            json!({"name": "Slack", "verification": {"scheme": "slack", "secret": "slack-secret"},
+            "actions": [{"type": "trigger_automation", "config": {"automationId": "never"}}]}),
+        )
         .await;
     let body = br#"{"token":"x","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
     let ts = now();
     let mut message = format!("v0:{ts}:").into_bytes();
     message.extend_from_slice(body);
     let headers = vec![
-        ("x-slack-signature".to_string(), format!("v0={}", hex::encode(hmac256(b"slack-secret", &message)))),
+        (
+            "x-slack-signature".to_string(),
+            format!("v0={}", hex::encode(hmac256(b"slack-secret", &message))),
+        ),
         ("x-slack-request-timestamp".to_string(), ts.to_string()),
     ];
-    let answered = scene.post(&scene.path(&slack), &headers, "application/json", body).await;
+    let answered = scene
+        .post(&scene.path(&slack), &headers, "application/json", body)
+        .await;
     assert_eq!(answered.status, 200, "{}", answered.text);
     assert_eq!(
         answered.json(),
@@ -616,7 +689,9 @@ async fn handshakes_are_answered() {
         ("x-goog-message-number".to_string(), "1".to_string()),
         ("x-goog-resource-state".to_string(), "sync".to_string()),
     ];
-    let acknowledged = scene.post(&scene.path(&google), &sync, "application/json", b"").await;
+    let acknowledged = scene
+        .post(&scene.path(&google), &sync, "application/json", b"")
+        .await;
     assert_eq!(acknowledged.status, 200, "{}", acknowledged.text);
 
     let standard = scene
@@ -680,16 +755,24 @@ async fn actions_store_a_record_forward_the_raw_body_and_trigger_an_automation()
     message.extend_from_slice(body);
     let headers = vec![(
         "stripe-signature".to_string(),
-        format!("t={t},v1={}", hex::encode(hmac256(b"whsec_actions", &message))),
+        format!(
+            "t={t},v1={}",
+            hex::encode(hmac256(b"whsec_actions", &message))
+        ),
     )];
-    let accepted = scene.post(&scene.path(&webhook), &headers, "application/json", body).await;
+    let accepted = scene
+        .post(&scene.path(&webhook), &headers, "application/json", body)
+        .await;
     assert_eq!(accepted.status, 202, "{}", accepted.text);
     let event_id = accepted.json()["id"].as_str().expect("id").to_string();
 
     let records = format!("/api/integrations/{integration_id}/records/payment");
     eventually("the record", || async {
         let reply = scene.app.get(TENANT, &records).await;
-        reply.status == 200 && reply.json()["items"].as_array().is_some_and(|i| !i.is_empty())
+        reply.status == 200
+            && reply.json()["items"]
+                .as_array()
+                .is_some_and(|i| !i.is_empty())
     })
     .await;
     let listed = scene.app.get(TENANT, &records).await.json();
@@ -698,7 +781,11 @@ async fn actions_store_a_record_forward_the_raw_body_and_trigger_an_automation()
     assert_eq!(listed["items"][0]["data"]["note"], "שלום 💳");
 
     eventually("the forward", || async {
-        !target.received_requests().await.unwrap_or_default().is_empty()
+        !target
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
     })
     .await;
     let forwarded = target.received_requests().await.expect("recorded");
@@ -722,7 +809,11 @@ async fn actions_store_a_record_forward_the_raw_body_and_trigger_an_automation()
                     "webhook-signature": header("webhook-signature")},
         "body": String::from_utf8(body.to_vec()).expect("utf-8"),
     })]);
-    assert_eq!(verdicts, vec![json!(true)], "standardwebhooks verifies the forward");
+    assert_eq!(
+        verdicts,
+        vec![json!(true)],
+        "standardwebhooks verifies the forward"
+    );
 
     eventually("automation.triggered", || async {
         automation_sink
@@ -730,7 +821,10 @@ async fn actions_store_a_record_forward_the_raw_body_and_trigger_an_automation()
             .await
             .unwrap_or_default()
             .iter()
-            .any(|r| serde_json::from_slice::<Value>(&r.body).is_ok_and(|v| v["type"] == "automation.triggered"))
+            .any(|r| {
+                serde_json::from_slice::<Value>(&r.body)
+                    .is_ok_and(|v| v["type"] == "automation.triggered")
+            })
     })
     .await;
     let deliveries = automation_sink.received_requests().await.expect("recorded");
@@ -744,9 +838,14 @@ async fn actions_store_a_record_forward_the_raw_body_and_trigger_an_automation()
     assert_eq!(triggered["data"]["payload"]["data"]["object"]["id"], "in_1");
 
     // A duplicate runs nothing again; the webhook counts one receipt.
-    let repeat = scene.post(&scene.path(&webhook), &headers, "application/json", body).await;
+    let repeat = scene
+        .post(&scene.path(&webhook), &headers, "application/json", body)
+        .await;
     assert_eq!(repeat.json(), json!({"duplicate": true}));
-    let path = format!("/api/webhooks/incoming/{}", webhook["id"].as_str().expect("id"));
+    let path = format!(
+        "/api/webhooks/incoming/{}",
+        webhook["id"].as_str().expect("id")
+    );
     eventually("the stats", || async {
         scene.app.get(TENANT, &path).await.json()["totalReceived"] == 1
     })
@@ -755,7 +854,10 @@ async fn actions_store_a_record_forward_the_raw_body_and_trigger_an_automation()
     assert_eq!(target.received_requests().await.expect("recorded").len(), 1);
     let logs = scene
         .app
-        .get(TENANT, &format!("/api/webhooks/{}/logs", webhook["id"].as_str().expect("id")))
+        .get(
+            TENANT,
+            &format!("/api/webhooks/{}/logs", webhook["id"].as_str().expect("id")),
+        )
         .await
         .json();
     let processed: Vec<&Value> = logs["items"]
@@ -788,22 +890,37 @@ async fn a_large_incompressible_body_is_accepted_and_forwarded_byte_exact() {
         hex::encode(hmac256(b"big-secret", &body)),
     )];
     let accepted = scene
-        .post(&scene.path(&webhook), &headers, "application/octet-stream", &body)
+        .post(
+            &scene.path(&webhook),
+            &headers,
+            "application/octet-stream",
+            &body,
+        )
         .await;
     assert_eq!(accepted.status, 202, "{}", accepted.text);
     eventually("the forward", || async {
-        !target.received_requests().await.unwrap_or_default().is_empty()
+        !target
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
     })
     .await;
     let forwarded = target.received_requests().await.expect("recorded");
     assert_eq!(forwarded[0].body.len(), body.len());
     assert!(forwarded[0].body == body, "byte-exact");
     assert_eq!(
-        forwarded[0].headers.get("content-type").and_then(|v| v.to_str().ok()),
+        forwarded[0]
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
         Some("application/octet-stream")
     );
     let claim_checked = scene.app.scan_table().await.into_iter().any(|item| {
-        item.get("type").and_then(|t| t.as_s().ok()).map(String::as_str) == Some("inbound_event")
+        item.get("type")
+            .and_then(|t| t.as_s().ok())
+            .map(String::as_str)
+            == Some("inbound_event")
             && item.contains_key("payloadKey")
     });
     assert!(claim_checked, "the event item holds the payload key");
@@ -837,8 +954,10 @@ async fn a_warm_accept_makes_two_aws_requests_and_no_kms_call() {
     let created: Value = http
         .post(format!("{}/api/webhooks/incoming", stack.url))
         .bearer_auth(token)
-        .json(&json!({"name": "Counted", "verification": {"scheme": "standard"},
-            "actions": [{"type": "trigger_automation", "config": {"automationId": "a"}}]}))
+        .json(
+            &json!({"name": "Counted", "verification": {"scheme": "standard"},
+            "actions": [{"type": "trigger_automation", "config": {"automationId": "a"}}]}),
+        )
         .send()
         .await
         .expect("create")
@@ -854,7 +973,10 @@ async fn a_warm_accept_makes_two_aws_requests_and_no_kms_call() {
     let send = |n: usize| {
         let body = format!(r#"{{"n":{n}}}"#).into_bytes();
         let headers = standard_headers(&secret, &format!("msg_{n}_{}", uuid()), now(), &body);
-        let mut request = http.post(&url).header("content-type", "application/json").body(body);
+        let mut request = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body);
         for (name, value) in headers {
             request = request.header(name, value);
         }
@@ -872,7 +994,9 @@ async fn a_warm_accept_makes_two_aws_requests_and_no_kms_call() {
         assert_eq!(total, 2, "exactly two AWS requests: {counts:?}");
         assert_eq!(counts.get("dynamodb:PutItem"), Some(&1), "{counts:?}");
         assert_eq!(
-            counts.get("sqs:SendMessage").or(counts.get("sqs:SendMessageBatch")),
+            counts
+                .get("sqs:SendMessage")
+                .or(counts.get("sqs:SendMessageBatch")),
             Some(&1),
             "{counts:?}"
         );
@@ -903,7 +1027,9 @@ async fn under_load_every_distinct_event_is_processed_once_and_every_repeat_supp
     const DISTINCT: usize = 1800;
     // Repeats are sent after their originals were answered, as a provider retries: concurrent
     // identical requests would test moto's conditional writes, which are not atomic under load.
-    let ids: Vec<String> = (0..DISTINCT).map(|n| format!("msg_load_{n}_{}", uuid())).collect();
+    let ids: Vec<String> = (0..DISTINCT)
+        .map(|n| format!("msg_load_{n}_{}", uuid()))
+        .collect();
     let send = |id: String| {
         let scene = &scene;
         let path = &path;
@@ -911,21 +1037,31 @@ async fn under_load_every_distinct_event_is_processed_once_and_every_repeat_supp
         async move {
             let body = format!(r#"{{"id":"{id}"}}"#).into_bytes();
             let headers = standard_headers(secret, &id, now(), &body);
-            scene.post(path, &headers, "application/json", &body).await.status
+            scene
+                .post(path, &headers, "application/json", &body)
+                .await
+                .status
         }
     };
     let first: Vec<u16> = futures_util::stream::iter(ids.iter().cloned().map(send))
         .buffer_unordered(32)
         .collect()
         .await;
-    let repeats: Vec<u16> = futures_util::stream::iter(
-        ids.iter().take(TOTAL - DISTINCT).cloned().map(send),
-    )
-    .buffer_unordered(32)
-    .collect()
-    .await;
-    assert!(first.iter().all(|s| *s == 202), "{:?}", count_statuses(&first));
-    assert!(repeats.iter().all(|s| *s == 200), "{:?}", count_statuses(&repeats));
+    let repeats: Vec<u16> =
+        futures_util::stream::iter(ids.iter().take(TOTAL - DISTINCT).cloned().map(send))
+            .buffer_unordered(32)
+            .collect()
+            .await;
+    assert!(
+        first.iter().all(|s| *s == 202),
+        "{:?}",
+        count_statuses(&first)
+    );
+    assert!(
+        repeats.iter().all(|s| *s == 200),
+        "{:?}",
+        count_statuses(&repeats)
+    );
     for _ in 0..480 {
         if target.received_requests().await.unwrap_or_default().len() >= DISTINCT {
             break;
@@ -937,7 +1073,9 @@ async fn under_load_every_distinct_event_is_processed_once_and_every_repeat_supp
     let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
     for request in &received {
         let body: Value = serde_json::from_slice(&request.body).expect("json");
-        *per_id.entry(body["id"].as_str().expect("id").to_string()).or_default() += 1;
+        *per_id
+            .entry(body["id"].as_str().expect("id").to_string())
+            .or_default() += 1;
     }
     assert_eq!(per_id.len(), DISTINCT, "every distinct event forwarded");
     assert!(per_id.values().all(|n| *n == 1), "each exactly once");

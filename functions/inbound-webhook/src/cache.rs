@@ -28,10 +28,13 @@ pub struct ReadyWebhook {
 }
 
 type Read = OnceCell<Option<Arc<ReadyWebhook>>>;
+type Key = (TenantId, IncomingWebhookId);
+/// When a read started, and the read.
+type Entry = (Instant, Arc<Read>);
 
 pub struct WebhookCache {
     ttl: Duration,
-    entries: Mutex<HashMap<(TenantId, IncomingWebhookId), (Instant, Arc<Read>)>>,
+    entries: Mutex<HashMap<Key, Entry>>,
 }
 
 impl WebhookCache {

@@ -26,10 +26,11 @@ use hub_shared::inbound::InboundScheme;
 use hub_shared::payloads::{gzip, PayloadStore, INLINE_LIMIT};
 use hub_shared::queue::{InboundJob, Job};
 use hub_shared::store::{
-    timestamp, Accepted, NewInboundEvent, ReceiptLog, ReceiptOutcome, ReceivedSnapshot,
-    RequestSnapshot, StoredBody,
+    timestamp, Accepted, NewInboundEvent, ReceiptLog, ReceiptOutcome, ReceivedSnapshot, StoredBody,
 };
-use hub_shared::webhooks::inbound::{dedupe_key, meta_handshake, verify, MetaHandshake, ReceivedRequest};
+use hub_shared::webhooks::inbound::{
+    dedupe_key, meta_handshake, verify, MetaHandshake, ReceivedRequest,
+};
 use hub_shared::webhooks::redact::redact_headers;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -85,7 +86,10 @@ async fn webhook_of(
 
 /// The body, or `None` when it is over the limit.
 async fn read_body(body: Body) -> Result<Option<Bytes>, ApiError> {
-    match http_body_util::Limited::new(body, MAX_BODY_BYTES).collect().await {
+    match http_body_util::Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
         Ok(collected) => Ok(Some(collected.to_bytes())),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => Ok(None),
         Err(error) => Err(ApiError::bad_request(
@@ -140,10 +144,15 @@ pub async fn receive(
             error_message: Some(reason.to_string()),
             received_at: timestamp(now),
             completed_at: Some(timestamp(now)),
-            request: receipt_snapshot(&snapshot),
+            request: snapshot.clone(),
             actions: Vec::new(),
         };
-        if let Err(error) = state.services.store.put_receipt_log(&tenant, &receipt).await {
+        if let Err(error) = state
+            .services
+            .store
+            .put_receipt_log(&tenant, &receipt)
+            .await
+        {
             warn!(webhook = %item.id, %error, "the failed receipt could not be logged");
         }
         return Err(invalid_signature());
@@ -152,11 +161,20 @@ pub async fn receive(
     if let Some(reply) = handshake_reply(item.scheme, &parts.headers, parsed.as_ref()) {
         return Ok(reply);
     }
-    let key_hash = hex::encode(Sha256::digest(dedupe_key(item.scheme, &received).as_bytes()));
+    let key_hash = hex::encode(Sha256::digest(
+        dedupe_key(item.scheme, &received).as_bytes(),
+    ));
     let matched = item.filters.matches(&parts.headers, parsed.as_ref());
     let event_id = EventId::generate();
     let stored_body = if matched {
-        store_body(&state.services.payloads, &tenant, &item.id, &event_id, &body).await?
+        store_body(
+            state.services.payloads(),
+            &tenant,
+            &item.id,
+            &event_id,
+            &body,
+        )
+        .await?
     } else {
         // A filtered-out event keeps only its dedupe record.
         StoredBody::Inline(Vec::new())
@@ -193,10 +211,15 @@ pub async fn receive(
             error_message: Some("the event did not match the webhook's filters".to_string()),
             received_at: timestamp(now),
             completed_at: Some(timestamp(now)),
-            request: receipt_snapshot(&snapshot),
+            request: snapshot.clone(),
             actions: Vec::new(),
         };
-        if let Err(error) = state.services.store.put_receipt_log(&tenant, &receipt).await {
+        if let Err(error) = state
+            .services
+            .store
+            .put_receipt_log(&tenant, &receipt)
+            .await
+        {
             warn!(webhook = %item.id, %error, "the ignored receipt could not be logged");
         }
         return Ok((StatusCode::OK, Json(json!({"ignored": true}))).into_response());
@@ -238,13 +261,18 @@ pub async fn handshake(
 ) -> Result<Response, ApiError> {
     let (_, ready) = webhook_of(&state, &tenant, &webhook).await?;
     if ready.item.scheme != InboundScheme::Meta {
-        return Err(ApiError::method_not_allowed(HeaderValue::from_static("POST")));
+        return Err(ApiError::method_not_allowed(HeaderValue::from_static(
+            "POST",
+        )));
     }
     let query = request.uri().query().unwrap_or_default();
     match meta_handshake(query, ready.verify_token.as_ref().map(|t| t.as_str())) {
         MetaHandshake::Challenge(challenge) => Ok((
             StatusCode::OK,
-            [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
             challenge,
         )
             .into_response()),
@@ -280,7 +308,10 @@ fn handshake_reply(
         InboundScheme::GoogleChannel => {
             let state = headers.get("x-goog-resource-state")?.as_bytes();
             (state == GOOGLE_SYNC_STATE.as_bytes()).then(|| {
-                (StatusCode::OK, Json(json!({"received": true, "processed": false})))
+                (
+                    StatusCode::OK,
+                    Json(json!({"received": true, "processed": false})),
+                )
                     .into_response()
             })
         }
@@ -293,9 +324,9 @@ fn snapshot(
     headers: &HeaderMap,
     ready: &ReadyWebhook,
     body_bytes: usize,
-) -> RequestSnapshot {
+) -> ReceivedSnapshot {
     let extra: Vec<http::HeaderName> = ready.signature_header.iter().cloned().collect();
-    RequestSnapshot {
+    ReceivedSnapshot {
         method: method.to_string(),
         headers: redact_headers(headers, &extra),
         content_type: headers
@@ -303,15 +334,6 @@ fn snapshot(
             .and_then(|value| value.to_str().ok())
             .map(str::to_string),
         body_bytes: body_bytes as u64,
-    }
-}
-
-fn receipt_snapshot(snapshot: &RequestSnapshot) -> ReceivedSnapshot {
-    ReceivedSnapshot {
-        method: snapshot.method.clone(),
-        headers: snapshot.headers.clone(),
-        content_type: snapshot.content_type.clone(),
-        body_bytes: snapshot.body_bytes,
     }
 }
 

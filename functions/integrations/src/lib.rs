@@ -1,7 +1,7 @@
-//! The integrations function: providers, integration CRUD, status, logs, records, test connection, the
-//! event-type catalog, outgoing webhook management and their deliveries (logs, retry, recover,
-//! test), served by one axum router that API Gateway (or the local stack) feeds with payload-2.0
-//! requests.
+//! The integrations function: providers, integration CRUD, status, logs, records, test connection,
+//! the event-type catalog, incoming and outgoing webhook management, outgoing deliveries (logs,
+//! retry, recover, test) and incoming receipts and dry runs, served by one axum router that API
+//! Gateway (or the local stack) feeds with payload-2.0 requests.
 
 pub mod routes;
 pub mod state;
@@ -26,6 +26,11 @@ hub_shared::api_routes! { state: AppState;
     get "/api/integrations/{id}/records/{entity}" => routes::records::list;
     post "/api/integrations/{id}/test" => routes::test_connection::test;
     get "/api/event-types" => routes::event_types::list;
+    post "/api/webhooks/incoming" => routes::incoming_webhooks::create;
+    get "/api/webhooks/incoming" => routes::incoming_webhooks::list;
+    get "/api/webhooks/incoming/{id}" => routes::incoming_webhooks::get;
+    patch "/api/webhooks/incoming/{id}" => routes::incoming_webhooks::patch;
+    delete "/api/webhooks/incoming/{id}" => routes::incoming_webhooks::delete;
     post "/api/webhooks/outgoing" => routes::outgoing_webhooks::create;
     get "/api/webhooks/outgoing" => routes::outgoing_webhooks::list;
     get "/api/webhooks/outgoing/{id}" => routes::outgoing_webhooks::get;

@@ -38,7 +38,7 @@ impl Consumer {
             inbound: InboundProcessor::new(
                 services.store.clone(),
                 services.queues.clone(),
-                services.payloads.clone(),
+                services.payloads().clone(),
                 http,
             ),
         })

@@ -98,6 +98,25 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// Parses one value of a body already read (an action's `config`, chosen by its `type`) as strictly
+/// as [`parse_json`], the error's field named under `at` (`actions[1].config.forwardUrl`).
+pub fn parse_value_at<T: DeserializeOwned>(
+    value: &serde_json::Value,
+    at: &str,
+) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize::<_, T>(strict::StrictValue(value)).map_err(|error| {
+        let inner = display_path(&error.path().to_string());
+        let path = if inner.is_empty() {
+            at.to_string()
+        } else if inner.starts_with('[') {
+            format!("{at}{inner}")
+        } else {
+            format!("{at}.{inner}")
+        };
+        describe(&path, error.inner())
+    })
+}
+
 /// A JSON value read as the API means it: an object is the only form of an object. serde's derived
 /// structs also accept an array of their fields in order (`["fast"]` for `{"mode": "fast"}`), a
 /// Rust convenience that would let schema-violating bodies through; this deserializer refuses it.
@@ -430,6 +449,33 @@ mod tests {
             error.errors[0].field.clone(),
             error.errors[0].message.clone(),
         )
+    }
+
+    #[test]
+    fn a_value_parsed_on_its_own_names_its_fields_under_its_place() {
+        let parse = |value: serde_json::Value| {
+            parse_value_at::<Inner>(&value, "actions[1].config").unwrap_err()
+        };
+        assert_eq!(
+            parse(serde_json::json!({"mode": "fast", "speed": 1})).field,
+            "actions[1].config.speed"
+        );
+        assert_eq!(parse(serde_json::json!({})).field, "actions[1].config.mode");
+        assert_eq!(
+            parse(serde_json::json!({"mode": "slow"})).field,
+            "actions[1].config.mode"
+        );
+        // As in a whole body, an array is not a form of an object.
+        assert_eq!(
+            parse(serde_json::json!(["fast"])).field,
+            "actions[1].config"
+        );
+        let parsed: Vec<Mode> =
+            parse_value_at(&serde_json::json!(["fast"]), "modes").expect("parses");
+        assert_eq!(parsed.len(), 1);
+        let error =
+            parse_value_at::<Vec<Mode>>(&serde_json::json!(["fast", "x"]), "modes").unwrap_err();
+        assert_eq!(error.field, "modes[1]");
     }
 
     #[test]

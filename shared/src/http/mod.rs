@@ -7,7 +7,7 @@ pub mod body;
 mod middleware;
 mod problem;
 
-pub use body::{parse_json, JsonBody, OptionalJsonBody, MAX_BODY_BYTES};
+pub use body::{parse_json, parse_value_at, JsonBody, OptionalJsonBody, MAX_BODY_BYTES};
 pub use middleware::{allowed_methods, finish_router, request_id_of};
 
 /// Declares an HTTP function's routes once: the router is built from this list, and the route

@@ -3,10 +3,14 @@
 //! dispatcher processes.
 
 pub mod config;
+pub mod extract;
 pub mod path;
+pub mod process;
 
 pub use config::{
-    Action, AutomationConfig, EntityActionConfig, Filters, ForwardConfig, InboundScheme,
-    TriggerSyncConfig, DEFAULT_FORWARD_RETRY_ATTEMPTS, DEFAULT_FORWARD_RETRY_DELAY_SECONDS,
+    public_key_problem, Action, AutomationConfig, EntityActionConfig, Filters, ForwardConfig,
+    InboundScheme, SecretSource, TriggerSyncConfig, DEFAULT_FORWARD_RETRY_ATTEMPTS,
+    DEFAULT_FORWARD_RETRY_DELAY_SECONDS, MAX_ACTIONS,
 };
+pub use extract::{extract_record, ExtractError, ExtractedRecord};
 pub use path::BodyPath;

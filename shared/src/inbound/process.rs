@@ -29,12 +29,12 @@ use crate::http_client::{GuardedHttpClient, OutgoingRequest, SendErrorKind};
 use crate::payloads::{gunzip, PayloadStore};
 use crate::queue::{InboundJob, Job, Queues, SyncJob, SyncTrigger};
 use crate::retry::{retry_delay, sqs_delay_until, RandomJitter};
-use crate::store::{
-    timestamp, ActionClaim, ActionOutcome, ActionOutcomeWrite, ActionStatus, InboundEvent,
-    ReceiptLog, ReceiptOutcome, ReceivedSnapshot, StoreError, StoredBody,
-};
 use crate::store::Store;
-use crate::webhooks::sign::{SigningKeys, Signing};
+use crate::store::{
+    timestamp, ActionClaim, ActionOutcome, ActionOutcomeWrite, ActionStatus, EventRef,
+    InboundEvent, ReceiptLog, ReceiptOutcome, StoreError, StoredBody,
+};
+use crate::webhooks::sign::{Signing, SigningKeys};
 
 /// Attempts of an action other than `forward` (whose config sets its own): store or queue faults
 /// are what fails them, and those pass.
@@ -101,10 +101,11 @@ impl InboundProcessor {
             .as_deref()
             .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
         {
-            let wait = sqs_delay_until(not_before.with_timezone(&Utc), now);
-            if wait.remaining > Duration::ZERO {
+            let not_before = not_before.with_timezone(&Utc);
+            if not_before > now {
+                let wait = sqs_delay_until(not_before, now);
                 self.queues
-                    .send_delayed(&[Job::Inbound(job)], wait.delay)
+                    .send_delayed(&[Job::Inbound(job)], seconds(wait.delay_seconds))
                     .await
                     .map_err(|e| ProcessError::Queue(e.to_string()))?;
                 return Ok(Disposition::Done);
@@ -133,10 +134,12 @@ impl InboundProcessor {
             let claim = self
                 .store
                 .claim_action(
-                    &job.tenant_id,
-                    &job.webhook_id,
-                    &job.event_key,
-                    &job.event_id,
+                    EventRef {
+                        tenant: &job.tenant_id,
+                        webhook_id: &job.webhook_id,
+                        key_hash: &job.event_key,
+                        event_id: &job.event_id,
+                    },
                     index,
                     job.attempt,
                     FORWARD_TIMEOUT_SECONDS,
@@ -205,7 +208,7 @@ impl InboundProcessor {
             not_before: Some(timestamp(not_before)),
             ..job.clone()
         };
-        let delay = sqs_delay_until(not_before, Utc::now()).delay;
+        let delay = seconds(sqs_delay_until(not_before, Utc::now()).delay_seconds);
         self.queues
             .send_delayed(&[Job::Inbound(next)], delay)
             .await
@@ -244,7 +247,7 @@ impl InboundProcessor {
                 );
                 let id = automation.id().clone();
                 match crate::delivery::emit(&self.store, &self.queues, &[automation]).await {
-                    Ok(()) => Attempted::Done(Some(json!({"eventId": id}))),
+                    Ok(_) => Attempted::Done(Some(json!({"eventId": id}))),
                     Err(error) => Attempted::Retryable(error.to_string(), None),
                 }
             }
@@ -258,7 +261,9 @@ impl InboundProcessor {
         body: &Bytes,
     ) -> Attempted {
         let Some(integration) = &event.integration_id else {
-            return Attempted::Fatal("the webhook has no integrationId to store records under".into());
+            return Attempted::Fatal(
+                "the webhook has no integrationId to store records under".into(),
+            );
         };
         let Ok(entity) = EntityName::parse(&config.entity_type) else {
             return Attempted::Fatal(format!("`{}` is not an entity name", config.entity_type));
@@ -310,7 +315,12 @@ impl InboundProcessor {
         })))
     }
 
-    async fn forward(&self, event: &InboundEvent, config: &ForwardConfig, body: &Bytes) -> Attempted {
+    async fn forward(
+        &self,
+        event: &InboundEvent,
+        config: &ForwardConfig,
+        body: &Bytes,
+    ) -> Attempted {
         let webhook = match self
             .store
             .get_incoming_webhook(&event.tenant, &event.webhook_id)
@@ -321,7 +331,7 @@ impl InboundProcessor {
             Err(error) => return Attempted::Retryable(error.to_string(), None),
         };
         let now = Utc::now();
-        let keys: SigningKeys = match self.store.open_forward_keys(&webhook, now).await {
+        let keys: SigningKeys = match self.store.forward_signing_keys(&webhook, now).await {
             Ok(Some(keys)) => keys,
             Ok(None) => return Attempted::Fatal("the webhook has no forward secret".into()),
             Err(error) => return Attempted::Retryable(error.to_string(), None),
@@ -406,7 +416,12 @@ impl InboundProcessor {
     async fn finalize(&self, job: &InboundJob) -> Result<(), ProcessError> {
         let Some(event) = self
             .store
-            .finalize_inbound_event(&job.tenant_id, &job.webhook_id, &job.event_key, &job.event_id)
+            .finalize_inbound_event(
+                &job.tenant_id,
+                &job.webhook_id,
+                &job.event_key,
+                &job.event_id,
+            )
             .await?
         else {
             return Ok(());
@@ -445,11 +460,21 @@ impl InboundProcessor {
     }
 }
 
+fn seconds(delay_seconds: i32) -> Duration {
+    Duration::from_secs(delay_seconds.max(0) as u64)
+}
+
 /// `(max attempts, first retry delay)` of an action.
 fn limits(action: &Action) -> (u32, u32) {
     match action {
-        Action::Forward(config) => (config.retry_attempts.max(1), config.retry_delay_seconds.max(1)),
-        _ => (INTERNAL_ACTION_ATTEMPTS, INTERNAL_ACTION_RETRY_DELAY_SECONDS),
+        Action::Forward(config) => (
+            config.retry_attempts.max(1),
+            config.retry_delay_seconds.max(1),
+        ),
+        _ => (
+            INTERNAL_ACTION_ATTEMPTS,
+            INTERNAL_ACTION_RETRY_DELAY_SECONDS,
+        ),
     }
 }
 
@@ -473,12 +498,7 @@ fn receipt_of(event: &InboundEvent, failed: bool) -> ReceiptLog {
         error_message: None,
         received_at: event.received_at.clone(),
         completed_at: Some(timestamp(Utc::now())),
-        request: ReceivedSnapshot {
-            method: event.request.method.clone(),
-            headers: event.request.headers.clone(),
-            content_type: event.request.content_type.clone(),
-            body_bytes: event.request.body_bytes,
-        },
+        request: event.request.clone(),
         actions: event
             .actions
             .iter()
@@ -513,7 +533,10 @@ mod tests {
         });
         assert_eq!(
             limits(&automation),
-            (INTERNAL_ACTION_ATTEMPTS, INTERNAL_ACTION_RETRY_DELAY_SECONDS)
+            (
+                INTERNAL_ACTION_ATTEMPTS,
+                INTERNAL_ACTION_RETRY_DELAY_SECONDS
+            )
         );
     }
 

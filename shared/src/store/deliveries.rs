@@ -25,12 +25,15 @@ use serde_json::Value;
 
 use super::query::{Page, PagedQuery};
 use super::{aws_error, keys, n, now_epoch_seconds, s, timestamp, InvalidCursor, Item, Store};
-use super::{OutgoingWebhookItem, StoreError};
+use super::{OutgoingWebhookItem, StoreError, WebhookLogEntry};
 use crate::domain::{DeliveryId, EventId, LogId, OutgoingWebhookId, TenantId};
 use crate::events::Event;
 
 /// Webhook logs and deliveries are kept this long after their last write.
 pub const WEBHOOK_LOG_RETENTION_DAYS: i64 = 14;
+
+/// The `type` of an attempt log item.
+pub(crate) const ATTEMPT_LOG_TYPE: &str = "webhook_attempt_log";
 
 /// How long past its timeout an in-flight attempt stays claimed before another receive of its
 /// message may take it over (the first process having died mid-attempt).
@@ -148,7 +151,7 @@ impl DeliveryItem {
     }
 }
 
-fn retention_end(now: chrono::DateTime<chrono::Utc>) -> i64 {
+pub(crate) fn retention_end(now: chrono::DateTime<chrono::Utc>) -> i64 {
     (now + chrono::Duration::days(WEBHOOK_LOG_RETENTION_DAYS)).timestamp()
 }
 
@@ -428,7 +431,7 @@ impl Store {
             s(keys::webhook_log_lookup_pk(tenant, log.id.as_str())),
         );
         log_item.insert(keys::GSI1_SK.into(), s(keys::WEBHOOK_LOG_LOOKUP_SK));
-        log_item.insert("type".into(), s("webhook_attempt_log"));
+        log_item.insert("type".into(), s(ATTEMPT_LOG_TYPE));
         log_item.insert(keys::EXPIRES_AT.into(), n(expires));
         self.dynamo()
             .put_item()
@@ -654,12 +657,13 @@ impl Store {
         .await
     }
 
-    /// One attempt log of the tenant, by id (`None` when absent or expired).
+    /// One webhook log of the tenant, an attempt or a receipt, by id (`None` when absent or
+    /// expired).
     pub async fn get_webhook_log(
         &self,
         tenant: &TenantId,
         id: &LogId,
-    ) -> Result<Option<AttemptLog>, StoreError> {
+    ) -> Result<Option<WebhookLogEntry>, StoreError> {
         let out = self
             .dynamo()
             .query()
@@ -676,12 +680,9 @@ impl Store {
             .send()
             .await
             .map_err(|e| aws_error("Query", e))?;
-        out.items()
-            .first()
-            .map(|item| {
-                serde_dynamo::from_item(item.clone())
-                    .map_err(|e| StoreError::Corrupt(format!("webhook log item: {e}")))
-            })
+        out.items
+            .and_then(|items| items.into_iter().next())
+            .map(WebhookLogEntry::from_item)
             .transpose()
     }
 

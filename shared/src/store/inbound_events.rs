@@ -14,14 +14,14 @@
 //!   reach 0, and one conditional `SET finalized` lets exactly one process write the receipt, the
 //!   stats and `webhook.received`.
 
-use std::collections::BTreeMap;
-
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use serde::{Deserialize, Serialize};
 
-use super::{aws_error, keys, n, now_epoch_seconds, s, timestamp, Item, Store, StoreError};
+use super::{
+    aws_error, keys, n, now_epoch_seconds, s, timestamp, Item, ReceivedSnapshot, Store, StoreError,
+};
 use crate::domain::{EventId, IncomingWebhookId, IntegrationId, TenantId};
 use crate::inbound::Action;
 
@@ -77,16 +77,6 @@ pub enum StoredBody {
     Claim(String),
 }
 
-/// The request as received, without its body (headers already redacted).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RequestSnapshot {
-    pub method: String,
-    pub headers: BTreeMap<String, String>,
-    pub content_type: Option<String>,
-    pub body_bytes: u64,
-}
-
 /// What the receiver stores for an accepted event.
 #[derive(Debug, Clone)]
 pub struct NewInboundEvent {
@@ -98,7 +88,7 @@ pub struct NewInboundEvent {
     /// The SHA-256 (hex) of the dedupe key: the item's sort key.
     pub key_hash: String,
     pub received_at: chrono::DateTime<chrono::Utc>,
-    pub request: RequestSnapshot,
+    pub request: ReceivedSnapshot,
     pub body: StoredBody,
     /// The webhook's actions as they were when the event was accepted (a later PATCH does not
     /// change what an accepted event runs).
@@ -124,7 +114,7 @@ pub struct InboundEvent {
     pub event_id: EventId,
     pub key_hash: String,
     pub received_at: String,
-    pub request: RequestSnapshot,
+    pub request: ReceivedSnapshot,
     pub body: StoredBody,
     pub actions: Vec<Action>,
     pub states: Vec<ActionState>,
@@ -139,6 +129,15 @@ pub enum Accepted {
     New,
     /// An event with the same dedupe key was accepted within the window.
     Duplicate,
+}
+
+/// Which event an action belongs to: the item's key and the event it must still hold.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRef<'a> {
+    pub tenant: &'a TenantId,
+    pub webhook_id: &'a IncomingWebhookId,
+    pub key_hash: &'a str,
+    pub event_id: &'a EventId,
 }
 
 /// What claiming one action found.
@@ -201,7 +200,7 @@ impl InboundEvent {
             (_, Some(key)) => StoredBody::Claim(key),
             _ => return Err(corrupt("neither body nor payloadKey")),
         };
-        let request: RequestSnapshot = match item.get("request") {
+        let request: ReceivedSnapshot = match item.get("request") {
             Some(value) => serde_dynamo::from_attribute_value(value.clone())
                 .map_err(|e| corrupt(&format!("request: {e}")))?,
             None => return Err(corrupt("request")),
@@ -365,14 +364,17 @@ impl Store {
     /// `key_hash` may have been replaced by a later event once the window passed).
     pub async fn claim_action(
         &self,
-        tenant: &TenantId,
-        webhook_id: &IncomingWebhookId,
-        key_hash: &str,
-        event_id: &EventId,
+        event: EventRef<'_>,
         index: usize,
         attempt: u32,
         timeout_seconds: u32,
     ) -> Result<ActionClaim, StoreError> {
+        let EventRef {
+            tenant,
+            webhook_id,
+            key_hash,
+            event_id,
+        } = event;
         let now = now_epoch_seconds();
         let result = self
             .dynamo()

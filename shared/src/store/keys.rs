@@ -63,6 +63,13 @@ pub fn record_sk(entity: &EntityName, remote_id: &RemoteId) -> String {
     format!("{}{remote_id}", record_entity_prefix(entity))
 }
 
+pub const INCOMING_WEBHOOK_SK_PREFIX: &str = "WHIN#";
+
+/// An incoming webhook: `pk = TENANT#<t>`, `sk = WHIN#<webhookId>`.
+pub fn incoming_webhook_sk(webhook_id: &str) -> String {
+    format!("{INCOMING_WEBHOOK_SK_PREFIX}{webhook_id}")
+}
+
 pub const OUTGOING_WEBHOOK_SK_PREFIX: &str = "WHOUT#";
 
 /// An outgoing webhook: `pk = TENANT#<t>`, `sk = WHOUT#<webhookId>`.
@@ -87,7 +94,7 @@ pub fn delivery_sk(delivery_id: &str) -> String {
     format!("{DELIVERY_SK_PREFIX}{delivery_id}")
 }
 
-/// The partition of one webhook's attempt logs (outgoing) or receipts (incoming), newest first.
+/// The partition of one webhook's attempt logs (outgoing) or receipt logs (incoming), newest first.
 pub fn webhook_logs_pk(tenant: &TenantId, webhook_id: &str) -> String {
     format!("TENANT#{tenant}#WHLOG#{webhook_id}")
 }
@@ -165,6 +172,7 @@ mod tests {
         assert!(!record_sk(&longer, &remote).starts_with(&record_entity_prefix(&meeting)));
         assert_eq!(rate_bucket_sk("stripe"), "RATE#stripe");
         assert_eq!(webhook_rate_bucket_sk("whout_1"), "RATE#WHOUT#whout_1");
+        assert_eq!(incoming_webhook_sk("whin_1"), "WHIN#whin_1");
         assert_eq!(deliveries_pk(&tenant, "whout_1"), "TENANT#acme#DLV#whout_1");
         assert_eq!(delivery_sk("dlv_1"), "DLV#dlv_1");
         assert_eq!(

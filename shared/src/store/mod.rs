@@ -5,12 +5,14 @@ mod batch;
 mod cursor;
 mod deliveries;
 mod inbound_events;
+mod incoming_webhooks;
 mod integrations;
 pub mod keys;
 mod logs;
 mod outgoing_webhooks;
 mod query;
 mod rate_limit;
+mod receipts;
 mod records;
 mod versioned;
 
@@ -30,8 +32,12 @@ pub use deliveries::{
     WEBHOOK_LOG_RETENTION_DAYS,
 };
 pub use inbound_events::{
-    Accepted, ActionClaim, ActionOutcomeWrite, ActionState, ActionStatus, InboundEvent,
-    NewInboundEvent, RequestSnapshot, StoredBody, DEDUPE_WINDOW_DAYS,
+    Accepted, ActionClaim, ActionOutcomeWrite, ActionState, ActionStatus, EventRef, InboundEvent,
+    NewInboundEvent, StoredBody, DEDUPE_WINDOW_DAYS,
+};
+pub use incoming_webhooks::{
+    IncomingWebhookChanges, IncomingWebhookItem, NewIncomingWebhook, VerificationSecrets,
+    VerificationSettings,
 };
 pub use integrations::{
     CheckOutcome, CreateIntegrationError, DueIntegration, IntegrationChanges, IntegrationFilter,
@@ -44,6 +50,10 @@ pub use outgoing_webhooks::{
 };
 pub use query::Page;
 pub use rate_limit::{Admission, SPACING_MARGIN};
+pub use receipts::{
+    ActionOutcome, ReceiptLog, ReceiptOutcome, ReceivedSnapshot, WebhookLogEntry, RECEIPT_LOG_TYPE,
+};
+
 pub use records::{record_hash, RecordQuery, Upsert};
 
 use crate::crypto::{EnvelopeCipher, SecretSlot};

@@ -1,5 +1,5 @@
-//! What a delivery log keeps of a request or response: header values that can carry a secret become
-//! `[redacted]`, and bodies are cut to 16 KiB of text.
+//! What a webhook log keeps of a request or response (an outgoing attempt, an incoming receipt):
+//! header values that can carry a secret become `[redacted]`, and bodies are cut to 16 KiB of text.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +18,16 @@ const SECRET_HEADERS: &[&str] = &[
     "webhook-signature",
     "x-webhook-signature",
     "x-api-key",
+    // What the senders of incoming webhooks sign or authenticate with, one per verification scheme
+    // (most also match a secret word below; Shopify's does not).
+    "x-hub-signature-256",
+    "stripe-signature",
+    "x-slack-signature",
+    "x-twilio-signature",
+    "x-shopify-hmac-sha256",
+    "x-hubspot-signature-v3",
+    "x-twilio-email-event-webhook-signature",
+    "x-goog-channel-token",
 ];
 
 /// A header whose name contains one of these is taken to carry a secret (`X-Auth-Token`,
@@ -125,6 +135,28 @@ mod tests {
         let kept = redact_headers(&headers, &[]);
 
         assert_eq!(kept.len(), 14);
+        for (name, value) in &kept {
+            assert_eq!(value, REDACTED, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_signature_header_of_every_inbound_scheme_is_redacted() {
+        let headers = map(&[
+            ("webhook-signature", "v1,abc"),
+            ("X-Webhook-Signature", "sha256=abc"),
+            ("Stripe-Signature", "t=1,v1=abc"),
+            ("X-Hub-Signature-256", "sha256=abc"),
+            ("X-Slack-Signature", "v0=abc"),
+            ("X-Twilio-Signature", "abc="),
+            ("X-Shopify-Hmac-Sha256", "abc="),
+            ("X-HubSpot-Signature-v3", "abc="),
+            ("X-Twilio-Email-Event-Webhook-Signature", "MEUC"),
+            ("X-Goog-Channel-Token", "channel-token"),
+        ]);
+        let kept = redact_headers(&headers, &[]);
+
+        assert_eq!(kept.len(), 10);
         for (name, value) in &kept {
             assert_eq!(value, REDACTED, "{name}");
         }

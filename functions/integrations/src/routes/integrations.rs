@@ -478,7 +478,7 @@ const MAX_JSON_DEPTH: usize = 16;
 /// Why DynamoDB would refuse `value` (or store it so that reading the item fails), as a 400 naming
 /// the place: an empty object key, a number beyond DynamoDB's range, too deep a nesting. `depth` is
 /// the number of containers `value` is inside.
-fn storable_problem(value: &Value, path: &str, depth: usize) -> Option<FieldError> {
+pub(crate) fn storable_problem(value: &Value, path: &str, depth: usize) -> Option<FieldError> {
     match value {
         Value::Number(number) => {
             let magnitude = number.as_f64().unwrap_or(0.0).abs();

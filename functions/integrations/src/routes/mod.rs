@@ -2,6 +2,7 @@
 
 pub mod event_types;
 pub mod health;
+pub mod incoming_webhooks;
 pub mod integrations;
 pub mod logs;
 pub mod openapi;

@@ -1,6 +1,7 @@
 //! Outgoing webhooks: `POST/GET /api/webhooks/outgoing`, `GET/PATCH/DELETE
-//! /api/webhooks/outgoing/{id}` and `POST /api/webhooks/{id}/rotate-secret`. The signing secret is
-//! returned once (create, rotate) and stored only as an envelope.
+//! /api/webhooks/outgoing/{id}` and `POST /api/webhooks/{id}/rotate-secret` (which hands an
+//! incoming webhook's id to its own module). The signing secret is returned once (create, rotate)
+//! and stored only as an envelope.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -25,7 +26,8 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use crate::routes::{
-    cursor_param, expected_version, list_body, non_null, parse_limit, parsed, present, versioned,
+    cursor_param, expected_version, incoming_webhooks, list_body, non_null, parse_limit, parsed,
+    present, versioned,
 };
 use crate::state::AppState;
 
@@ -137,9 +139,9 @@ pub async fn create(
         .description
         .as_deref()
         .and_then(|text| parsed("description", Description::parse(text), &mut errors));
-    errors.extend(check_url(&state, &request.url).await);
+    errors.extend(check_url(&state, "url", &request.url).await);
     let headers = request.headers.unwrap_or_default();
-    errors.extend(check_headers(&headers));
+    errors.extend(check_headers("headers", &headers));
     let triggers = Triggers::parse(&request.triggers)
         .map_err(|problems| errors.extend(problems))
         .ok();
@@ -264,10 +266,10 @@ pub async fn patch(
         changes.description = parsed("description", result, &mut errors);
     }
     if let Some(url) = &request.url {
-        errors.extend(check_url(&state, url).await);
+        errors.extend(check_url(&state, "url", url).await);
     }
     if let Some(headers) = &request.headers {
-        errors.extend(check_headers(headers));
+        errors.extend(check_headers("headers", headers));
     }
     if let Some(triggers) = &request.triggers {
         match Triggers::parse(triggers) {
@@ -357,13 +359,24 @@ pub async fn delete(
 }
 
 /// `POST /api/webhooks/{id}/rotate-secret` for an outgoing webhook: a new secret, returned once;
-/// the old one keeps signing (as the second signature) for 24 hours.
+/// the old one keeps signing (as the second signature) for 24 hours. An incoming webhook's id
+/// (`whin_`) goes to [`incoming_webhooks::rotate_secret`].
 pub async fn rotate_secret(
     State(state): State<AppState>,
     auth: AuthContext,
     Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    if incoming_webhooks::is_incoming_id(&id) {
+        return incoming_webhooks::rotate_secret(&state, &auth, &id, &query).await;
+    }
     let current = load(&state, &auth, &id).await?;
+    if query.contains_key("target") {
+        return Err(ApiError::field(
+            "target",
+            "an outgoing webhook has one secret: leave target out",
+        ));
+    }
     let old = Zeroizing::new(state.store.open_signing_secrets(&current).await?);
     let secret = Zeroizing::new(generate_secret().expose().to_string());
     let previous_expires_at =
@@ -425,33 +438,37 @@ fn webhook_id(raw: &str) -> Result<OutgoingWebhookId, ApiError> {
     OutgoingWebhookId::parse(raw).map_err(|_| ApiError::not_found("webhook"))
 }
 
-/// An absolute URL the SSRF guard allows (https; http only where private targets are allowed).
-async fn check_url(state: &AppState, raw: &str) -> Vec<FieldError> {
+/// An absolute URL the SSRF guard allows (https; http only where private targets are allowed), as
+/// the `field` of the request (an outgoing webhook's `url`, a forward action's `forwardUrl`).
+pub(crate) async fn check_url(state: &AppState, field: &str, raw: &str) -> Vec<FieldError> {
     if raw.chars().count() > MAX_URL_CHARS {
         return vec![FieldError::new(
-            "url",
+            field,
             format!("must be at most {MAX_URL_CHARS} characters"),
         )];
     }
     match url::Url::parse(raw) {
-        Err(_) => vec![FieldError::new("url", "must be an absolute URL")],
+        Err(_) => vec![FieldError::new(field, "must be an absolute URL")],
         Ok(url) => match state.provider_http.validate_target(&url).await {
             Ok(()) => Vec::new(),
-            Err(rejected) => vec![FieldError::new("url", rejected.to_string())],
+            Err(rejected) => vec![FieldError::new(field, rejected.to_string())],
         },
     }
 }
 
-fn check_headers(headers: &BTreeMap<String, String>) -> Vec<FieldError> {
+/// Headers the hub may send with a delivery, as the `field` of the request (an outgoing webhook's
+/// `headers`, a forward action's `forwardHeaders`).
+pub(crate) fn check_headers(field: &str, headers: &BTreeMap<String, String>) -> Vec<FieldError> {
     let mut errors = Vec::new();
     if headers.len() > MAX_HEADERS {
         errors.push(FieldError::new(
-            "headers",
+            field,
             format!("at most {MAX_HEADERS} headers"),
         ));
     }
+    let base = field;
     for (name, value) in headers {
-        let field = format!("headers.{name}");
+        let field = format!("{base}.{name}");
         if HeaderName::try_from(name.as_str()).is_err() {
             errors.push(FieldError::new(field, "is not a valid header name"));
         } else if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {

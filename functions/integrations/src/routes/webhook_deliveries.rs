@@ -4,12 +4,13 @@
 //! delivery continues), `POST /api/webhooks/outgoing/{id}/recover` (every delivery that failed in a
 //! window continues) and `POST /api/webhooks/{id}/test` (one synchronous `webhook.test` delivery).
 //!
-//! Incoming webhooks share the `/api/webhooks/{id}/…` paths; until they exist, an id that is not an
-//! outgoing webhook's is answered 404 like a missing one.
+//! Incoming webhooks share the `/api/webhooks/{id}/…` paths: an incoming webhook's id (`whin_`)
+//! goes to [`incoming_webhooks`] (its receipts, its dry run), any other id that is not an outgoing
+//! webhook's is answered 404 like a missing one.
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -21,13 +22,15 @@ use hub_shared::error::ApiError;
 use hub_shared::http::JsonBody;
 use hub_shared::store::{
     timestamp, AttemptLog, AttemptStatus, DeliveryItem, OutgoingWebhookItem, ReopenError,
-    WEBHOOK_LOG_RETENTION_DAYS,
+    WebhookLogEntry, WEBHOOK_LOG_RETENTION_DAYS,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::routes::outgoing_webhooks::load;
-use crate::routes::{cursor_param, list_body, non_null, parse_date_time, parse_limit};
+use crate::routes::{
+    cursor_param, incoming_webhooks, list_body, non_null, parse_date_time, parse_limit,
+};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -44,6 +47,9 @@ pub async fn list_logs(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    if incoming_webhooks::is_incoming_id(&id) {
+        return incoming_webhooks::list_logs(&state, &auth, &id, &query).await;
+    }
     let limit = parse_limit(&query)?;
     let webhook = load(&state, &auth, &id).await?;
     let page = state
@@ -66,13 +72,22 @@ pub async fn get_log(
 }
 
 /// The delivery of a logged attempt continues: attempts after its last one, a fresh budget of the
-/// webhook's `retryAttempts`, the same delivery id (so the same `webhook-id`).
+/// webhook's `retryAttempts`, the same delivery id (so the same `webhook-id`). A receipt of an
+/// incoming webhook is not retried: re-processing an inbound event is not offered (409).
 pub async fn retry(
     State(state): State<AppState>,
     auth: AuthContext,
     Path(log_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let log = load_log(&state, &auth, &log_id).await?;
+    let log =
+        match load_log(&state, &auth, &log_id).await? {
+            WebhookLogEntry::Attempt(log) => log,
+            WebhookLogEntry::Receipt(_) => return Err(ApiError::conflict(
+                "this log is a receipt of an incoming webhook: only outgoing deliveries can be \
+                 retried; re-processing a received event is not offered (ask the sender to send \
+                 it again)",
+            )),
+        };
     let webhook = state
         .store
         .get_outgoing_webhook(&auth.tenant, &log.webhook_id)
@@ -137,12 +152,18 @@ pub async fn recover(
     Ok((StatusCode::ACCEPTED, Json(json!({"queued": queued}))).into_response())
 }
 
-/// One synchronous, signed `webhook.test` delivery; 200 whether the target accepted it or not.
+/// One synchronous, signed `webhook.test` delivery; 200 whether the target accepted it or not
+/// (the request body is not read). For an incoming webhook, the dry run of the body sent.
 pub async fn test(
     State(state): State<AppState>,
     auth: AuthContext,
     Path(id): Path<String>,
+    request: Request,
 ) -> Result<Json<Value>, ApiError> {
+    if incoming_webhooks::is_incoming_id(&id) {
+        let JsonBody(dry_run) = JsonBody::from_request(request, &state).await?;
+        return incoming_webhooks::dry_run(&state, &auth, &id, dry_run).await;
+    }
     let webhook = load(&state, &auth, &id).await?;
     let http = state
         .delivery_http()
@@ -165,12 +186,13 @@ pub async fn test(
     })))
 }
 
-/// The tenant's attempt log, or 404 (a malformed id, another tenant's or an expired one alike).
+/// The tenant's webhook log (an attempt or a receipt), or 404 (a malformed id, another tenant's or
+/// an expired one alike).
 async fn load_log(
     state: &AppState,
     auth: &AuthContext,
     raw_id: &str,
-) -> Result<AttemptLog, ApiError> {
+) -> Result<WebhookLogEntry, ApiError> {
     let id = LogId::parse(raw_id).map_err(|_| ApiError::not_found("webhook log"))?;
     state
         .store
