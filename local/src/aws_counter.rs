@@ -42,6 +42,7 @@ impl AwsRequestCounter {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let url = format!("http://{}", listener.local_addr()?);
         let calls = Arc::new(Mutex::new(Vec::new()));
+        hub_shared::http_client::install_default_crypto_provider();
         let relay = Relay {
             upstream: upstream.trim_end_matches('/').to_string(),
             client: reqwest::Client::builder()

@@ -103,6 +103,9 @@ pub struct InboundJob {
     pub event_id: EventId,
     /// The event item's dedupe key hash (its sort key).
     pub event_key: String,
+    /// How many actions the event has (the first message runs them all).
+    #[serde(default)]
+    pub actions: u32,
     /// The one action (index in the webhook's `actions`) this message retries; absent = the first
     /// run of every action.
     #[serde(default, skip_serializing_if = "Option::is_none")]

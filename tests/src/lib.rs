@@ -88,7 +88,7 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
 }
 
-pub use app::{spawn_app, spawn_app_with, Reply, TestApp};
+pub use app::{spawn_app, spawn_app_on, spawn_app_with, Reply, TestApp};
 
 /// Every log line of this test process as JSON (nextest runs each test in its own process), from
 /// the moment [`capture_logs`] is called.
@@ -164,10 +164,18 @@ mod app {
     }
 
     pub async fn spawn_app_with(customise: impl FnOnce(&mut StackOptions)) -> TestApp {
+        spawn_app_on(&super::sdk_config(), customise).await
+    }
+
+    /// A stack on the AWS endpoint of `sdk` (a moto of the test's own).
+    pub async fn spawn_app_on(
+        sdk: &aws_config::SdkConfig,
+        customise: impl FnOnce(&mut StackOptions),
+    ) -> TestApp {
         let names = StackNames::with_prefix(&super::unique_name("hub"));
         let mut options = StackOptions::new(names, "127.0.0.1:0".parse().expect("address"));
         customise(&mut options);
-        let stack = LocalStack::start(&super::sdk_config(), options.clone())
+        let stack = LocalStack::start(sdk, options.clone())
             .await
             .expect("local stack starts");
         TestApp {

@@ -229,6 +229,7 @@ pub async fn receive(
         webhook_id: item.id.clone(),
         event_id: event_id.clone(),
         event_key: key_hash.clone(),
+        actions: item.actions.len() as u32,
         action: None,
         attempt: 1,
         not_before: None,

@@ -94,7 +94,7 @@ async fn process(consumer: &Consumer, cache: &BatchCache, record: SqsMessage) ->
         Ok(Job::Delivery(job)) => job,
         Ok(Job::Inbound(job)) => {
             let (event, attempt) = (job.event_id.clone(), job.attempt);
-            return match consumer.inbound.process(job).await {
+            return match consumer.inbound.process(job, cache).await {
                 Ok(disposition) => disposition,
                 Err(error) => {
                     warn!(%event, attempt, %error, "the inbound event could not be worked on; SQS brings it back");

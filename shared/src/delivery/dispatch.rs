@@ -26,7 +26,7 @@ use tracing::{info, warn};
 
 use super::AttemptResult;
 use super::{attempt_log, send_attempt, whole_seconds_at_least_one, EmitError};
-use crate::domain::{OutgoingWebhookId, TenantId};
+use crate::domain::{IncomingWebhookId, OutgoingWebhookId, TenantId};
 use crate::http_client::{ClientBuildError, GuardOptions, GuardedHttpClient};
 use crate::queue::{DeliveryJob, Job, Queues};
 use crate::retry::{retry_delay, sqs_delay_until, Jitter, RandomJitter};
@@ -35,18 +35,75 @@ use crate::store::{
     keys, Admission, AttemptRecord, AttemptState, AttemptStatus, Claim, DeliveryStatus,
     OutgoingWebhookItem, Store, StoreError, MAX_CONSECUTIVE_EXHAUSTED,
 };
+use crate::webhooks::sign::SigningKeys;
 
 type WebhookKey = (TenantId, OutgoingWebhookId);
 /// One webhook's read: absent until done; `None` inside when the webhook does not exist.
 type WebhookRead = OnceCell<Option<Arc<OutgoingWebhookItem>>>;
 
-/// The webhooks one batch has read, each read once however many of its records name it.
+/// The webhooks one batch has read, each read once however many of its records name it: outgoing
+/// webhooks by id (deliveries) and each tenant's enabled ones (the events inbound processing
+/// emits).
 #[derive(Default)]
 pub struct BatchCache {
     webhooks: Mutex<HashMap<WebhookKey, Arc<WebhookRead>>>,
+    enabled: Mutex<HashMap<TenantId, Arc<EnabledRead>>>,
+    forward_keys: Mutex<HashMap<(TenantId, IncomingWebhookId), Arc<ForwardKeysRead>>>,
 }
 
+type EnabledRead = OnceCell<Arc<Vec<OutgoingWebhookItem>>>;
+/// An incoming webhook's forward signing keys; `None` inside when the webhook does not exist,
+/// `Some(None)` when it has no forward secret.
+type ForwardKeysRead = OnceCell<Option<Option<Arc<SigningKeys>>>>;
+
 impl BatchCache {
+    /// The keys that sign an incoming webhook's forwards (read and opened once per batch): `None`
+    /// when the webhook is gone, `Some(None)` when it has no forward secret.
+    pub async fn forward_keys(
+        &self,
+        store: &Store,
+        tenant: &TenantId,
+        id: &IncomingWebhookId,
+    ) -> Result<Option<Option<Arc<SigningKeys>>>, StoreError> {
+        let cell = {
+            let mut keys = self
+                .forward_keys
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            keys.entry((tenant.clone(), id.clone()))
+                .or_default()
+                .clone()
+        };
+        cell.get_or_try_init(|| async {
+            let Some(webhook) = store.get_incoming_webhook(tenant, id).await? else {
+                return Ok(None);
+            };
+            let keys = store
+                .forward_signing_keys(&webhook, chrono::Utc::now())
+                .await?;
+            Ok(Some(keys.map(Arc::new)))
+        })
+        .await
+        .cloned()
+    }
+
+    /// The tenant's enabled outgoing webhooks, read once per batch.
+    pub async fn enabled_webhooks(
+        &self,
+        store: &Store,
+        tenant: &TenantId,
+    ) -> Result<Arc<Vec<OutgoingWebhookItem>>, StoreError> {
+        let cell = {
+            let mut enabled = self.enabled.lock().unwrap_or_else(PoisonError::into_inner);
+            enabled.entry(tenant.clone()).or_default().clone()
+        };
+        cell.get_or_try_init(|| async {
+            Ok(Arc::new(store.enabled_outgoing_webhooks(tenant).await?))
+        })
+        .await
+        .cloned()
+    }
+
     async fn webhook(
         &self,
         store: &Store,

@@ -13,7 +13,7 @@ mod dispatch;
 
 use std::time::Duration;
 
-use crate::domain::{DeliveryId, TenantId};
+use crate::domain::DeliveryId;
 use crate::events::Event;
 use crate::http_client::GuardedHttpClient;
 use crate::queue::{DeliveryJob, Job, QueueError, Queues};
@@ -41,24 +41,42 @@ pub async fn emit(
     events: &[Event],
 ) -> Result<Vec<DeliveryItem>, EmitError> {
     let mut deliveries = Vec::new();
-    let mut webhooks_of: Option<(TenantId, Vec<OutgoingWebhookItem>)> = None;
+    let mut start = 0;
+    while start < events.len() {
+        // One read of the webhooks per run of events of one tenant.
+        let tenant = events[start].tenant();
+        let end = events[start..]
+            .iter()
+            .position(|event| event.tenant() != tenant)
+            .map_or(events.len(), |n| start + n);
+        let webhooks = store.enabled_outgoing_webhooks(tenant).await?;
+        deliveries.extend(emit_to(store, queues, &webhooks, &events[start..end]).await?);
+        start = end;
+    }
+    Ok(deliveries)
+}
+
+/// Emits `events` to `webhooks`, the enabled outgoing webhooks of the events' tenant as the caller
+/// read them (the retry dispatcher reads them once per batch).
+pub async fn emit_to(
+    store: &Store,
+    queues: &Queues,
+    webhooks: &[OutgoingWebhookItem],
+    events: &[Event],
+) -> Result<Vec<DeliveryItem>, EmitError> {
     let now = chrono::Utc::now();
-    for event in events {
-        let cached = matches!(&webhooks_of, Some((tenant, _)) if tenant == event.tenant());
-        if !cached {
-            let webhooks = store.enabled_outgoing_webhooks(event.tenant()).await?;
-            webhooks_of = Some((event.tenant().clone(), webhooks));
-        }
-        let Some((_, webhooks)) = &webhooks_of else {
-            continue;
-        };
-        deliveries.extend(
+    let deliveries: Vec<DeliveryItem> = events
+        .iter()
+        .flat_map(|event| {
             webhooks
                 .iter()
-                .filter(|webhook| webhook.triggers.matches(event.event_type()))
-                .map(|webhook| DeliveryItem::new(webhook, event, now)),
-        );
-    }
+                .filter(|webhook| {
+                    webhook.tenant_id == *event.tenant()
+                        && webhook.triggers.matches(event.event_type())
+                })
+                .map(move |webhook| DeliveryItem::new(webhook, event, now))
+        })
+        .collect();
     if deliveries.is_empty() {
         return Ok(deliveries);
     }

@@ -22,7 +22,7 @@ use url::Url;
 
 use super::config::{Action, EntityActionConfig, ForwardConfig, TriggerSyncConfig};
 use super::extract::extract_record;
-use crate::delivery::Disposition;
+use crate::delivery::{emit_to, BatchCache, Disposition, EmitError};
 use crate::domain::{JobId, LogId, RemoteId};
 use crate::events::{EntityName, Event, ReceiptStatus, RecordSource};
 use crate::http_client::{GuardedHttpClient, OutgoingRequest, SendErrorKind};
@@ -34,7 +34,7 @@ use crate::store::{
     timestamp, ActionClaim, ActionOutcome, ActionOutcomeWrite, ActionStatus, EventRef,
     InboundEvent, ReceiptLog, ReceiptOutcome, StoreError, StoredBody,
 };
-use crate::webhooks::sign::{Signing, SigningKeys};
+use crate::webhooks::sign::Signing;
 
 /// Attempts of an action other than `forward` (whose config sets its own): store or queue faults
 /// are what fails them, and those pass.
@@ -94,7 +94,11 @@ impl InboundProcessor {
     }
 
     /// Works on one inbound message.
-    pub async fn process(&self, job: InboundJob) -> Result<Disposition, ProcessError> {
+    pub async fn process(
+        &self,
+        job: InboundJob,
+        cache: &BatchCache,
+    ) -> Result<Disposition, ProcessError> {
         let now = Utc::now();
         if let Some(not_before) = job
             .not_before
@@ -111,26 +115,15 @@ impl InboundProcessor {
                 return Ok(Disposition::Done);
             }
         }
-        let Some(event) = self
-            .store
-            .get_inbound_event(&job.tenant_id, &job.webhook_id, &job.event_key)
-            .await?
-            .filter(|event| event.event_id == job.event_id)
-        else {
-            return Ok(Disposition::Done);
-        };
         let indices: Vec<usize> = match job.action {
             Some(index) => vec![index as usize],
-            None => (0..event.actions.len()).collect(),
+            None => (0..job.actions as usize).collect(),
         };
         let mut body: Option<Bytes> = None;
         let mut disposition = Disposition::Done;
-        let mut settled_last = event.actions.is_empty();
+        let mut settled_last = indices.is_empty();
         for index in indices {
-            let Some(action) = event.actions.get(index) else {
-                warn!(event = %event.event_id, index, "a retry names an action the event does not have");
-                continue;
-            };
+            // The claim answers with the event as stored: no read before it.
             let claim = self
                 .store
                 .claim_action(
@@ -145,8 +138,8 @@ impl InboundProcessor {
                     FORWARD_TIMEOUT_SECONDS,
                 )
                 .await?;
-            match claim {
-                ActionClaim::Claimed(_) => {}
+            let event = match claim {
+                ActionClaim::Claimed(event) => event,
                 ActionClaim::Taken(current) => {
                     settled_last |= current.pending_actions == 0 && !current.finalized;
                     continue;
@@ -156,12 +149,16 @@ impl InboundProcessor {
                     continue;
                 }
                 ActionClaim::Gone => return Ok(Disposition::Done),
-            }
+            };
+            let Some(action) = event.actions.get(index) else {
+                warn!(event = %event.event_id, index, "a message names an action the event does not have");
+                continue;
+            };
             if body.is_none() {
                 body = Some(self.load_body(&event).await?);
             }
             let raw = body.clone().unwrap_or_default();
-            let attempted = self.run(&event, action, &raw).await;
+            let attempted = self.run(&event, action, &raw, cache).await;
             let (max_attempts, delay_seconds) = limits(action);
             let write = match attempted {
                 Attempted::Done(result) => ActionOutcomeWrite::Success(result),
@@ -190,9 +187,16 @@ impl InboundProcessor {
             }
         }
         if settled_last {
-            self.finalize(&job).await?;
+            self.finalize(&job, cache).await?;
         }
         Ok(disposition)
+    }
+
+    /// Emits one event to its tenant's enabled outgoing webhooks, read once per batch.
+    async fn emit(&self, cache: &BatchCache, event: Event) -> Result<(), EmitError> {
+        let webhooks = cache.enabled_webhooks(&self.store, event.tenant()).await?;
+        emit_to(&self.store, &self.queues, &webhooks, &[event]).await?;
+        Ok(())
     }
 
     async fn queue_retry(
@@ -229,12 +233,18 @@ impl InboundProcessor {
             .map_err(|e| ProcessError::Payload(e.to_string()))
     }
 
-    async fn run(&self, event: &InboundEvent, action: &Action, body: &Bytes) -> Attempted {
+    async fn run(
+        &self,
+        event: &InboundEvent,
+        action: &Action,
+        body: &Bytes,
+        cache: &BatchCache,
+    ) -> Attempted {
         match action {
             Action::CreateEntity(config) | Action::UpdateEntity(config) => {
-                self.upsert(event, config, body).await
+                self.upsert(event, config, body, cache).await
             }
-            Action::Forward(config) => self.forward(event, config, body).await,
+            Action::Forward(config) => self.forward(event, config, body, cache).await,
             Action::TriggerSync(config) => self.trigger_sync(event, config).await,
             Action::TriggerAutomation(config) => {
                 let payload = payload_value(body);
@@ -246,7 +256,7 @@ impl InboundProcessor {
                     payload,
                 );
                 let id = automation.id().clone();
-                match crate::delivery::emit(&self.store, &self.queues, &[automation]).await {
+                match self.emit(cache, automation).await {
                     Ok(_) => Attempted::Done(Some(json!({"eventId": id}))),
                     Err(error) => Attempted::Retryable(error.to_string(), None),
                 }
@@ -259,6 +269,7 @@ impl InboundProcessor {
         event: &InboundEvent,
         config: &EntityActionConfig,
         body: &Bytes,
+        cache: &BatchCache,
     ) -> Attempted {
         let Some(integration) = &event.integration_id else {
             return Attempted::Fatal(
@@ -300,9 +311,7 @@ impl InboundProcessor {
         };
         if let Some(change) = change {
             let record_event = Event::record(&event.tenant, entity.clone(), change, &stored);
-            if let Err(error) =
-                crate::delivery::emit(&self.store, &self.queues, &[record_event]).await
-            {
+            if let Err(error) = self.emit(cache, record_event).await {
                 // The record is stored; a retry would find it unchanged and emit nothing, so the
                 // fault is logged (deliveries that were written are failed, and `recover` sends them).
                 error!(event = %event.event_id, %error, "a record event could not be emitted");
@@ -320,20 +329,16 @@ impl InboundProcessor {
         event: &InboundEvent,
         config: &ForwardConfig,
         body: &Bytes,
+        cache: &BatchCache,
     ) -> Attempted {
-        let webhook = match self
-            .store
-            .get_incoming_webhook(&event.tenant, &event.webhook_id)
+        let now = Utc::now();
+        let keys = match cache
+            .forward_keys(&self.store, &event.tenant, &event.webhook_id)
             .await
         {
-            Ok(Some(webhook)) => webhook,
+            Ok(Some(Some(keys))) => keys,
+            Ok(Some(None)) => return Attempted::Fatal("the webhook has no forward secret".into()),
             Ok(None) => return Attempted::Fatal("the webhook was deleted".into()),
-            Err(error) => return Attempted::Retryable(error.to_string(), None),
-        };
-        let now = Utc::now();
-        let keys: SigningKeys = match self.store.forward_signing_keys(&webhook, now).await {
-            Ok(Some(keys)) => keys,
-            Ok(None) => return Attempted::Fatal("the webhook has no forward secret".into()),
             Err(error) => return Attempted::Retryable(error.to_string(), None),
         };
         let url = match Url::parse(&config.forward_url) {
@@ -413,7 +418,7 @@ impl InboundProcessor {
 
     /// Settles the event once: stats, receipt, `webhook.received`. Each is logged when it fails and
     /// not retried (the event is finalized; counting it twice would be worse).
-    async fn finalize(&self, job: &InboundJob) -> Result<(), ProcessError> {
+    async fn finalize(&self, job: &InboundJob, cache: &BatchCache) -> Result<(), ProcessError> {
         let Some(event) = self
             .store
             .finalize_inbound_event(
@@ -452,7 +457,7 @@ impl InboundProcessor {
                 ReceiptStatus::Processed
             },
         );
-        if let Err(error) = crate::delivery::emit(&self.store, &self.queues, &[received]).await {
+        if let Err(error) = self.emit(cache, received).await {
             error!(event = %event.event_id, %error, "webhook.received could not be emitted");
         }
         info!(event = %event.event_id, webhook = %event.webhook_id, failed, "inbound event processed");
