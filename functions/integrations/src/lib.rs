@@ -1,4 +1,4 @@
-//! The integrations function: providers, integration CRUD, status, logs, test connection, the
+//! The integrations function: providers, integration CRUD, status, logs, records, test connection, the
 //! event-type catalog, outgoing webhook management and their deliveries (logs, retry, recover,
 //! test), served by one axum router that API Gateway (or the local stack) feeds with payload-2.0
 //! requests.
@@ -23,6 +23,7 @@ hub_shared::api_routes! { state: AppState;
     delete "/api/integrations/{id}" => routes::integrations::delete;
     get "/api/integrations/{id}/status" => routes::status::status;
     get "/api/integrations/{id}/logs" => routes::logs::list;
+    get "/api/integrations/{id}/records/{entity}" => routes::records::list;
     post "/api/integrations/{id}/test" => routes::test_connection::test;
     get "/api/event-types" => routes::event_types::list;
     post "/api/webhooks/outgoing" => routes::outgoing_webhooks::create;

@@ -1,6 +1,7 @@
 //! The DynamoDB store: one table, the key scheme of [`keys`], optimistic versions, transactions for
 //! uniqueness, TTL-aware reads and signed list cursors.
 
+mod batch;
 mod cursor;
 mod deliveries;
 mod integrations;
@@ -9,6 +10,7 @@ mod logs;
 mod outgoing_webhooks;
 mod query;
 mod rate_limit;
+mod records;
 mod versioned;
 
 use std::collections::HashMap;
@@ -37,6 +39,7 @@ pub use outgoing_webhooks::{
 };
 pub use query::Page;
 pub use rate_limit::{Admission, SPACING_MARGIN};
+pub use records::{record_hash, RecordQuery, Upsert};
 
 use crate::crypto::{EnvelopeCipher, SecretSlot};
 
