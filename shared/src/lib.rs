@@ -3,7 +3,8 @@
 //! the SSRF-guarded HTTP client, the SQS queue, the S3 claim check of large inbound bodies
 //! ([`payloads`]), events (envelope, types, triggers, schemas) and the
 //! start-up that builds them all ([`services`]).
-//! The HTTP plumbing of the API functions (axum, lambda_http) is behind the `http` feature.
+//! The HTTP plumbing of the API functions (axum, lambda_http) is behind the `http` feature, the
+//! payloads bucket (S3, gzip) behind the `payloads` feature.
 
 pub mod api_document;
 pub mod auth;
@@ -22,6 +23,7 @@ pub mod http;
 pub mod http_client;
 pub mod ids;
 pub mod inbound;
+#[cfg(feature = "payloads")]
 pub mod payloads;
 pub mod queue;
 pub mod retry;

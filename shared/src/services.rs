@@ -12,6 +12,7 @@ use crate::catalog::{Catalog, CatalogError};
 use crate::config::{Config, ConfigError};
 use crate::crypto::EnvelopeCipher;
 use crate::http_client::{ClientBuildError, GuardOptions, GuardedHttpClient};
+#[cfg(feature = "payloads")]
 use crate::payloads::PayloadStore;
 use crate::queue::Queues;
 use crate::store::Store;
@@ -37,6 +38,7 @@ pub struct Services {
     pub queues: Queues,
     pub tenant_claim: TenantClaim,
     /// Large inbound bodies (the payloads bucket); see [`Services::payloads`].
+    #[cfg(feature = "payloads")]
     payloads: Arc<LazyPayloadStore>,
     /// Webhook deliveries made in the request (`POST /api/webhooks/{id}/test`); see
     /// [`Services::delivery_http`].
@@ -74,6 +76,7 @@ impl Services {
             catalog: Arc::new(catalog),
             provider_http,
             queues,
+            #[cfg(feature = "payloads")]
             payloads: Arc::new(LazyPayloadStore {
                 aws: aws.clone(),
                 store: OnceLock::new(),
@@ -82,10 +85,13 @@ impl Services {
         })
     }
 
-    /// The payloads bucket (claim check of large inbound bodies), built on first use. Only the
-    /// functions that receive or process inbound webhooks call this, and only a binary that calls it
-    /// links the S3 SDK: built at start-up, it grew the integrations binary, which never reads a
-    /// payload, past 10 MiB (docs/decisions.md, "Large payloads").
+    /// The payloads bucket (claim check of large inbound bodies), built on first use; with the
+    /// `payloads` feature, which the functions that receive or process inbound webhooks enable.
+    /// Built at start-up, the S3 client grew the integrations binary (which never reads a payload)
+    /// past 10 MiB in any build that also had the feature on, since one cargo invocation unifies
+    /// features. Built here, only a binary that calls this links it (docs/decisions.md, "Large
+    /// payloads").
+    #[cfg(feature = "payloads")]
     pub fn payloads(&self) -> &PayloadStore {
         self.payloads.store.get_or_init(|| {
             PayloadStore::new(
@@ -112,6 +118,7 @@ impl Services {
 }
 
 /// The payload store and the SDK configuration it is built from (once; building makes no AWS call).
+#[cfg(feature = "payloads")]
 struct LazyPayloadStore {
     aws: aws_config::SdkConfig,
     store: OnceLock<PayloadStore>,
