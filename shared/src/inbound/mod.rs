@@ -5,6 +5,7 @@
 pub mod config;
 pub mod extract;
 pub mod path;
+#[cfg(feature = "payloads")]
 pub mod process;
 
 pub use config::{
