@@ -954,8 +954,8 @@ fn dry_run_headers(headers: &BTreeMap<String, String>) -> Result<HeaderMap, ApiE
             continue;
         };
         match HeaderValue::from_str(value) {
-            Ok(value) if value.len() <= MAX_DRY_RUN_HEADER_VALUE_CHARS => {
-                map.append(header, value);
+            Ok(parsed) if value.chars().count() <= MAX_DRY_RUN_HEADER_VALUE_CHARS => {
+                map.append(header, parsed);
             }
             _ => errors.push(FieldError::new(
                 field,
