@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -508,9 +508,11 @@ pub async fn dry_run(
     state: &AppState,
     auth: &AuthContext,
     id: &str,
-    request: DryRunRequest,
+    request: Request,
 ) -> Result<Json<Value>, ApiError> {
+    // A missing webhook is a 404 whatever the body.
     let webhook = load(state, auth, id).await?;
+    let JsonBody(request) = JsonBody::<DryRunRequest>::from_request(request, state).await?;
     let headers = dry_run_headers(request.headers.as_ref().unwrap_or(&BTreeMap::new()))?;
     let body = match request.body {
         Value::String(text) => serde_json::from_str::<Value>(&text).ok(),
