@@ -236,6 +236,37 @@ fn check_text(value: &str, max_chars: usize) -> Result<(), InvalidValue> {
     Ok(())
 }
 
+/// A record's id at the provider (or the id an incoming webhook's `idPath` found): any text of 1-512
+/// bytes of UTF-8, kept byte-exact (`#`, `/`, spaces and emoji included). The bound keeps a record's
+/// sort key, and a list cursor that carries it, within DynamoDB's and the cursor's limits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RemoteId(String);
+
+impl RemoteId {
+    pub const MAX_BYTES: usize = 512;
+
+    pub fn parse(value: &str) -> Result<RemoteId, InvalidValue> {
+        if value.is_empty() || value.len() > Self::MAX_BYTES {
+            return Err(invalid(format!(
+                "a remote id is 1 to {} bytes of UTF-8",
+                Self::MAX_BYTES
+            )));
+        }
+        Ok(RemoteId(value.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RemoteId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IntegrationStatus {
@@ -293,7 +324,8 @@ string_newtype_serde!(
     ProviderSlug,
     ConnectionKey,
     DisplayName,
-    Description
+    Description,
+    RemoteId
 );
 
 impl std::fmt::Display for ConnectionKey {
@@ -359,6 +391,18 @@ mod tests {
         for malformed in ["W/3", "\"3", "3\"", "+3", "", "\"\"", &"9".repeat(20)] {
             assert_eq!(parse_if_match(malformed), None, "{malformed}");
         }
+    }
+
+    #[test]
+    fn remote_ids_are_any_text_of_1_to_512_bytes() {
+        for id in ["evt 1", "a#b/c", "אירוע-۱۲۳", "📅", &"x".repeat(512)] {
+            assert_eq!(RemoteId::parse(id).expect("valid").as_str(), id);
+        }
+        assert!(RemoteId::parse("").is_err());
+        assert!(RemoteId::parse(&"x".repeat(513)).is_err());
+        // 128 four-byte emoji are 512 bytes; one more is too long, whatever the character count.
+        assert!(RemoteId::parse(&"🚀".repeat(128)).is_ok());
+        assert!(RemoteId::parse(&"🚀".repeat(129)).is_err());
     }
 
     #[test]

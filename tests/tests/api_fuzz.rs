@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use hub_shared::domain::{IntegrationId, RemoteId, TenantId};
+use hub_shared::events::{EntityName, RecordSource};
+use hub_shared::services::Services;
 use hub_tests::{spawn_app, TestApp};
 use serde_json::json;
 
@@ -94,14 +97,69 @@ async fn incoming_webhook_of(app: &TestApp, tenant: &str) -> (String, String) {
     (integration, webhook)
 }
 
+/// An integration of `tenant` with a few `meeting` records (one soft-deleted, Unicode in ids and
+/// data): what schemathesis.toml gives the records operation, which a generated integration id would
+/// only ever 404. No route writes records yet, so they go through the store.
+async fn integration_with_records(app: &TestApp, tenant: &str) -> String {
+    let created = app
+        .create_integration(
+            tenant,
+            &json!({"provider": "stripe", "name": "Fuzz records", "connectionKey": "fuzz-records",
+                    "credentials": {"secretKey": "sk_test_fuzz_records_0000"}}),
+        )
+        .await;
+    let id = created["id"].as_str().expect("integration id").to_string();
+    let store = Services::new(app.stack.config.clone(), &hub_tests::sdk_config())
+        .expect("services")
+        .store;
+    let tenant = TenantId::parse(tenant).expect("tenant");
+    let integration = IntegrationId::parse(&id).expect("integration id");
+    let meeting = EntityName::parse("meeting").expect("entity");
+    for (remote_id, data) in [
+        ("evt-1", json!({"title": "פגישה", "room": {"floor": 2}})),
+        (
+            "evt-2",
+            json!({"title": "اجتماع 📅", "cost": 12.5, "tags": ["a"]}),
+        ),
+        ("evt-3", json!({"title": "جلسه", "notes": null})),
+    ] {
+        let remote_id = RemoteId::parse(remote_id).expect("remote id");
+        let serde_json::Value::Object(data) = data else {
+            unreachable!("an object")
+        };
+        store
+            .upsert_record(
+                &tenant,
+                &integration,
+                &meeting,
+                &remote_id,
+                data,
+                RecordSource::Integration(integration.clone()),
+            )
+            .await
+            .expect("record stored");
+    }
+    store
+        .soft_delete_record(
+            &tenant,
+            &integration,
+            &meeting,
+            &RemoteId::parse("evt-3").expect("remote id"),
+        )
+        .await
+        .expect("record deleted");
+    id
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_failure_with_every_check() {
-    // Given a fresh local stack, a token of one tenant, one webhook log, one integration and one
-    // incoming webhook of that tenant
+    // Given a fresh local stack, a token of one tenant, one webhook log of that tenant, one
+    // integration of it with records, and one integration and one incoming webhook of it
     let app = spawn_app().await;
     let token = app.token("fuzz-tenant");
     let root = workspace_root();
     let log_id = webhook_log_of(&app, "fuzz-tenant").await;
+    let records_integration_id = integration_with_records(&app, "fuzz-tenant").await;
     let (integration_id, incoming_id) = incoming_webhook_of(&app, "fuzz-tenant").await;
 
     // When schemathesis runs every check against it
@@ -110,6 +168,7 @@ async fn schemathesis_finds_no_failure_with_every_check() {
         .current_dir(&root)
         .env("SCHEMATHESIS_HOOKS", root.join("tests/fuzz/hooks.py"))
         .env("HUB_FUZZ_WEBHOOK_LOG_ID", &log_id)
+        .env("HUB_FUZZ_RECORDS_INTEGRATION_ID", &records_integration_id)
         .env("HUB_FUZZ_INTEGRATION_ID", &integration_id)
         .env("HUB_FUZZ_INCOMING_WEBHOOK_ID", &incoming_id)
         .arg("--config-file")

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use hub_shared::domain::{IntegrationId, RemoteId, TenantId};
+use hub_shared::events::{EntityName, RecordSource};
 use hub_tests::spawn_app;
 use serde_json::json;
 use tower::ServiceExt;
@@ -24,6 +26,7 @@ fn expected_statuses() -> BTreeMap<&'static str, u16> {
         ("apigw-get-integration.json", 200),
         ("apigw-get-integration-status.json", 200),
         ("apigw-get-integration-logs.json", 200),
+        ("apigw-get-integration-records.json", 200),
         ("apigw-post-integration-test.json", 200),
         ("apigw-get-event-types.json", 200),
         ("apigw-patch-integration.json", 200),
@@ -56,6 +59,30 @@ async fn every_event_fixture_is_handled_by_the_function() {
     let id = created["id"].as_str().expect("id").to_string();
     let state = integrations::AppState::new(app.stack.config.clone(), &hub_tests::sdk_config())
         .expect("state");
+    // One soft-deleted `meeting` record, which the records fixture lists (`includeDeleted=true`).
+    let (tenant, integration, meeting, remote_id) = (
+        TenantId::parse(FIXTURE_TENANT).expect("tenant"),
+        IntegrationId::parse(&id).expect("integration id"),
+        EntityName::parse("meeting").expect("entity"),
+        RemoteId::parse("meeting-1").expect("remote id"),
+    );
+    let store = &state.store;
+    store
+        .upsert_record(
+            &tenant,
+            &integration,
+            &meeting,
+            &remote_id,
+            serde_json::Map::from_iter([("title".to_string(), json!("Check-up"))]),
+            RecordSource::Integration(integration.clone()),
+        )
+        .await
+        .expect("record stored");
+    store
+        .soft_delete_record(&tenant, &integration, &meeting, &remote_id)
+        .await
+        .expect("record deleted")
+        .expect("it was not deleted before");
     let router = integrations::app(state);
 
     let mut on_disk: Vec<String> = std::fs::read_dir(events_dir())
@@ -84,6 +111,7 @@ async fn every_event_fixture_is_handled_by_the_function() {
         "apigw-get-integration-status.json",
         "apigw-post-integration-test.json",
         "apigw-get-integration-logs.json",
+        "apigw-get-integration-records.json",
         "apigw-get-event-types.json",
         "apigw-patch-integration.json",
         "apigw-post-outgoing-webhook.json",
@@ -114,6 +142,11 @@ async fn every_event_fixture_is_handled_by_the_function() {
         if name == "apigw-post-integration-test.json" {
             let result: serde_json::Value = serde_json::from_slice(&body).expect("json");
             assert_eq!(result["ok"], true, "{result}");
+        }
+        if name == "apigw-get-integration-records.json" {
+            let list: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            assert_eq!(list["items"][0]["id"], "meeting-1", "{list}");
+            assert_eq!(list["items"][0]["meta"]["deleted"], true, "{list}");
         }
         if name == "apigw-get-event-types.json" {
             let list: serde_json::Value = serde_json::from_slice(&body).expect("json");

@@ -1027,6 +1027,113 @@ async fn every_response_of_every_operation_matches_the_openapi_document() {
     )
     .await;
 
+    // records: pages followed by cursor, both filters, an entity without records, the errors
+    let store =
+        hub_shared::services::Services::new(app.stack.config.clone(), &hub_tests::sdk_config())
+            .expect("services")
+            .store;
+    let tenant = hub_shared::domain::TenantId::parse("acme").expect("tenant");
+    let integration = hub_shared::domain::IntegrationId::parse(&stripe_id).expect("integration id");
+    let meeting = hub_shared::events::EntityName::parse("meeting").expect("entity");
+    for (remote_id, data) in [
+        ("evt-1", json!({"title": "פגישה", "room": {"floor": 2}})),
+        (
+            "evt-2",
+            json!({"title": "اجتماع 📅", "attendees": ["a@example.com"], "cost": 12.5}),
+        ),
+        (
+            "evt-3",
+            json!({"title": "جلسه", "notes": null, "allDay": true}),
+        ),
+    ] {
+        let remote_id = hub_shared::domain::RemoteId::parse(remote_id).expect("remote id");
+        let Value::Object(data) = data else {
+            unreachable!("an object")
+        };
+        store
+            .upsert_record(
+                &tenant,
+                &integration,
+                &meeting,
+                &remote_id,
+                data,
+                hub_shared::events::RecordSource::Integration(integration.clone()),
+            )
+            .await
+            .expect("record stored");
+    }
+    store
+        .soft_delete_record(
+            &tenant,
+            &integration,
+            &meeting,
+            &hub_shared::domain::RemoteId::parse("evt-3").expect("remote id"),
+        )
+        .await
+        .expect("record deleted");
+    let records = format!("/api/integrations/{stripe_id}/records/meeting");
+    s.call(200, Method::GET, &records, None).await;
+    let first = s
+        .call(200, Method::GET, &format!("{records}?limit=1"), None)
+        .await;
+    match serde_json::from_str::<Value>(&first.text)
+        .ok()
+        .and_then(|body| body["nextCursor"].as_str().map(url_encode))
+    {
+        Some(cursor) => {
+            s.call(
+                200,
+                Method::GET,
+                &format!("{records}?limit=1&cursor={cursor}"),
+                None,
+            )
+            .await;
+        }
+        None => s
+            .conformance
+            .violations
+            .push("(scenario) expected a second page of records".into()),
+    }
+    s.call(
+        200,
+        Method::GET,
+        &format!("{records}?includeDeleted=true&modifiedAfter=2026-01-01T00:00:00%2B02:00"),
+        None,
+    )
+    .await;
+    s.call(
+        200,
+        Method::GET,
+        &format!("/api/integrations/{stripe_id}/records/payment"),
+        None,
+    )
+    .await;
+    for invalid in [
+        "?includeDeleted=yes",
+        "?modifiedAfter=yesterday",
+        "?limit=0",
+        "?cursor=forged",
+    ] {
+        s.call(400, Method::GET, &format!("{records}{invalid}"), None)
+            .await;
+    }
+    for entity in ["integration", "9lives", "meeting-room"] {
+        s.call(
+            400,
+            Method::GET,
+            &format!("/api/integrations/{stripe_id}/records/{entity}"),
+            None,
+        )
+        .await;
+    }
+    s.call(
+        404,
+        Method::GET,
+        &format!("/api/integrations/{MISSING_ID}/records/meeting"),
+        None,
+    )
+    .await;
+
     // what a fuzzer sends: ids and slugs outside the documented pattern, huge or odd path segments,
     // foreign cursors, deep or odd JSON. Any documented status will do, but no 5xx.
     let long_id = format!("int_{}", "a".repeat(3000));
@@ -1629,6 +1736,7 @@ async fn every_response_of_every_operation_matches_the_openapi_document() {
         let path = template
             .replace("{id}", MISSING_ID)
             .replace("{logId}", "log_00000000000000000000000000")
+            .replace("{entity}", "meeting")
             .replace("{slug}", "stripe");
         let method: Method = method_name.parse().expect("method");
         let request = s
@@ -1846,6 +1954,11 @@ async fn responses_while_dynamodb_throttles_match_the_openapi_document() {
         ),
         (Method::GET, format!("/api/integrations/{id}/status"), None),
         (Method::GET, format!("/api/integrations/{id}/logs"), None),
+        (
+            Method::GET,
+            format!("/api/integrations/{id}/records/meeting"),
+            None,
+        ),
         (Method::POST, format!("/api/integrations/{id}/test"), None),
         (Method::GET, "/api/event-types".to_string(), None),
         (

@@ -413,6 +413,7 @@ fn http_routes_are_the_integrations_routes_with_only_health_and_openapi_public()
             route("DELETE", "/api/integrations/{id}", false),
             route("GET", "/api/integrations/{id}/status", false),
             route("GET", "/api/integrations/{id}/logs", false),
+            route("GET", "/api/integrations/{id}/records/{entity}", false),
             route("POST", "/api/integrations/{id}/test", false),
             route("GET", "/api/event-types", false),
             route("POST", "/api/webhooks/incoming", false),

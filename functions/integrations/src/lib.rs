@@ -1,7 +1,7 @@
-//! The integrations function: providers, integration CRUD, status, logs, test connection, the
-//! event-type catalog, incoming and outgoing webhook management, outgoing deliveries (logs, retry,
-//! recover, test) and incoming receipts and dry runs, served by one axum router that API Gateway
-//! (or the local stack) feeds with payload-2.0 requests.
+//! The integrations function: providers, integration CRUD, status, logs, records, test connection,
+//! the event-type catalog, incoming and outgoing webhook management, outgoing deliveries (logs,
+//! retry, recover, test) and incoming receipts and dry runs, served by one axum router that API
+//! Gateway (or the local stack) feeds with payload-2.0 requests.
 
 pub mod routes;
 pub mod state;
@@ -23,6 +23,7 @@ hub_shared::api_routes! { state: AppState;
     delete "/api/integrations/{id}" => routes::integrations::delete;
     get "/api/integrations/{id}/status" => routes::status::status;
     get "/api/integrations/{id}/logs" => routes::logs::list;
+    get "/api/integrations/{id}/records/{entity}" => routes::records::list;
     post "/api/integrations/{id}/test" => routes::test_connection::test;
     get "/api/event-types" => routes::event_types::list;
     post "/api/webhooks/incoming" => routes::incoming_webhooks::create;

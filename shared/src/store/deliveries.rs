@@ -287,7 +287,7 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             requests.push(WriteRequest::builder().put_request(put).build());
         }
-        for chunk in requests.chunks(25) {
+        for chunk in requests.chunks(super::batch::BATCH_WRITE_MAX) {
             self.batch_write_all(chunk.to_vec()).await?;
         }
         Ok(())

@@ -6,7 +6,8 @@
 //! Tenant ids cannot contain `#` (see `TenantId`), so one tenant's prefix is never another's.
 
 use super::DueIntegration;
-use crate::domain::{IntegrationId, TenantId};
+use crate::domain::{IntegrationId, RemoteId, TenantId};
+use crate::events::EntityName;
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -43,6 +44,23 @@ pub const LOG_SK_PREFIX: &str = "LOG#";
 
 pub fn log_sk(log_id: &str) -> String {
     format!("{LOG_SK_PREFIX}{log_id}")
+}
+
+/// The partition of one integration's records, every local entity together, so deleting the
+/// integration removes them all with one paged Query.
+pub fn records_pk(tenant: &TenantId, integration_id: &str) -> String {
+    format!("TENANT#{tenant}#REC#{integration_id}")
+}
+
+/// The sort-key prefix of one entity's records. Entity names have no `#`, so one entity's prefix
+/// is never the start of another's, and the remote id after it needs no escaping.
+pub fn record_entity_prefix(entity: &EntityName) -> String {
+    format!("REC#{entity}#")
+}
+
+/// A record: `sk = REC#<entity>#<remoteId>`, the remote id as given (any text, `#` included).
+pub fn record_sk(entity: &EntityName, remote_id: &RemoteId) -> String {
+    format!("{}{remote_id}", record_entity_prefix(entity))
 }
 
 pub const INCOMING_WEBHOOK_SK_PREFIX: &str = "WHIN#";
@@ -145,6 +163,13 @@ mod tests {
             "TENANT#acme#INTLOG#int_1"
         );
         assert_eq!(log_sk("log_1"), "LOG#log_1");
+        assert_eq!(records_pk(&tenant, "int_1"), "TENANT#acme#REC#int_1");
+        let meeting = EntityName::parse("meeting").expect("entity");
+        let remote = RemoteId::parse("a#b/ש").expect("remote id");
+        assert_eq!(record_sk(&meeting, &remote), "REC#meeting#a#b/ש");
+        assert!(record_sk(&meeting, &remote).starts_with(&record_entity_prefix(&meeting)));
+        let longer = EntityName::parse("meeting_room").expect("entity");
+        assert!(!record_sk(&longer, &remote).starts_with(&record_entity_prefix(&meeting)));
         assert_eq!(rate_bucket_sk("stripe"), "RATE#stripe");
         assert_eq!(webhook_rate_bucket_sk("whout_1"), "RATE#WHOUT#whout_1");
         assert_eq!(incoming_webhook_sk("whin_1"), "WHIN#whin_1");

@@ -1,7 +1,7 @@
 //! Integration logs: one item per sync, test, refresh or webhook event, newest first, kept 30 days
 //! (a TTL on each item).
 
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -155,67 +155,8 @@ impl Store {
         tenant: &TenantId,
         integration_id: &IntegrationId,
     ) -> Result<(), StoreError> {
-        let pk = keys::integration_logs_pk(tenant, integration_id.as_str());
-        let mut start_key = None;
-        loop {
-            let out = self
-                .dynamo()
-                .query()
-                .table_name(self.table())
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", keys::PK)
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .projection_expression("#pk, sk")
-                .set_exclusive_start_key(start_key.take())
-                .send()
-                .await
-                .map_err(|e| aws_error("Query", e))?;
-            let requests: Vec<WriteRequest> = out
-                .items
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|key| DeleteRequest::builder().set_key(Some(key)).build().ok())
-                .map(|delete| WriteRequest::builder().delete_request(delete).build())
-                .collect();
-            for chunk in requests.chunks(25) {
-                self.batch_write_all(chunk.to_vec()).await?;
-            }
-            match out.last_evaluated_key {
-                Some(key) => start_key = Some(key),
-                None => return Ok(()),
-            }
-        }
-    }
-
-    /// BatchWriteItem with the unprocessed items retried (backing off) until none are left.
-    pub(crate) async fn batch_write_all(
-        &self,
-        mut requests: Vec<WriteRequest>,
-    ) -> Result<(), StoreError> {
-        let mut delay = std::time::Duration::from_millis(50);
-        for _ in 0..8 {
-            if requests.is_empty() {
-                return Ok(());
-            }
-            let out = self
-                .dynamo()
-                .batch_write_item()
-                .request_items(self.table(), requests)
-                .send()
-                .await
-                .map_err(|e| aws_error("BatchWriteItem", e))?;
-            requests = out
-                .unprocessed_items
-                .and_then(|mut unprocessed| unprocessed.remove(self.table()))
-                .unwrap_or_default();
-            if !requests.is_empty() {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-        }
-        Err(StoreError::Unavailable {
-            operation: "BatchWriteItem",
-            detail: "items stayed unprocessed".into(),
-        })
+        self.delete_partition(keys::integration_logs_pk(tenant, integration_id.as_str()))
+            .await?;
+        Ok(())
     }
 }

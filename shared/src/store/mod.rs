@@ -1,6 +1,7 @@
 //! The DynamoDB store: one table, the key scheme of [`keys`], optimistic versions, transactions for
 //! uniqueness, TTL-aware reads and signed list cursors.
 
+mod batch;
 mod cursor;
 mod deliveries;
 mod incoming_webhooks;
@@ -11,6 +12,7 @@ mod outgoing_webhooks;
 mod query;
 mod rate_limit;
 mod receipts;
+mod records;
 mod versioned;
 
 use std::collections::HashMap;
@@ -46,6 +48,7 @@ pub use rate_limit::{Admission, SPACING_MARGIN};
 pub use receipts::{
     ActionOutcome, ReceiptLog, ReceiptOutcome, ReceivedSnapshot, WebhookLogEntry, RECEIPT_LOG_TYPE,
 };
+pub use records::{record_hash, RecordQuery, Upsert};
 
 use crate::crypto::{EnvelopeCipher, SecretSlot};
 

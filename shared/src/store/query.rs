@@ -23,7 +23,7 @@ const READ_BATCH: i32 = 100;
 
 pub(crate) struct PagedQuery {
     pub pk: String,
-    pub sk_prefix: &'static str,
+    pub sk_prefix: String,
     pub newest_first: bool,
     /// Filter expression conditions joined with AND; names `#f0..`, values `:f0..` are the caller's.
     pub conditions: Vec<String>,
@@ -35,10 +35,10 @@ pub(crate) struct PagedQuery {
 }
 
 impl PagedQuery {
-    pub fn new(pk: String, sk_prefix: &'static str, limit: usize) -> PagedQuery {
+    pub fn new(pk: String, sk_prefix: impl Into<String>, limit: usize) -> PagedQuery {
         PagedQuery {
             pk,
-            sk_prefix,
+            sk_prefix: sk_prefix.into(),
             newest_first: false,
             conditions: Vec::new(),
             names: HashMap::new(),
@@ -52,6 +52,24 @@ impl PagedQuery {
     /// Keeps only items whose `attribute` equals `value`.
     pub fn equals(&mut self, attribute: &str, value: &str) {
         self.conditions.push(format!("#{attribute} = :{attribute}"));
+        self.names
+            .insert(format!("#{attribute}"), attribute.to_string());
+        self.values.insert(format!(":{attribute}"), s(value));
+    }
+
+    /// Keeps only items whose boolean `attribute` is `value`.
+    pub fn flag(&mut self, attribute: &str, value: bool) {
+        self.conditions.push(format!("#{attribute} = :{attribute}"));
+        self.names
+            .insert(format!("#{attribute}"), attribute.to_string());
+        self.values
+            .insert(format!(":{attribute}"), AttributeValue::Bool(value));
+    }
+
+    /// Keeps only items whose string `attribute` sorts strictly after `value` (for timestamps of
+    /// the one fixed format, [`super::timestamp`], that is: strictly later).
+    pub fn after(&mut self, attribute: &str, value: &str) {
+        self.conditions.push(format!("#{attribute} > :{attribute}"));
         self.names
             .insert(format!("#{attribute}"), attribute.to_string());
         self.values.insert(format!(":{attribute}"), s(value));
@@ -72,7 +90,7 @@ impl Store {
         let codec = CursorCodec::new(key);
         if let Some(cursor) = cursor {
             match codec.decode(tenant, scope, cursor) {
-                Ok(position) if position.starts_with(query.sk_prefix) => {
+                Ok(position) if position.starts_with(&query.sk_prefix) => {
                     query.start_after = Some(position)
                 }
                 _ => return Ok(Err(InvalidCursor)),

@@ -334,14 +334,38 @@ pub async fn delete(
     match state.store.delete_integration(&auth.tenant, &id).await? {
         Some(deleted) => {
             tracing::info!(tenantId = %auth.tenant, integrationId = %id, "integration deleted");
-            super::emit(
+            let emitted = super::emit(
                 &state,
                 [Event::integration(IntegrationEvent::Disconnected, &deleted)],
             )
-            .await?;
+            .await;
+            delete_records(&state, &auth, &id).await;
+            emitted?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         None => Err(ApiError::not_found("integration")),
+    }
+}
+
+/// The records of a deleted integration go after it (docs/decisions.md, "Records"): while the
+/// integration exists nothing of it is lost, and once it is gone no route reads its records. A
+/// failure leaves them unreachable (the id is never reused) and is logged with what an operator
+/// needs to remove them; the integration is deleted either way, so the answer stays 204.
+async fn delete_records(state: &AppState, auth: &AuthContext, id: &IntegrationId) {
+    match state
+        .store
+        .delete_integration_records(&auth.tenant, id)
+        .await
+    {
+        Ok(count) => {
+            tracing::info!(tenantId = %auth.tenant, integrationId = %id, records = count,
+                "records of the deleted integration deleted");
+        }
+        Err(error) => {
+            tracing::error!(tenantId = %auth.tenant, integrationId = %id, error = %error,
+                "records of the deleted integration were not all deleted; they are unreachable \
+                 and stay until its record partition is deleted");
+        }
     }
 }
 

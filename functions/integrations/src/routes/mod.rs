@@ -8,6 +8,7 @@ pub mod logs;
 pub mod openapi;
 pub mod outgoing_webhooks;
 pub mod providers;
+pub mod records;
 pub mod status;
 pub mod test_connection;
 pub mod webhook_deliveries;
@@ -16,6 +17,7 @@ use std::collections::HashMap;
 
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use chrono::{DateTime, Utc};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use hub_shared::domain::{parse_if_match, IntegrationId, InvalidValue};
 use hub_shared::error::{ApiError, FieldError};
@@ -89,6 +91,41 @@ pub fn parsed<T>(
     result
         .map_err(|e| errors.push(FieldError::new(field, e.0)))
         .ok()
+}
+
+/// An RFC 3339 date-time (any offset, as UTC), or `None` with its error recorded under `field`.
+pub fn parse_date_time(
+    field: &str,
+    raw: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(raw)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|_| {
+            errors.push(FieldError::new(
+                field,
+                "must be an RFC 3339 date-time, such as 2026-01-31T09:30:00Z",
+            ))
+        })
+        .ok()
+}
+
+/// A boolean query parameter: exactly `true` or `false`; `None` when absent, or with its error
+/// recorded under `field`.
+pub fn parse_flag(
+    query: &HashMap<String, String>,
+    field: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<bool> {
+    match query.get(field).map(String::as_str) {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => {
+            errors.push(FieldError::new(field, "must be true or false"));
+            None
+        }
+    }
 }
 
 /// A versioned resource: JSON body plus `ETag: "<version>"`.

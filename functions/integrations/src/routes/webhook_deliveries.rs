@@ -18,7 +18,7 @@ use http::StatusCode;
 use hub_shared::auth::AuthContext;
 use hub_shared::delivery::{requeue_reopened, test_delivery};
 use hub_shared::domain::LogId;
-use hub_shared::error::{ApiError, FieldError};
+use hub_shared::error::ApiError;
 use hub_shared::http::JsonBody;
 use hub_shared::store::{
     timestamp, AttemptLog, AttemptStatus, DeliveryItem, OutgoingWebhookItem, ReopenError,
@@ -28,7 +28,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::routes::outgoing_webhooks::load;
-use crate::routes::{cursor_param, incoming_webhooks, list_body, non_null, parse_limit};
+use crate::routes::{
+    cursor_param, incoming_webhooks, list_body, non_null, parse_date_time, parse_limit,
+};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -246,18 +248,6 @@ fn recovery_window(
         ));
     }
     Ok((since, until))
-}
-
-fn parse_date_time(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(raw)
-        .map(|at| at.with_timezone(&Utc))
-        .map_err(|_| {
-            errors.push(FieldError::new(
-                field,
-                "must be an RFC 3339 date-time, such as 2026-01-31T09:30:00Z",
-            ))
-        })
-        .ok()
 }
 
 #[cfg(test)]
