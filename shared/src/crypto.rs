@@ -39,9 +39,11 @@ pub mod field {
     pub const CREDENTIALS: &str = "credentials";
     /// A tenant's OAuth app client secret; owner: [`super::oauth_app_owner_id`].
     pub const CLIENT_SECRET: &str = "clientSecret";
-    /// Incoming webhook verification secrets `{secret?, verifyToken?}`; owner: webhook id.
+    /// Incoming webhook verification secrets `{secret?, verifyToken?, previousSecret?,
+    /// previousExpiresAt?}`; owner: webhook id.
     pub const VERIFICATION: &str = "verification";
-    /// Incoming webhook forward signing secret; owner: webhook id.
+    /// Incoming webhook forward signing secret (the current one and the one a rotation replaced);
+    /// owner: webhook id.
     pub const FORWARD_SECRET: &str = "forwardSecret";
     /// Outgoing webhook signing secret(s) `{current, previous?, previousExpiresAt?}`; owner: webhook id.
     pub const SECRET: &str = "secret";

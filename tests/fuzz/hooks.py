@@ -19,17 +19,23 @@ what a schema cannot state, and are accepted and stored rather than all refused 
 - a recover window (`since`, `until`) lies in the last hour, in order: the API takes a `since`
   within the 14-day log retention and before `until`, rules relative to the time of the request
   that no schema can state, and a generated date-time is almost never that recent.
+- an incoming webhook's forward targets point at the loopback address (as above), and the
+  integrations it names are the run's real one (`HUB_FUZZ_INTEGRATION_ID`), given to the webhook
+  when its actions need one: a generated integration id never exists in the tenant.
 Every change keeps the request valid against the document.
 """
 
 import atexit
 import json
+import os
 import re
 import sys
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import schemathesis
+
+INCOMING_WRITES = {"POST /api/webhooks/incoming", "PATCH /api/webhooks/incoming/{id}"}
 
 # (rule name, operations it applies to or None for all, field pattern, message pattern)
 EXEMPT_FIELDS = [
@@ -47,6 +53,35 @@ EXEMPT_FIELDS = [
      r"headers\..*", r"is set by the hub"),
     ("webhook signature header is not one the hub sets", {"POST /api/webhooks/outgoing", "PATCH /api/webhooks/outgoing/{id}"},
      r"signatureHeader", r"is set by the hub itself"),
+    # The same guard, the same header rules and the same signature header rule for incoming
+    # webhooks: a forward action's target and headers, an hmac_sha256 signatureHeader.
+    ("forward url is a target the SSRF guard allows", INCOMING_WRITES,
+     r"actions\[\d+\]\.config\.forwardUrl", r"^address .* is |resolves to|could not be resolved"),
+    ("forward headers are headers the hub may send", INCOMING_WRITES,
+     r"actions\[\d+\]\.config\.forwardHeaders\..*", r"is set by the hub"),
+    ("hmac signature header is not one the hub sets", INCOMING_WRITES,
+     r"verification\.signatureHeader", r"is set by the hub itself"),
+    # An incoming webhook's integration (and a trigger_sync's) must be an integration of the tenant:
+    # stored state. Entity actions, and a trigger_sync without its own integration, need the
+    # webhook's integrationId: a rule between an array's items and another property (and in a
+    # PATCH, the stored webhook's values). map_case supplies the run's real integration where it
+    # can; these remain for ids it cannot see and for the coverage phase.
+    ("incoming webhook integrations are the tenant's and present where actions need them",
+     INCOMING_WRITES, r"integrationId|actions\[\d+\]\.config\.integrationId",
+     r"is not an integration of your tenant|is required"),
+    # A sendgrid key is base64 of 60-200 bytes: the pattern and lengths state the base64, but the
+    # decoded size of a padded string is not a character count.
+    ("sendgrid publicKey decodes to 60-200 bytes", INCOMING_WRITES,
+     r"verification\.publicKey", r"^decodes to \d+ bytes"),
+    # A PATCH that changes the scheme must give what the new scheme requires (its provider's
+    # secret, sendgrid's key); with the stored scheme, nothing is required. Which applies depends on
+    # the stored webhook.
+    ("PATCH verification fits the stored scheme", {"PATCH /api/webhooks/incoming/{id}"},
+     r"verification\.(secret|publicKey)", r"is required for the"),
+    # An outgoing webhook has one secret: rotate-secret's `target` (documented for the path, which
+    # both kinds share) is for incoming webhooks only. Which kind an id is, is stored state.
+    ("rotate-secret target is for incoming webhooks", {"POST /api/webhooks/{id}/rotate-secret"},
+     r"target", r"an outgoing webhook has one secret"),
     # A payload template is JSON text with `{{path}}` placeholders: whether a string is such JSON
     # text is not a property JSON Schema can state.
     ("payloadTemplate is JSON text with closed placeholders", {"POST /api/webhooks/outgoing", "PATCH /api/webhooks/outgoing/{id}"},
@@ -59,7 +94,7 @@ EXEMPT_FIELDS = [
     # Free-form values (config, transform options, default and filter values) nest at most 16
     # levels deep, what DynamoDB leaves for them: a bound on the depth of a recursive value, which a
     # schema could only state by being written out 16 times.
-    ("free-form JSON at most 16 levels deep", None, r"config.*|syncSettings\..*", r"nests more than \d+ levels deep"),
+    ("free-form JSON at most 16 levels deep", None, r"config.*|syncSettings\..*|filters\.bodyValue.*", r"nests more than \d+ levels deep"),
     # An update is checked against the integration's provider, which is stored state: the body
     # of a PATCH does not say which provider's credential fields and entities apply.
     ("PATCH credentials fit the stored provider", {"PATCH /api/integrations/{id}"},
@@ -120,6 +155,11 @@ def filter_failure(context, failure, case, response):
         # the catalog), not on the request: 400 not_supported is the documented answer.
         dropped["test needs a provider with a health check"] += 1
         return False
+    if problem.get("code") == "not_supported" and operation == "POST /api/webhooks/{id}/rotate-secret":
+        # Whether a secret can be rotated depends on the stored webhook: a secret the hub generated
+        # (not one a provider gave), a forward action for target=forward.
+        dropped["rotate-secret needs a secret the hub generated"] += 1
+        return False
     if problem.get("code") == "invalid_cursor":
         # A cursor is an opaque, signed token only this API issues: a generated one is a forgery,
         # and 400 invalid_cursor is the documented answer. Real cursors are followed by the
@@ -175,6 +215,8 @@ def map_case(context, case):
             case.body["triggers"] = unique
         if isinstance(case.body.get("payloadTemplate"), str):
             case.body["payloadTemplate"] = '{"event": "{{type}}", "data": "{{data}}"}'
+    if case.operation.label in INCOMING_WRITES:
+        _meet_incoming_rules(case.body)
     if case.operation.label == "POST /api/webhooks/outgoing/{id}/recover":
         now = datetime.now(timezone.utc)
         if "since" in case.body:
@@ -182,6 +224,33 @@ def map_case(context, case):
         if "until" in case.body:
             case.body["until"] = now.isoformat()
     return case
+
+
+def _meet_incoming_rules(body):
+    """Forward targets point at the loopback address (as an outgoing webhook's url), and the
+    integrations named are the run's real one (HUB_FUZZ_INTEGRATION_ID), given to the webhook when
+    its actions need one: generated ids never exist."""
+    integration = os.environ.get("HUB_FUZZ_INTEGRATION_ID")
+    actions = body.get("actions")
+    needs_integration = False
+    if isinstance(actions, list):
+        for action in actions:
+            config = action.get("config") if isinstance(action, dict) else None
+            if not isinstance(config, dict):
+                continue
+            kind = action.get("type")
+            target = config.get("forwardUrl")
+            match = URL_AUTHORITY.match(target) if isinstance(target, str) else None
+            if kind == "forward" and match:
+                config["forwardUrl"] = f"{match.group(1)}127.0.0.1{match.group(2)}"
+            if kind == "trigger_sync" and integration and isinstance(config.get("integrationId"), str):
+                config["integrationId"] = integration
+            if kind in ("create_entity", "update_entity") or (
+                    kind == "trigger_sync" and not config.get("integrationId")):
+                needs_integration = True
+    if integration and (isinstance(body.get("integrationId"), str)
+                        or (needs_integration and body.get("integrationId") is None)):
+        body["integrationId"] = integration
 
 
 def _declare_mapped_entities(settings):

@@ -66,6 +66,37 @@ async fn webhook_log_of(app: &TestApp, tenant: &str) -> String {
         .to_string()
 }
 
+/// An integration of `tenant` and an incoming webhook of it (a generated secret, one forward
+/// action): what schemathesis.toml gives the operations that take a real integration or incoming
+/// webhook (`map_case` puts the integration into generated bodies; the shared webhook operations
+/// run against the webhook), which generated ids would only ever miss.
+async fn incoming_webhook_of(app: &TestApp, tenant: &str) -> (String, String) {
+    let integration = app
+        .create_integration(
+            tenant,
+            &json!({"provider": "custom_webhook", "name": "Fuzz hooks"}),
+        )
+        .await["id"]
+        .as_str()
+        .expect("integration id")
+        .to_string();
+    let created = app
+        .post_json(
+            tenant,
+            "/api/webhooks/incoming",
+            &json!({"name": "Fuzz inbound", "integrationId": integration,
+                    "verification": {"scheme": "standard"},
+                    "actions": [{"type": "forward", "config": {"forwardUrl": "http://127.0.0.1:9/hooks"}}]}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let webhook = created.json()["id"]
+        .as_str()
+        .expect("webhook id")
+        .to_string();
+    (integration, webhook)
+}
+
 /// An integration of `tenant` with a few `meeting` records (one soft-deleted, Unicode in ids and
 /// data): what schemathesis.toml gives the records operation, which a generated integration id would
 /// only ever 404. No route writes records yet, so they go through the store.
@@ -122,13 +153,14 @@ async fn integration_with_records(app: &TestApp, tenant: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_failure_with_every_check() {
-    // Given a fresh local stack, a token of one tenant, one webhook log of that tenant and one
-    // integration of it with records
+    // Given a fresh local stack, a token of one tenant, one webhook log of that tenant, one
+    // integration of it with records, and one integration and one incoming webhook of it
     let app = spawn_app().await;
     let token = app.token("fuzz-tenant");
     let root = workspace_root();
     let log_id = webhook_log_of(&app, "fuzz-tenant").await;
     let records_integration_id = integration_with_records(&app, "fuzz-tenant").await;
+    let (integration_id, incoming_id) = incoming_webhook_of(&app, "fuzz-tenant").await;
 
     // When schemathesis runs every check against it
     let mut command = tokio::process::Command::new(schemathesis_program());
@@ -137,6 +169,8 @@ async fn schemathesis_finds_no_failure_with_every_check() {
         .env("SCHEMATHESIS_HOOKS", root.join("tests/fuzz/hooks.py"))
         .env("HUB_FUZZ_WEBHOOK_LOG_ID", &log_id)
         .env("HUB_FUZZ_RECORDS_INTEGRATION_ID", &records_integration_id)
+        .env("HUB_FUZZ_INTEGRATION_ID", &integration_id)
+        .env("HUB_FUZZ_INCOMING_WEBHOOK_ID", &incoming_id)
         .arg("--config-file")
         .arg(root.join("tests/fuzz/schemathesis.toml"))
         .args(["run", "api/openapi.json", "--url", &app.url])

@@ -335,6 +335,8 @@ fn described_invariants(content_type: &str, reply: &Reply, body: &Value) -> Vec<
     if let (Some(location), Some(id)) = (reply.header("location"), body["id"].as_str()) {
         let collection = if id.starts_with("whout_") {
             "/api/webhooks/outgoing"
+        } else if id.starts_with("whin_") {
+            "/api/webhooks/incoming"
         } else {
             "/api/integrations"
         };
@@ -1466,6 +1468,262 @@ async fn every_response_of_every_operation_matches_the_openapi_document() {
     )
     .await;
 
+    // incoming webhooks: create for each kind of verification (a generated secret and the forward
+    // secret once), the documented errors, list, read, versioned update, rotations, a dry run,
+    // receipts, delete
+    let standard_in = s
+        .call(
+            201,
+            Method::POST,
+            "/api/webhooks/incoming",
+            Some(&json!({"name": "Standard in", "verification": {"scheme": "standard"}})),
+        )
+        .await;
+    let standard_in = id_of(&standard_in);
+    let stripe_in = s
+        .call(
+            201,
+            Method::POST,
+            "/api/webhooks/incoming",
+            Some(&json!({"name": "Stripe in", "description": "payments", "integrationId": hook_id,
+                "verification": {"scheme": "stripe", "secret": "whsec_given_by_stripe_0123"},
+                "filters": {"headers": {"X-Event-Type": "payment"}, "bodyPath": "type", "bodyValue": "invoice.paid"},
+                "actions": [
+                    {"type": "create_entity", "config": {"entityType": "payment", "idPath": "data.object.id",
+                      "fieldMappings": {"amount": "data.object.amount_paid"}}},
+                    {"type": "forward", "config": {"forwardUrl": "http://127.0.0.1:9/hooks", "forwardHeaders": {"X-Relay": "hub"}}},
+                    {"type": "trigger_sync", "config": {"entities": ["event"]}},
+                    {"type": "trigger_automation", "config": {"automationId": "auto_42"}}]})),
+        )
+        .await;
+    let stripe_in = id_of(&stripe_in);
+    for verification in [
+        json!({"scheme": "hmac_sha256", "signatureHeader": "X-Acme-Signature"}),
+        json!({"scheme": "meta", "secret": "meta-app-secret", "verifyToken": "meta-token"}),
+        json!({"scheme": "sendgrid", "publicKey": "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEXuzuTKHZlDUwSFJLHIYRy2BK8zM/GkXNh1naOr069jmxC4nc6BznudbZHkmBc83C2TgFFIwi80DdeC2pCHv+yA=="}),
+        json!({"scheme": "google_channel"}),
+        json!({"scheme": "none"}),
+    ] {
+        s.call(
+            201,
+            Method::POST,
+            "/api/webhooks/incoming",
+            Some(&json!({"name": "In", "verification": verification})),
+        )
+        .await;
+    }
+    for invalid in [
+        json!({"name": "In", "verification": {"scheme": "stripe"}}),
+        json!({"name": "In", "verification": {"scheme": "none", "secret": "x"}}),
+        json!({"name": "In", "verification": {"scheme": "standard"},
+               "actions": [{"type": "create_entity", "config": {"entityType": "payment", "idPath": "id"}}]}),
+        json!({"name": "In", "verification": {"scheme": "standard"}, "filters": {"bodyPath": "type"}}),
+        json!({"name": "In"}),
+    ] {
+        s.call(400, Method::POST, "/api/webhooks/incoming", Some(&invalid))
+            .await;
+    }
+    let text = acme(Method::POST, "/api/webhooks/incoming")
+        .header("content-type", "text/plain")
+        .body("{}");
+    s.send(Some(415), Method::POST, "/api/webhooks/incoming", text)
+        .await;
+    let too_large = acme(Method::POST, "/api/webhooks/incoming")
+        .header("content-type", "application/json")
+        .body(json!({"name": "x", "description": "a".repeat(1024 * 1024 + 1)}).to_string());
+    s.send(Some(413), Method::POST, "/api/webhooks/incoming", too_large)
+        .await;
+    s.call(200, Method::GET, "/api/webhooks/incoming", None)
+        .await;
+    let first = s
+        .call(200, Method::GET, "/api/webhooks/incoming?limit=1", None)
+        .await;
+    if let Some(cursor) = serde_json::from_str::<Value>(&first.text)
+        .ok()
+        .and_then(|body| body["nextCursor"].as_str().map(url_encode))
+    {
+        s.call(
+            200,
+            Method::GET,
+            &format!("/api/webhooks/incoming?limit=1&cursor={cursor}"),
+            None,
+        )
+        .await;
+    }
+    s.call(
+        400,
+        Method::GET,
+        "/api/webhooks/incoming?cursor=forged",
+        None,
+    )
+    .await;
+    let missing_in = "/api/webhooks/incoming/whin_000000000000000000000000000000";
+    let stripe_in_path = format!("/api/webhooks/incoming/{stripe_in}");
+    s.call(200, Method::GET, &stripe_in_path, None).await;
+    s.call(404, Method::GET, missing_in, None).await;
+    let patch = acme(Method::PATCH, &stripe_in_path)
+        .header("if-match", "\"1\"")
+        .json(&json!({"name": "Stripe invoices", "integrationId": null, "actions": [],
+                      "verification": {"scheme": "stripe", "secret": "whsec_rolled_by_stripe_0123"}}));
+    s.send(Some(200), Method::PATCH, &stripe_in_path, patch)
+        .await;
+    let stale = acme(Method::PATCH, &stripe_in_path)
+        .header("if-match", "\"1\"")
+        .json(&json!({"name": "Stale"}));
+    s.send(Some(412), Method::PATCH, &stripe_in_path, stale)
+        .await;
+    s.call(
+        200,
+        Method::PATCH,
+        &format!("/api/webhooks/incoming/{standard_in}"),
+        Some(&json!({"verification": {"scheme": "google_channel"},
+                     "actions": [{"type": "forward", "config": {"forwardUrl": "http://127.0.0.1:9/x"}}]})),
+    )
+    .await;
+    s.call(
+        400,
+        Method::PATCH,
+        &stripe_in_path,
+        Some(&json!({"verification": {"scheme": "stripe", "publicKey": "AAAA"}})),
+    )
+    .await;
+    s.call(
+        404,
+        Method::PATCH,
+        missing_in,
+        Some(&json!({"name": "ghost"})),
+    )
+    .await;
+    let text = acme(Method::PATCH, &stripe_in_path)
+        .header("content-type", "text/plain")
+        .body(r#"{"name": "x"}"#);
+    s.send(Some(415), Method::PATCH, &stripe_in_path, text)
+        .await;
+    let too_large = acme(Method::PATCH, &stripe_in_path)
+        .json(&json!({"description": "a".repeat(1024 * 1024 + 1)}));
+    s.send(Some(413), Method::PATCH, &stripe_in_path, too_large)
+        .await;
+    let rotate_in = |id: &str, query: &str| format!("/api/webhooks/{id}/rotate-secret{query}");
+    s.call(200, Method::POST, &rotate_in(&standard_in, ""), None)
+        .await;
+    s.call(
+        200,
+        Method::POST,
+        &rotate_in(&standard_in, "?target=forward"),
+        None,
+    )
+    .await;
+    s.call(400, Method::POST, &rotate_in(&stripe_in, ""), None)
+        .await;
+    s.call(
+        400,
+        Method::POST,
+        &rotate_in(&standard_in, "?target=banana"),
+        None,
+    )
+    .await;
+    s.call(
+        404,
+        Method::POST,
+        &rotate_in("whin_000000000000000000000000000000", ""),
+        None,
+    )
+    .await;
+    let dry_run = format!("/api/webhooks/{standard_in}/test");
+    s.call(
+        200,
+        Method::POST,
+        &dry_run,
+        Some(&json!({"body": {"type": "invoice.paid"}, "headers": {"X-Event-Type": "payment"}})),
+    )
+    .await;
+    s.call(
+        200,
+        Method::POST,
+        &format!("/api/webhooks/{stripe_in}/test"),
+        Some(&json!({"body": "not json"})),
+    )
+    .await;
+    s.call(400, Method::POST, &dry_run, Some(&json!({"headers": {}})))
+        .await;
+    let text = acme(Method::POST, &dry_run)
+        .header("content-type", "text/plain")
+        .body("{}");
+    s.send(Some(415), Method::POST, &dry_run, text).await;
+    let too_large =
+        acme(Method::POST, &dry_run).json(&json!({"body": "a".repeat(1024 * 1024 + 1)}));
+    s.send(Some(413), Method::POST, &dry_run, too_large).await;
+    s.call(
+        404,
+        Method::POST,
+        "/api/webhooks/whin_000000000000000000000000000000/test",
+        Some(&json!({"body": {}})),
+    )
+    .await;
+    let services =
+        hub_shared::services::Services::new(app.stack.config.clone(), &hub_tests::sdk_config())
+            .expect("services");
+    let receipt = hub_shared::store::ReceiptLog {
+        id: hub_shared::domain::LogId::generate(),
+        webhook_id: hub_shared::domain::IncomingWebhookId::parse(&standard_in)
+            .unwrap_or_else(|_| hub_shared::domain::IncomingWebhookId::generate()),
+        event_id: Some(hub_shared::domain::EventId::generate()),
+        status: hub_shared::store::ReceiptOutcome::Failed,
+        error_code: None,
+        error_message: Some("an action failed".into()),
+        received_at: hub_shared::store::timestamp(chrono::Utc::now()),
+        completed_at: Some(hub_shared::store::timestamp(chrono::Utc::now())),
+        request: hub_shared::store::ReceivedSnapshot {
+            method: "POST".into(),
+            headers: BTreeMap::from([("webhook-signature".to_string(), "[redacted]".to_string())]),
+            content_type: Some("application/json".into()),
+            body_bytes: 12,
+        },
+        actions: vec![hub_shared::store::ActionOutcome {
+            r#type: "forward".into(),
+            status: "failed".into(),
+            attempts: 5,
+            error_message: Some("the target answered 500".into()),
+            result: Some(json!({"responseStatus": 500})),
+        }],
+    };
+    let acme_tenant = hub_shared::domain::TenantId::parse("acme").expect("tenant");
+    if let Err(error) = services.store.put_receipt_log(&acme_tenant, &receipt).await {
+        s.conformance
+            .violations
+            .push(format!("(scenario) the receipt was not written: {error}"));
+    }
+    s.call(
+        200,
+        Method::GET,
+        &format!("/api/webhooks/{standard_in}/logs"),
+        None,
+    )
+    .await;
+    s.call(
+        200,
+        Method::GET,
+        &format!("/api/webhook-logs/{}", receipt.id),
+        None,
+    )
+    .await;
+    s.call(
+        409,
+        Method::POST,
+        &format!("/api/webhook-logs/{}/retry", receipt.id),
+        None,
+    )
+    .await;
+    s.call(
+        404,
+        Method::GET,
+        "/api/webhooks/whin_000000000000000000000000000000/logs",
+        None,
+    )
+    .await;
+    s.call(204, Method::DELETE, &stripe_in_path, None).await;
+    s.call(404, Method::DELETE, &stripe_in_path, None).await;
+
     // delete
     s.call(204, Method::DELETE, &stripe_path, None).await;
     s.call(404, Method::DELETE, &stripe_path, None).await;
@@ -1674,6 +1932,7 @@ async fn responses_while_dynamodb_throttles_match_the_openapi_document() {
     .await;
     assert_eq!(created.status, 201, "{}", created.text);
     let id = id_of(&created);
+    let incoming = hub_shared::domain::IncomingWebhookId::generate();
 
     // when DynamoDB throttles every request and a client calls each operation that reads or writes it,
     throttle.store(true, Ordering::SeqCst);
@@ -1702,6 +1961,38 @@ async fn responses_while_dynamodb_throttles_match_the_openapi_document() {
         ),
         (Method::POST, format!("/api/integrations/{id}/test"), None),
         (Method::GET, "/api/event-types".to_string(), None),
+        (
+            Method::POST,
+            "/api/webhooks/incoming".to_string(),
+            Some(json!({"name": "In", "verification": {"scheme": "none"}})),
+        ),
+        (Method::GET, "/api/webhooks/incoming".to_string(), None),
+        (
+            Method::GET,
+            format!("/api/webhooks/incoming/{incoming}"),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/webhooks/incoming/{incoming}"),
+            Some(json!({"name": "Renamed"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/webhooks/{incoming}/rotate-secret"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/webhooks/{incoming}/test"),
+            Some(json!({"body": {}})),
+        ),
+        (Method::GET, format!("/api/webhooks/{incoming}/logs"), None),
+        (
+            Method::DELETE,
+            format!("/api/webhooks/incoming/{incoming}"),
+            None,
+        ),
         (Method::DELETE, format!("/api/integrations/{id}"), None),
     ];
     let mut statuses = Vec::new();

@@ -5,14 +5,13 @@
 use serde_json::{Map, Value};
 
 use super::config::EntityActionConfig;
-
-/// The longest record id taken from a body (ids are part of the record's key).
-pub const MAX_RECORD_ID_CHARS: usize = 512;
+use crate::domain::RemoteId;
 
 /// One record, as an entity action would write it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExtractedRecord {
-    /// The value at `idPath`: a string as it is, a number as its decimal text.
+    /// The value at `idPath`: a string as it is, a number as its decimal text; at most
+    /// [`RemoteId::MAX_BYTES`] bytes, so it is always a valid `RemoteId`.
     pub id: String,
     /// Local field → the value at its body path; fields whose path the body lacks are left out.
     pub data: Map<String, Value>,
@@ -24,7 +23,10 @@ pub enum ExtractError {
     MissingId { path: String },
     #[error("the value at idPath `{path}` is {found}; an id is a non-empty string or a number")]
     InvalidId { path: String, found: &'static str },
-    #[error("the id at idPath `{path}` is longer than {MAX_RECORD_ID_CHARS} characters")]
+    #[error(
+        "the id at idPath `{path}` is longer than {} bytes",
+        RemoteId::MAX_BYTES
+    )]
     IdTooLong { path: String },
 }
 
@@ -45,7 +47,8 @@ pub fn extract_record(
             })
         }
     };
-    if id.chars().count() > MAX_RECORD_ID_CHARS {
+    // The id becomes the record's `RemoteId` (part of its sort key): the same bound.
+    if id.len() > RemoteId::MAX_BYTES {
         return Err(ExtractError::IdTooLong { path });
     }
     let data = config
@@ -129,7 +132,7 @@ mod tests {
             let error = extract_record(&config, &body).expect_err("refused");
             assert_eq!(error.to_string(), expected);
         }
-        let long = json!({"data": {"id": "x".repeat(MAX_RECORD_ID_CHARS + 1)}});
+        let long = json!({"data": {"id": "ש".repeat(RemoteId::MAX_BYTES / 2 + 1)}});
         assert!(matches!(
             extract_record(&config, &long),
             Err(ExtractError::IdTooLong { .. })

@@ -177,10 +177,15 @@ pub enum Signing {
     HmacSha256Hex { signature_header: HeaderName },
 }
 
+/// The longest `signatureHeader` (as the API document states).
+pub const MAX_SIGNATURE_HEADER_CHARS: usize = 64;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureHeaderError {
     #[error("must be a valid HTTP header name")]
     InvalidName,
+    #[error("must be at most {MAX_SIGNATURE_HEADER_CHARS} characters")]
+    TooLong,
     #[error("`{0}` is set by the hub itself and cannot carry the signature")]
     Reserved(String),
 }
@@ -283,6 +288,9 @@ impl Signing {
 
 /// Validates a `signatureHeader`.
 pub fn parse_signature_header(name: &str) -> Result<HeaderName, SignatureHeaderError> {
+    if name.chars().count() > MAX_SIGNATURE_HEADER_CHARS {
+        return Err(SignatureHeaderError::TooLong);
+    }
     let header =
         HeaderName::from_bytes(name.as_bytes()).map_err(|_| SignatureHeaderError::InvalidName)?;
     if RESERVED_SIGNATURE_HEADERS.contains(&header.as_str()) {
@@ -430,6 +438,11 @@ mod tests {
         assert_eq!(
             parse_signature_header("X-Signature").unwrap(),
             HeaderName::from_static("x-signature")
+        );
+        assert!(parse_signature_header(&"x".repeat(MAX_SIGNATURE_HEADER_CHARS)).is_ok());
+        assert_eq!(
+            parse_signature_header(&"x".repeat(MAX_SIGNATURE_HEADER_CHARS + 1)),
+            Err(SignatureHeaderError::TooLong)
         );
     }
 

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -161,8 +161,7 @@ pub async fn test(
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
     if incoming_webhooks::is_incoming_id(&id) {
-        let JsonBody(dry_run) = JsonBody::from_request(request, &state).await?;
-        return incoming_webhooks::dry_run(&state, &auth, &id, dry_run).await;
+        return incoming_webhooks::dry_run(&state, &auth, &id, request).await;
     }
     let webhook = load(&state, &auth, &id).await?;
     let http = state
