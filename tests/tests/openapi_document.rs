@@ -20,7 +20,7 @@ const DOCUMENT: &str = include_str!("../../api/openapi.json");
 /// function adds its line here (its `ROUTES` is declared next to its router, as integrations' is).
 const FUNCTION_ROUTERS: &[(&str, &[(&str, &str)])] = &[
     ("IntegrationsFunction", integrations::ROUTES),
-    // ("InboundWebhookFunction", inbound_webhook::ROUTES),
+    ("InboundWebhookFunction", inbound_webhook::ROUTES),
 ];
 
 /// The template's catch-all: it sends every other `/api` path to the integrations function so unknown

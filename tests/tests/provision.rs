@@ -542,6 +542,13 @@ async fn provisioning_brings_a_drifted_queue_back_to_the_template() {
 #[test]
 fn http_routes_are_the_integrations_routes_with_only_health_and_openapi_public() {
     let routes = http_routes().expect("template routes");
+    // The public receiver is the inbound-webhook function's.
+    let inbound = |method: &str| HttpRoute {
+        method: method.into(),
+        path: "/api/webhooks/tenant/{tenantId}/{webhookId}".into(),
+        function: "InboundWebhookFunction".into(),
+        public: true,
+    };
 
     let route = |method: &str, path: &str, public: bool| HttpRoute {
         method: method.into(),
@@ -584,6 +591,8 @@ fn http_routes_are_the_integrations_routes_with_only_health_and_openapi_public()
             route("POST", "/api/webhook-logs/{logId}/retry", false),
             route("POST", "/api/webhooks/outgoing/{id}/recover", false),
             route("ANY", "/api/{proxy+}", false),
+            inbound("POST"),
+            inbound("GET"),
         ]
     );
 }

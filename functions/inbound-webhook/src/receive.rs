@@ -31,7 +31,6 @@ use hub_shared::store::{
 use hub_shared::webhooks::inbound::{
     dedupe_key, meta_handshake, verify, MetaHandshake, ReceivedRequest,
 };
-use hub_shared::webhooks::redact::redact_headers;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tracing::{error, info, warn};
@@ -127,7 +126,12 @@ pub async fn receive(
         body: &body,
         now: now.timestamp(),
     };
-    let snapshot = snapshot(&parts.method, &parts.headers, &ready, body.len());
+    let snapshot = ReceivedSnapshot::capture(
+        &parts.method,
+        &parts.headers,
+        ready.signature_header.as_ref(),
+        body.len(),
+    );
     if let Err(reason) = verify(
         item.scheme,
         ready.signature_header.as_ref(),
@@ -317,24 +321,6 @@ fn handshake_reply(
             })
         }
         _ => None,
-    }
-}
-
-fn snapshot(
-    method: &http::Method,
-    headers: &HeaderMap,
-    ready: &ReadyWebhook,
-    body_bytes: usize,
-) -> ReceivedSnapshot {
-    let extra: Vec<http::HeaderName> = ready.signature_header.iter().cloned().collect();
-    ReceivedSnapshot {
-        method: method.to_string(),
-        headers: redact_headers(headers, &extra),
-        content_type: headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_string),
-        body_bytes: body_bytes as u64,
     }
 }
 
