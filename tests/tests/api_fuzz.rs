@@ -97,6 +97,25 @@ async fn incoming_webhook_of(app: &TestApp, tenant: &str) -> (String, String) {
     (integration, webhook)
 }
 
+/// A Meta incoming webhook of `tenant` (given app secret, a verify token the fuzzer does not know):
+/// what schemathesis.toml gives the public receiver's two operations, so generated requests reach
+/// verification (401) and the handshake (403) instead of the one 404 of an unknown webhook.
+async fn meta_webhook_of(app: &TestApp, tenant: &str) -> String {
+    let created = app
+        .post_json(
+            tenant,
+            "/api/webhooks/incoming",
+            &json!({"name": "Fuzz receiver",
+                    "verification": {"scheme": "meta", "secret": "fuzz-app-secret", "verifyToken": "fuzz-verify-token"}}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    created.json()["id"]
+        .as_str()
+        .expect("webhook id")
+        .to_string()
+}
+
 /// An integration of `tenant` with a few `meeting` records (one soft-deleted, Unicode in ids and
 /// data): what schemathesis.toml gives the records operation, which a generated integration id would
 /// only ever 404. No route writes records yet, so they go through the store.
@@ -161,6 +180,7 @@ async fn schemathesis_finds_no_failure_with_every_check() {
     let log_id = webhook_log_of(&app, "fuzz-tenant").await;
     let records_integration_id = integration_with_records(&app, "fuzz-tenant").await;
     let (integration_id, incoming_id) = incoming_webhook_of(&app, "fuzz-tenant").await;
+    let receiver_id = meta_webhook_of(&app, "fuzz-tenant").await;
 
     // When schemathesis runs every check against it
     let mut command = tokio::process::Command::new(schemathesis_program());
@@ -171,6 +191,7 @@ async fn schemathesis_finds_no_failure_with_every_check() {
         .env("HUB_FUZZ_RECORDS_INTEGRATION_ID", &records_integration_id)
         .env("HUB_FUZZ_INTEGRATION_ID", &integration_id)
         .env("HUB_FUZZ_INCOMING_WEBHOOK_ID", &incoming_id)
+        .env("HUB_FUZZ_RECEIVER_WEBHOOK_ID", &receiver_id)
         .arg("--config-file")
         .arg(root.join("tests/fuzz/schemathesis.toml"))
         .args(["run", "api/openapi.json", "--url", &app.url])
