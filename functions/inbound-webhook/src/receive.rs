@@ -139,26 +139,13 @@ pub async fn receive(
         &received,
     ) {
         info!(webhook = %item.id, %reason, "an inbound request failed verification");
-        let receipt = ReceiptLog {
-            id: LogId::generate(),
-            webhook_id: item.id.clone(),
+        let receipt = Settled {
             event_id: None,
             status: ReceiptOutcome::Rejected,
-            error_code: Some("invalid_signature".to_string()),
-            error_message: Some(reason.to_string()),
-            received_at: timestamp(now),
-            completed_at: Some(timestamp(now)),
-            request: snapshot.clone(),
-            actions: Vec::new(),
+            error_code: Some("invalid_signature"),
+            message: reason.to_string(),
         };
-        if let Err(error) = state
-            .services
-            .store
-            .put_receipt_log(&tenant, &receipt)
-            .await
-        {
-            warn!(webhook = %item.id, %error, "the failed receipt could not be logged");
-        }
+        log_receipt(&state, &tenant, &item.id, receipt, now, &snapshot).await;
         return Err(invalid_signature());
     }
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
@@ -206,26 +193,13 @@ pub async fn receive(
         Accepted::New => {}
     }
     if !matched {
-        let receipt = ReceiptLog {
-            id: LogId::generate(),
-            webhook_id: item.id.clone(),
+        let receipt = Settled {
             event_id: Some(event_id),
             status: ReceiptOutcome::Ignored,
             error_code: None,
-            error_message: Some("the event did not match the webhook's filters".to_string()),
-            received_at: timestamp(now),
-            completed_at: Some(timestamp(now)),
-            request: snapshot.clone(),
-            actions: Vec::new(),
+            message: "the event did not match the webhook's filters".to_string(),
         };
-        if let Err(error) = state
-            .services
-            .store
-            .put_receipt_log(&tenant, &receipt)
-            .await
-        {
-            warn!(webhook = %item.id, %error, "the ignored receipt could not be logged");
-        }
+        log_receipt(&state, &tenant, &item.id, receipt, now, &snapshot).await;
         return Ok((StatusCode::OK, Json(json!({"ignored": true}))).into_response());
     }
     let job = Job::Inbound(InboundJob {
@@ -256,6 +230,41 @@ pub async fn receive(
         Json(json!({"id": event_id, "received": true})),
     )
         .into_response())
+}
+
+/// How a request that runs no action ended, for its receipt.
+struct Settled {
+    event_id: Option<EventId>,
+    status: ReceiptOutcome,
+    error_code: Option<&'static str>,
+    message: String,
+}
+
+/// Logs the receipt of a request that ends at the receiver (refused or filtered out); a failure to
+/// log does not change the answer.
+async fn log_receipt(
+    state: &InboundState,
+    tenant: &TenantId,
+    webhook: &IncomingWebhookId,
+    settled: Settled,
+    now: chrono::DateTime<Utc>,
+    snapshot: &ReceivedSnapshot,
+) {
+    let receipt = ReceiptLog {
+        id: LogId::generate(),
+        webhook_id: webhook.clone(),
+        event_id: settled.event_id,
+        status: settled.status,
+        error_code: settled.error_code.map(str::to_string),
+        error_message: Some(settled.message),
+        received_at: timestamp(now),
+        completed_at: Some(timestamp(now)),
+        request: snapshot.clone(),
+        actions: Vec::new(),
+    };
+    if let Err(error) = state.services.store.put_receipt_log(tenant, &receipt).await {
+        warn!(%webhook, %error, "a receipt could not be logged");
+    }
 }
 
 /// `GET`: Meta's subscription handshake. A webhook of another scheme has no GET handshake (405).

@@ -253,6 +253,20 @@ fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
 }
 
 impl Store {
+    /// An UpdateItem of one event item.
+    fn update_event(
+        &self,
+        tenant: &TenantId,
+        webhook_id: &IncomingWebhookId,
+        key_hash: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.dynamo()
+            .update_item()
+            .table_name(self.table())
+            .key(keys::PK, s(event_pk(tenant, webhook_id)))
+            .key(keys::SK, s(event_sk(key_hash)))
+    }
+
     /// Dedupes and stores in one conditional PutItem.
     pub async fn accept_inbound_event(
         &self,
@@ -377,11 +391,7 @@ impl Store {
         } = event;
         let now = now_epoch_seconds();
         let result = self
-            .dynamo()
-            .update_item()
-            .table_name(self.table())
-            .key(keys::PK, s(event_pk(tenant, webhook_id)))
-            .key(keys::SK, s(event_sk(key_hash)))
+            .update_event(tenant, webhook_id, key_hash)
             .update_expression("SET #st = :inFlight, #att = :n, #lease = :lease")
             .condition_expression(
                 "eventId = :evt AND ((#att = :prev AND #st = :pending) \
@@ -460,11 +470,7 @@ impl Store {
             expression.push_str(" ADD pendingActions :minusOne");
         }
         let mut update = self
-            .dynamo()
-            .update_item()
-            .table_name(self.table())
-            .key(keys::PK, s(event_pk(tenant, webhook_id)))
-            .key(keys::SK, s(event_sk(key_hash)))
+            .update_event(tenant, webhook_id, key_hash)
             .update_expression(expression)
             .condition_expression("#att = :n AND #st = :inFlight")
             .expression_attribute_names("#st", attr(index, "Status"))
@@ -507,11 +513,7 @@ impl Store {
         event_id: &EventId,
     ) -> Result<Option<InboundEvent>, StoreError> {
         let result = self
-            .dynamo()
-            .update_item()
-            .table_name(self.table())
-            .key(keys::PK, s(event_pk(tenant, webhook_id)))
-            .key(keys::SK, s(event_sk(key_hash)))
+            .update_event(tenant, webhook_id, key_hash)
             .update_expression("SET finalized = :yes, completedAt = :at")
             .condition_expression(
                 "eventId = :evt AND pendingActions <= :zero AND attribute_not_exists(finalized)",
