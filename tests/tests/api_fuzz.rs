@@ -14,7 +14,7 @@ use hub_shared::domain::{IntegrationId, RemoteId, TenantId};
 use hub_shared::events::{EntityName, RecordSource};
 use hub_shared::services::Services;
 use hub_tests::{spawn_app, TestApp};
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// The settings a reader can change in one place; docs/api-fuzzing.md quotes them.
 const SEED: &str = "20261201";
@@ -97,16 +97,16 @@ async fn incoming_webhook_of(app: &TestApp, tenant: &str) -> (String, String) {
     (integration, webhook)
 }
 
-/// A Meta incoming webhook of `tenant` (given app secret, a verify token the fuzzer does not know):
-/// what schemathesis.toml gives the public receiver's two operations, so generated requests reach
-/// verification (401) and the handshake (403) instead of the one 404 of an unknown webhook.
-async fn meta_webhook_of(app: &TestApp, tenant: &str) -> String {
+/// An incoming webhook of `tenant` with `verification`: what schemathesis.toml gives the public
+/// receiver's two operations (a `none` one for posts, a Meta one with the verify token the config
+/// passes for handshakes), so generated requests reach the accept path and the handshake instead of
+/// the one 404 of an unknown webhook.
+async fn receiver_of(app: &TestApp, tenant: &str, verification: Value) -> String {
     let created = app
         .post_json(
             tenant,
             "/api/webhooks/incoming",
-            &json!({"name": "Fuzz receiver",
-                    "verification": {"scheme": "meta", "secret": "fuzz-app-secret", "verifyToken": "fuzz-verify-token"}}),
+            &json!({"name": "Fuzz receiver", "verification": verification}),
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.text);
@@ -180,7 +180,13 @@ async fn schemathesis_finds_no_failure_with_every_check() {
     let log_id = webhook_log_of(&app, "fuzz-tenant").await;
     let records_integration_id = integration_with_records(&app, "fuzz-tenant").await;
     let (integration_id, incoming_id) = incoming_webhook_of(&app, "fuzz-tenant").await;
-    let receiver_id = meta_webhook_of(&app, "fuzz-tenant").await;
+    let open_id = receiver_of(&app, "fuzz-tenant", json!({"scheme": "none"})).await;
+    let meta_id = receiver_of(
+        &app,
+        "fuzz-tenant",
+        json!({"scheme": "meta", "secret": "fuzz-app-secret", "verifyToken": "fuzz-verify-token"}),
+    )
+    .await;
 
     // When schemathesis runs every check against it
     let mut command = tokio::process::Command::new(schemathesis_program());
@@ -191,7 +197,8 @@ async fn schemathesis_finds_no_failure_with_every_check() {
         .env("HUB_FUZZ_RECORDS_INTEGRATION_ID", &records_integration_id)
         .env("HUB_FUZZ_INTEGRATION_ID", &integration_id)
         .env("HUB_FUZZ_INCOMING_WEBHOOK_ID", &incoming_id)
-        .env("HUB_FUZZ_RECEIVER_WEBHOOK_ID", &receiver_id)
+        .env("HUB_FUZZ_OPEN_WEBHOOK_ID", &open_id)
+        .env("HUB_FUZZ_META_WEBHOOK_ID", &meta_id)
         .arg("--config-file")
         .arg(root.join("tests/fuzz/schemathesis.toml"))
         .args(["run", "api/openapi.json", "--url", &app.url])

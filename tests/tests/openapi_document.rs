@@ -418,3 +418,9 @@ fn every_creatable_provider_has_one_branch_and_oauth_providers_none() {
         );
     }
 }
+
+#[test]
+fn the_integrations_function_knows_the_inbound_routes_it_answers_405_for() {
+    // The catch-all sends other methods of the receiver's path to the integrations function.
+    assert_eq!(integrations::INBOUND_ROUTES, inbound_webhook::ROUTES);
+}

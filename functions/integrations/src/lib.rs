@@ -44,7 +44,14 @@ hub_shared::api_routes! { state: AppState;
     post "/api/webhooks/outgoing/{id}/recover" => routes::webhook_deliveries::recover;
 }
 
+/// The routes the inbound-webhook function serves: the API's catch-all sends their other methods
+/// here, which answers them 405 with this `Allow` (a test holds this list to that function's own).
+pub const INBOUND_ROUTES: &[(&str, &str)] = &[
+    ("POST", "/api/webhooks/tenant/{tenantId}/{webhookId}"),
+    ("GET", "/api/webhooks/tenant/{tenantId}/{webhookId}"),
+];
+
 /// The whole function as one router.
 pub fn app(state: AppState) -> Router {
-    hub_shared::http::finish_router(route_table(), ROUTES, state)
+    hub_shared::http::finish_router_beside(route_table(), ROUTES, INBOUND_ROUTES, state)
 }

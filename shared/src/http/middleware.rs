@@ -19,8 +19,30 @@ pub fn finish_router<S: Clone + Send + Sync + 'static>(
     routes: &'static [(&'static str, &'static str)],
     state: S,
 ) -> Router {
+    finish_router_beside(router, routes, &[], state)
+}
+
+/// [`finish_router`] for the function behind the API's catch-all route: a path that `others` (the
+/// routes other functions serve) know, with a method none of them serves, reaches this function
+/// and is answered 405 with their `Allow`, as it would be by the function that owns the path.
+pub fn finish_router_beside<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    routes: &'static [(&'static str, &'static str)],
+    others: &'static [(&'static str, &'static str)],
+    state: S,
+) -> Router {
     router
-        .fallback(|| async { ApiError::route_not_found() })
+        .fallback(move |request: Request| async move {
+            let allow = allowed_methods(others, request.uri().path());
+            if allow.is_empty() {
+                ApiError::route_not_found()
+            } else {
+                ApiError::method_not_allowed(
+                    HeaderValue::from_str(&allow.join(", "))
+                        .unwrap_or(HeaderValue::from_static("")),
+                )
+            }
+        })
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             problem_for_bare_errors(routes, request, next)
         }))

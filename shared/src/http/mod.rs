@@ -8,7 +8,7 @@ mod middleware;
 mod problem;
 
 pub use body::{parse_json, parse_value_at, JsonBody, OptionalJsonBody, MAX_BODY_BYTES};
-pub use middleware::{allowed_methods, finish_router, request_id_of};
+pub use middleware::{allowed_methods, finish_router, finish_router_beside, request_id_of};
 
 /// Declares an HTTP function's routes once: the router is built from this list, and the route
 /// parity test compares the same list with the OpenAPI document, so neither can gain a route the
