@@ -703,7 +703,7 @@ async fn handshakes_are_answered() {
 
 /// Signed forwards, records and `automation.triggered`, each observable from outside.
 #[tokio::test]
-async fn actions_store_a_record_forward_the_raw_body_and_trigger_an_automation() {
+async fn actions_store_a_record_forward_the_raw_body_trigger_an_automation_and_queue_a_sync() {
     let scene = Scene::new().await;
     let target = MockServer::start().await;
     Mock::given(method("POST"))
@@ -742,7 +742,8 @@ async fn actions_store_a_record_forward_the_raw_body_and_trigger_an_automation()
                   "fieldMappings": {"amount": "data.object.amount_paid", "note": "data.object.note"}}},
                 {"type": "forward", "config": {"forwardUrl": format!("{}/hooks", target.uri()),
                   "forwardHeaders": {"X-Tenant-Route": "payments"}}},
-                {"type": "trigger_automation", "config": {"automationId": "auto_42"}}
+                {"type": "trigger_automation", "config": {"automationId": "auto_42"}},
+                {"type": "trigger_sync", "config": {"entities": ["payment"]}}
             ]}))
         .await;
     let forward_secret = webhook["forwardSecret"]
@@ -836,6 +837,29 @@ async fn actions_store_a_record_forward_the_raw_body_and_trigger_an_automation()
     assert_eq!(triggered["data"]["automationId"], "auto_42");
     assert_eq!(triggered["data"]["eventId"], event_id.as_str());
     assert_eq!(triggered["data"]["payload"]["data"]["object"]["id"], "in_1");
+
+    // trigger_sync queued a sync job for the webhook's integration (no sync runner consumes it yet).
+    let sqs = aws_sdk_sqs::Client::new(&hub_tests::sdk_config());
+    let mut sync_job = None;
+    for _ in 0..40 {
+        let received = sqs
+            .receive_message()
+            .queue_url(&scene.app.stack.provisioned.sync_queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        if let Some(message) = received.messages().first() {
+            sync_job = message.body().map(str::to_string);
+            break;
+        }
+    }
+    let job: Value = serde_json::from_str(&sync_job.expect("a sync job")).expect("json");
+    assert_eq!(job["kind"], "sync");
+    assert_eq!(job["trigger"], "webhook");
+    assert_eq!(job["integrationId"], integration_id);
+    assert_eq!(job["entities"], json!(["payment"]));
 
     // A duplicate runs nothing again; the webhook counts one receipt.
     let repeat = scene
