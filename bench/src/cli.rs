@@ -7,7 +7,8 @@ use crate::cold_start::{FunctionBinary, BASELINE_NAME};
 pub const USAGE: &str =
     "usage: hub-bench [--function NAME=PATH ... --baseline PATH] [--events DIR] [--runs N] [--warmup N] \
 [--b4-dispatcher PATH [--b4-events N] [--b4-concurrency N] [--b4-failure-deadline SECONDS]] \
-[--b2 | --b2-read-only] [--report PATH]";
+[--b2 | --b2-read-only] [--b1 [--b1-webhooks N] [--b1-concurrency N] [--b1-rounds N] [--b1-warmup N] \
+[--b1-cost-webhooks N]] [--report PATH]";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BenchArgs {
@@ -22,6 +23,30 @@ pub struct BenchArgs {
     /// B4 runs when its dispatcher binary is given.
     pub b4: Option<B4Args>,
     pub b2: Option<B2Mode>,
+    /// B1 runs with `--b1`.
+    pub b1: Option<B1Args>,
+}
+
+/// B1 (inbound accept path and the cost line, in this process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct B1Args {
+    pub webhooks: usize,
+    pub concurrency: usize,
+    pub rounds: usize,
+    pub warmup: usize,
+    pub cost_webhooks: usize,
+}
+
+impl Default for B1Args {
+    fn default() -> B1Args {
+        B1Args {
+            webhooks: 1000,
+            concurrency: 16,
+            rounds: 4,
+            warmup: 16,
+            cost_webhooks: 200,
+        }
+    }
 }
 
 /// B2 (signature verification CPU, criterion).
@@ -58,12 +83,16 @@ pub enum UsageError {
         value: String,
         at_least_one: bool,
     },
-    #[error("at least one --function (B5), --b4-dispatcher (B4) or --b2 is required\n{USAGE}")]
+    #[error(
+        "at least one --function (B5), --b4-dispatcher (B4), --b2 or --b1 is required\n{USAGE}"
+    )]
     NoFunction,
     #[error(
         "--b4-events, --b4-concurrency and --b4-failure-deadline need --b4-dispatcher\n{USAGE}"
     )]
     B4WithoutDispatcher,
+    #[error("--b1-webhooks, --b1-concurrency, --b1-rounds, --b1-warmup and --b1-cost-webhooks need --b1\n{USAGE}")]
+    B1KnobsWithoutB1,
     #[error("--baseline is required\n{USAGE}")]
     NoBaseline,
 }
@@ -83,6 +112,9 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<BenchArgs, U
     let mut b4_concurrency = None;
     let mut b4_failure_deadline = None;
     let mut b2 = None;
+    let mut b1 = false;
+    let mut b1_args = B1Args::default();
+    let mut b1_knobs = false;
 
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
@@ -120,6 +152,27 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<BenchArgs, U
             }
             "--b2" => b2 = Some(B2Mode::Run),
             "--b2-read-only" => b2 = Some(B2Mode::ReadOnly),
+            "--b1" => b1 = true,
+            "--b1-webhooks" => {
+                b1_args.webhooks = number("--b1-webhooks", value()?, true)?;
+                b1_knobs = true;
+            }
+            "--b1-concurrency" => {
+                b1_args.concurrency = number("--b1-concurrency", value()?, true)?;
+                b1_knobs = true;
+            }
+            "--b1-rounds" => {
+                b1_args.rounds = number("--b1-rounds", value()?, true)?;
+                b1_knobs = true;
+            }
+            "--b1-warmup" => {
+                b1_args.warmup = number("--b1-warmup", value()?, false)?;
+                b1_knobs = true;
+            }
+            "--b1-cost-webhooks" => {
+                b1_args.cost_webhooks = number("--b1-cost-webhooks", value()?, true)?;
+                b1_knobs = true;
+            }
             _ => return Err(UsageError::Unknown(flag)),
         }
     }
@@ -138,7 +191,11 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<BenchArgs, U
         }
         None => None,
     };
-    if functions.is_empty() && b4.is_none() && b2.is_none() {
+    if b1_knobs && !b1 {
+        return Err(UsageError::B1KnobsWithoutB1);
+    }
+    let b1 = b1.then_some(b1_args);
+    if functions.is_empty() && b4.is_none() && b2.is_none() && b1.is_none() {
         return Err(UsageError::NoFunction);
     }
     let baseline = match baseline {
@@ -155,6 +212,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<BenchArgs, U
         report,
         b4,
         b2,
+        b1,
     })
 }
 
@@ -200,6 +258,7 @@ mod tests {
                 report: "target/bench/report.json".into(),
                 b4: None,
                 b2: None,
+                b1: None,
             }
         );
     }
@@ -245,6 +304,50 @@ mod tests {
         );
         let args = parse(&["--b2-read-only"]).expect("valid arguments");
         assert_eq!(args.b2, Some(B2Mode::ReadOnly));
+    }
+
+    #[test]
+    fn b1_alone_is_enough_and_its_knobs_default_or_are_read() {
+        let args = parse(&["--b1"]).expect("valid arguments");
+        assert_eq!(args.b1, Some(B1Args::default()));
+        assert_eq!(
+            B1Args::default(),
+            B1Args {
+                webhooks: 1000,
+                concurrency: 16,
+                rounds: 4,
+                warmup: 16,
+                cost_webhooks: 200
+            }
+        );
+        let args = parse(&[
+            "--b1",
+            "--b1-webhooks",
+            "100",
+            "--b1-concurrency",
+            "4",
+            "--b1-rounds",
+            "2",
+            "--b1-warmup",
+            "0",
+            "--b1-cost-webhooks",
+            "20",
+        ])
+        .expect("valid arguments");
+        assert_eq!(
+            args.b1,
+            Some(B1Args {
+                webhooks: 100,
+                concurrency: 4,
+                rounds: 2,
+                warmup: 0,
+                cost_webhooks: 20
+            })
+        );
+        assert_eq!(
+            parse(&["--b2", "--b1-webhooks", "10"]),
+            Err(UsageError::B1KnobsWithoutB1)
+        );
     }
 
     #[test]

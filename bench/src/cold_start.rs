@@ -36,6 +36,12 @@ const INVOCATION_EVENTS: &[(&str, &str, Expected)] = &[
         "sqs-malformed.json",
         Expected::SqsBatchFailures,
     ),
+    // Every answer of the public receiver but this one reads the webhook from DynamoDB.
+    (
+        "inbound-webhook",
+        "inbound-post-unknown-webhook.json",
+        Expected::HttpProblem(404),
+    ),
 ];
 
 /// What a valid answer to the first invocation looks like.
@@ -43,6 +49,9 @@ const INVOCATION_EVENTS: &[(&str, &str, Expected)] = &[
 enum Expected {
     /// JSON; an API Gateway response (`statusCode`) must be 2xx.
     HttpOk,
+    /// An API Gateway response with exactly this `statusCode` and a JSON problem body (`code`): the
+    /// answer a function gives without any AWS resource.
+    HttpProblem(u16),
     /// A JSON `SqsBatchResponse` naming every record of the event in `batchItemFailures` (each
     /// record of the fixture is one the consumer must refuse), and nothing else.
     SqsBatchFailures,
@@ -566,6 +575,19 @@ fn check_response(
             Some(Some(200..=299)) => Ok(()),
             Some(_) => Err(bad()),
         },
+        Expected::HttpProblem(status) => {
+            let problem = response["body"]
+                .as_str()
+                .and_then(|body| serde_json::from_str::<serde_json::Value>(body).ok());
+            match (response["statusCode"].as_u64(), problem) {
+                (Some(code), Some(problem))
+                    if code == u64::from(status) && problem["code"].is_string() =>
+                {
+                    Ok(())
+                }
+                _ => Err(bad()),
+            }
+        }
         Expected::SqsBatchFailures => {
             let event: serde_json::Value = serde_json::from_slice(event).map_err(|_| bad())?;
             let mut records: Vec<&str> = event["Records"]
@@ -793,6 +815,18 @@ mod tests {
         assert!(check(br#"{"statusCode":200,"body":"{}"}"#).is_ok());
         assert!(check(br#"{"message":"Hello, world!"}"#).is_ok());
         assert!(check(b"not json").is_err());
+    }
+
+    #[test]
+    fn an_expected_problem_must_have_its_status_and_a_problem_body() {
+        let check = |body: &[u8]| check_response("f", Expected::HttpProblem(404), b"{}", body);
+        assert!(
+            check(br#"{"statusCode":404,"body":"{\"code\":\"not_found\",\"status\":404}"}"#)
+                .is_ok()
+        );
+        assert!(check(br#"{"statusCode":404,"body":"Not Found"}"#).is_err());
+        assert!(check(br#"{"statusCode":200,"body":"{\"code\":\"x\"}"}"#).is_err());
+        assert!(check(br#"{"message":"Hello, world!"}"#).is_err());
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! `make bench`: runs the benchmarks of docs/benchmarks.md, prints a table and writes `target/bench/report.json`.
-//! Today that is B2 (signature verification CPU), B4 (outgoing delivery) and B5 (cold start); B1
-//! and B3 add a module with its own report struct and a field of [`report::Report`].
+//! Today that is B1 (inbound accept path and the cost of a million webhooks), B2 (signature
+//! verification CPU), B4 (outgoing delivery) and B5 (cold start); B3 adds a module with its own
+//! report struct and a field of [`report::Report`].
 
+mod aws_cost;
 mod b2_ids;
 mod cli;
 mod cold_start;
 mod connection_counter;
 mod delivery;
 mod elf;
+mod inbound;
 mod proc_cpu;
 mod report;
 mod runtime_api;
@@ -19,6 +22,7 @@ use std::process::ExitCode;
 
 use cold_start::B5Options;
 use delivery::B4Options;
+use inbound::B1Options;
 use report::{Machine, Report};
 use signature_cpu::B2Options;
 
@@ -32,6 +36,8 @@ enum BenchError {
     Delivery(#[from] delivery::DeliveryBenchError),
     #[error(transparent)]
     SignatureCpu(#[from] signature_cpu::B2Error),
+    #[error(transparent)]
+    Inbound(#[from] inbound::InboundBenchError),
     #[error("cannot write the report {path}: {source}")]
     WriteReport {
         path: std::path::PathBuf,
@@ -88,6 +94,22 @@ async fn run() -> Result<(), BenchError> {
         };
         Some(cold_start::run_b5(&b5_options, |line| eprintln!("{line}")).await?)
     };
+    // Before B4, on a moto of its own: B4's queues and tables would slow it.
+    let b1 = match args.b1 {
+        None => None,
+        Some(b1) => {
+            let b1_options = B1Options {
+                webhooks: b1.webhooks,
+                concurrency: b1.concurrency,
+                rounds: b1.rounds,
+                warmup: b1.warmup,
+                cost_webhooks: b1.cost_webhooks,
+                aws_endpoint: bench_aws_endpoint(),
+                work_dir: work_dir.clone(),
+            };
+            Some(inbound::run_b1(b1_options, |line| eprintln!("{line}")).await?)
+        }
+    };
     let b4 = match &args.b4 {
         None => None,
         Some(b4) => {
@@ -96,9 +118,7 @@ async fn run() -> Result<(), BenchError> {
                 events: b4.events,
                 concurrency: b4.concurrency,
                 failure_deadline: std::time::Duration::from_secs(b4.failure_deadline_seconds),
-                aws_endpoint: std::env::var("BENCH_AWS_ENDPOINT")
-                    .ok()
-                    .filter(|endpoint| !endpoint.trim().is_empty()),
+                aws_endpoint: bench_aws_endpoint(),
                 work_dir,
             };
             Some(delivery::run_b4(&b4_options, |line| eprintln!("{line}")).await?)
@@ -106,6 +126,7 @@ async fn run() -> Result<(), BenchError> {
     };
 
     for table in [
+        b1.as_ref().map(|b1| b1.table()),
         b2.as_ref().map(|b2| b2.table()),
         b4.as_ref().map(|b4| b4.table()),
         b5.as_ref().map(|b5| b5.table()),
@@ -117,6 +138,7 @@ async fn run() -> Result<(), BenchError> {
         println!("{table}");
     }
     let report = Report {
+        b1,
         b2,
         b4,
         b5,
@@ -137,4 +159,11 @@ async fn run() -> Result<(), BenchError> {
         args.report.display()
     );
     Ok(())
+}
+
+/// A moto to use instead of starting one (B1, B4).
+fn bench_aws_endpoint() -> Option<String> {
+    std::env::var("BENCH_AWS_ENDPOINT")
+        .ok()
+        .filter(|endpoint| !endpoint.trim().is_empty())
 }

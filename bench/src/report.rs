@@ -6,10 +6,13 @@ use serde::Serialize;
 
 use crate::cold_start::B5Report;
 use crate::delivery::B4Report;
+use crate::inbound::B1Report;
 use crate::signature_cpu::B2Report;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
+    #[serde(rename = "B1", skip_serializing_if = "Option::is_none")]
+    pub b1: Option<B1Report>,
     #[serde(rename = "B2", skip_serializing_if = "Option::is_none")]
     pub b2: Option<B2Report>,
     #[serde(rename = "B4", skip_serializing_if = "Option::is_none")]
@@ -113,8 +116,9 @@ mod tests {
     }
 
     #[test]
-    fn a_report_without_b2_b4_or_b5_has_none_of_their_keys_and_names_the_machine() {
+    fn a_report_without_b1_b2_b4_or_b5_has_none_of_their_keys_and_names_the_machine() {
         let report = Report {
+            b1: None,
             b2: None,
             b4: None,
             b5: None,
@@ -122,6 +126,7 @@ mod tests {
             timestamp: "2026-03-10T12:00:00Z".into(),
         };
         let json = serde_json::to_value(&report).expect("serializable");
+        assert!(json.get("B1").is_none());
         assert!(json.get("B2").is_none());
         assert!(json.get("B5").is_none());
         assert!(json.get("B4").is_none());

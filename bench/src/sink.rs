@@ -91,6 +91,14 @@ impl Sink {
         format!("http://{}/hook", self.address)
     }
 
+    /// Verifies the requests from now on with `keys`: for a target whose secret exists only once
+    /// the webhook pointing at it was created (an inbound `forward`).
+    pub fn verify_with(&self, keys: SigningKeys) {
+        if let Ok(mut state) = self.state.lock() {
+            state.keys = keys;
+        }
+    }
+
     pub fn counts(&self) -> SinkCounts {
         self.state
             .lock()

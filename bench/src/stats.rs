@@ -1,4 +1,5 @@
-//! Order statistics of one benchmark's samples (median, p90, min), in milliseconds.
+//! Order statistics of one benchmark's samples (median, p90, min, any nearest-rank percentile), in
+//! milliseconds.
 
 use std::time::Duration;
 
@@ -27,15 +28,20 @@ impl Summary {
         } else {
             (ms[n / 2 - 1] + ms[n / 2]) / 2.0
         };
-        // Nearest-rank percentile: the smallest sample with at least 90 % of samples at or below it.
-        let p90_rank = (n * 9).div_ceil(10);
         Some(Summary {
             median_ms: round_to_microseconds(median),
-            p90_ms: round_to_microseconds(ms[p90_rank - 1]),
+            p90_ms: round_to_microseconds(nearest_rank(&ms, 90)),
             min_ms: round_to_microseconds(ms[0]),
             runs: n,
         })
     }
+}
+
+/// The nearest-rank `percent` percentile of `sorted` (ascending, not empty): the smallest sample
+/// with at least `percent` % of the samples at or below it.
+pub fn nearest_rank(sorted: &[f64], percent: usize) -> f64 {
+    let rank = (sorted.len() * percent.min(100)).div_ceil(100).max(1);
+    sorted[rank.min(sorted.len()) - 1]
 }
 
 /// Timer resolution on a noisy machine is nowhere near nanoseconds; three decimals keep the JSON honest.
@@ -78,6 +84,16 @@ mod tests {
         let samples: Vec<u64> = (1..=30).rev().collect();
         let summary = Summary::of(&ms(&samples)).expect("thirty samples");
         assert_eq!(summary.p90_ms, 27.0);
+    }
+
+    #[test]
+    fn nearest_rank_p50_and_p99_of_a_thousand_samples() {
+        let sorted: Vec<f64> = (1..=1000).map(f64::from).collect();
+        assert_eq!(nearest_rank(&sorted, 50), 500.0);
+        assert_eq!(nearest_rank(&sorted, 99), 990.0);
+        assert_eq!(nearest_rank(&sorted, 100), 1000.0);
+        assert_eq!(nearest_rank(&sorted, 0), 1.0);
+        assert_eq!(nearest_rank(&[4.0], 99), 4.0);
     }
 
     #[test]

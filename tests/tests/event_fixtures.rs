@@ -1,5 +1,7 @@
 //! Every API Gateway event in `events/` is parsed by lambda_http and handled by the function, so the
 //! fixtures cannot rot: each file names its expected status here, and a new file without one fails.
+//! `apigw-*.json` go to the integrations function, `inbound-post-unknown-webhook.json` to the public
+//! receiver (the signed `inbound-*.json` are `inbound_fixtures.rs`'s).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -159,4 +161,33 @@ async fn every_event_fixture_is_handled_by_the_function() {
             .status,
         404
     );
+}
+
+#[tokio::test]
+async fn every_inbound_event_fixture_is_answered_by_the_receiver() {
+    let app = spawn_app().await;
+    let services =
+        hub_shared::services::Services::new(app.stack.config.clone(), &hub_tests::sdk_config())
+            .expect("services");
+    let router = inbound_webhook::app(inbound_webhook::InboundState::new(services));
+    // A malformed webhook id is refused before any AWS request, as an unknown one (the same 404).
+    let expected = BTreeMap::from([(
+        "inbound-post-unknown-webhook.json",
+        (404, "webhook not found"),
+    )]);
+    // The signed inbound fixtures are tests/tests/inbound_fixtures.rs's (signed fresh per run).
+    for (name, (status, detail)) in expected {
+        let raw = std::fs::read_to_string(events_dir().join(name)).expect("fixture");
+        let request = lambda_http::request::from_str(&raw)
+            .unwrap_or_else(|e| panic!("{name} is not a v2 event: {e}"));
+        let response = router.clone().oneshot(request).await.expect("infallible");
+        assert_eq!(response.status().as_u16(), status, "{name}");
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        let problem: serde_json::Value = serde_json::from_slice(&body).expect("a JSON problem");
+        assert_eq!(problem["code"], "not_found", "{name}: {problem}");
+        assert_eq!(problem["detail"], detail, "{name}: {problem}");
+    }
 }
