@@ -57,6 +57,7 @@ pub use receipts::{
 pub use records::{record_hash, RecordQuery, Upsert};
 
 use crate::crypto::{EnvelopeCipher, SecretSlot};
+use crate::domain::TenantId;
 
 /// The tenant-less encryption context of the cursor-signing key: `#` cannot start a tenant id.
 const SYSTEM_TENANT: &str = "#system";
@@ -151,6 +152,40 @@ struct Inner {
 }
 
 impl Store {
+    /// Writes a new item (`attribute_not_exists(pk)`): the create of a resource whose id is fresh.
+    pub(crate) async fn put_new<T: serde::Serialize>(&self, item: &T) -> Result<(), StoreError> {
+        let attributes: Item =
+            serde_dynamo::to_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.dynamo()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(attributes))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| aws_error("PutItem", e))?;
+        Ok(())
+    }
+
+    /// One item of the tenant's partition (`TENANT#<t>` / `sk`), strongly consistent.
+    pub(crate) async fn get_tenant_item(
+        &self,
+        tenant: &TenantId,
+        sk: String,
+    ) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .dynamo()
+            .get_item()
+            .table_name(self.table())
+            .key(keys::PK, s(keys::tenant_pk(tenant)))
+            .key(keys::SK, s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| aws_error("GetItem", e))?;
+        Ok(out.item)
+    }
+
     pub fn new(
         dynamo: aws_sdk_dynamodb::Client,
         table: impl Into<String>,

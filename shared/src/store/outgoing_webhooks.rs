@@ -261,17 +261,7 @@ impl Store {
         &self,
         item: &OutgoingWebhookItem,
     ) -> Result<(), StoreError> {
-        let attributes: Item =
-            serde_dynamo::to_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.dynamo()
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(attributes))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(|e| aws_error("PutItem", e))?;
-        Ok(())
+        self.put_new(item).await
     }
 
     pub async fn get_outgoing_webhook(
@@ -279,17 +269,10 @@ impl Store {
         tenant: &TenantId,
         id: &OutgoingWebhookId,
     ) -> Result<Option<OutgoingWebhookItem>, StoreError> {
-        let out = self
-            .dynamo()
-            .get_item()
-            .table_name(self.table())
-            .key(keys::PK, s(keys::tenant_pk(tenant)))
-            .key(keys::SK, s(keys::outgoing_webhook_sk(id.as_str())))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| aws_error("GetItem", e))?;
-        out.item.map(OutgoingWebhookItem::from_item).transpose()
+        self.get_tenant_item(tenant, keys::outgoing_webhook_sk(id.as_str()))
+            .await?
+            .map(OutgoingWebhookItem::from_item)
+            .transpose()
     }
 
     pub async fn list_outgoing_webhooks(
