@@ -32,6 +32,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     options.jwt_secret = settings.jwt_secret.clone();
     options.allow_private_targets = settings.allow_private_targets;
     options.providers_file = settings.providers_file.clone();
+    options.platform_oauth_apps = settings.platform_oauth_apps.clone();
     options.schedule_interval = settings.schedule_interval;
     if let Some(claim) = &settings.tenant_claim {
         options.tenant_claim = claim.clone();
@@ -100,6 +101,7 @@ struct Settings {
     jwt_secret: String,
     allow_private_targets: bool,
     providers_file: Option<PathBuf>,
+    platform_oauth_apps: Option<String>,
     tenant_claim: Option<String>,
     allowed_return_urls: Option<Vec<String>>,
     schedule_interval: Duration,
@@ -134,6 +136,7 @@ impl Settings {
                 .unwrap_or_else(|| hub_local::stack::DEFAULT_JWT_SECRET.to_string()),
             allow_private_targets,
             providers_file: var("PROVIDERS_FILE").map(PathBuf::from),
+            platform_oauth_apps: var("PLATFORM_OAUTH_APPS"),
             tenant_claim: var("TENANT_CLAIM"),
             allowed_return_urls: var("ALLOWED_RETURN_URLS").map(|list| {
                 list.split(',')

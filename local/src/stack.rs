@@ -53,6 +53,8 @@ pub struct StackOptions {
     pub allow_private_targets: bool,
     pub allowed_return_urls: Vec<String>,
     pub providers_file: Option<PathBuf>,
+    /// `PLATFORM_OAUTH_APPS` for the functions (the platform's default OAuth apps).
+    pub platform_oauth_apps: Option<String>,
     pub tenant_claim: String,
     /// How often the scheduled consumers tick (`LOCAL_SCHEDULE_SECONDS`; the template's
     /// `rate(1 minute)` by default).
@@ -77,6 +79,7 @@ impl StackOptions {
                 "http://127.0.0.1".to_string(),
             ],
             providers_file: None,
+            platform_oauth_apps: None,
             tenant_claim: "tenant_id".to_string(),
             schedule_interval: DEFAULT_SCHEDULE_INTERVAL,
             poll: PollOptions::default(),
@@ -142,6 +145,10 @@ impl LocalStack {
         functions.insert(
             "IntegrationsFunction".to_string(),
             integrations::app(integrations::AppState::new(config.clone(), sdk)?),
+        );
+        functions.insert(
+            "OAuthFunction".to_string(),
+            oauth::app(Services::new(config.clone(), sdk)?),
         );
         functions.insert(
             "InboundWebhookFunction".to_string(),
@@ -241,6 +248,9 @@ fn function_config(
             options.allow_private_targets.to_string(),
         ),
     ]);
+    if let Some(apps) = &options.platform_oauth_apps {
+        env.insert("PLATFORM_OAUTH_APPS", apps.clone());
+    }
     if let Some(file) = &options.providers_file {
         env.insert("PROVIDERS_FILE", file.display().to_string());
     }

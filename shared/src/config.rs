@@ -1,6 +1,7 @@
 //! Configuration from the environment, validated once at start-up (docs/configuration.md).
 //! A missing or malformed value stops the function with a message naming the variable.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use url::Url;
@@ -35,6 +36,38 @@ pub struct Config {
     pub providers_file: Option<PathBuf>,
     /// Lets tenants target loopback/private addresses and plain `http` (the local stack only).
     pub allow_private_targets: bool,
+    /// The platform's own OAuth apps by provider slug (`PLATFORM_OAUTH_APPS`), used for tenants
+    /// without an app of their own. The slugs are checked against the catalog at start-up.
+    pub platform_oauth_apps: BTreeMap<String, PlatformOAuthApp>,
+}
+
+/// One platform default OAuth app: `{"clientId": "...", "clientSecret": "...", "scopes"?: [...]}`.
+#[derive(Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PlatformOAuthApp {
+    pub client_id: String,
+    #[serde(deserialize_with = "zeroizing_string")]
+    pub client_secret: zeroize::Zeroizing<String>,
+    /// Replaces the catalog's scopes when given.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+}
+
+/// Deserialises a secret string straight into zeroize-on-drop storage.
+pub fn zeroizing_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<zeroize::Zeroizing<String>, D::Error> {
+    <String as serde::Deserialize>::deserialize(deserializer).map(zeroize::Zeroizing::new)
+}
+
+impl std::fmt::Debug for PlatformOAuthApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlatformOAuthApp")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("scopes", &self.scopes)
+            .finish()
+    }
 }
 
 impl Config {
@@ -142,6 +175,11 @@ impl Config {
                 .ok_or_else(|| invalid("ALLOW_PRIVATE_TARGETS", "expected true or false"))?,
         };
 
+        let platform_oauth_apps = match get("PLATFORM_OAUTH_APPS") {
+            None => BTreeMap::new(),
+            Some(json) => parse_platform_oauth_apps(&json)?,
+        };
+
         Ok(Config {
             table_name,
             kms_key_id,
@@ -153,8 +191,38 @@ impl Config {
             tenant_claim,
             providers_file,
             allow_private_targets,
+            platform_oauth_apps,
         })
     }
+}
+
+/// `PLATFORM_OAUTH_APPS`: a JSON object from provider slug to app. The message never repeats the
+/// value (it holds client secrets).
+fn parse_platform_oauth_apps(
+    json: &str,
+) -> Result<BTreeMap<String, PlatformOAuthApp>, ConfigError> {
+    let apps: BTreeMap<String, PlatformOAuthApp> =
+        serde_json::from_str(json).map_err(|e| {
+            invalid(
+                "PLATFORM_OAUTH_APPS",
+                &format!(
+                    "expected a JSON object of provider slug to {{clientId, clientSecret, scopes?}} \
+                     (line {}, column {}: {:?})",
+                    e.line(),
+                    e.column(),
+                    e.classify()
+                ),
+            )
+        })?;
+    for (slug, app) in &apps {
+        if app.client_id.trim().is_empty() || app.client_secret.trim().is_empty() {
+            return Err(invalid(
+                "PLATFORM_OAUTH_APPS",
+                &format!("{slug}: clientId and clientSecret must not be empty"),
+            ));
+        }
+    }
+    Ok(apps)
 }
 
 fn invalid(variable: &'static str, reason: &str) -> ConfigError {
@@ -304,5 +372,31 @@ mod tests {
         assert!(load(&vars).expect("valid").allow_private_targets);
         vars.insert("ALLOW_PRIVATE_TARGETS", "false".into());
         assert!(!load(&vars).expect("valid").allow_private_targets);
+    }
+
+    #[test]
+    fn platform_oauth_apps_are_read_by_provider_slug() {
+        let mut vars = complete();
+        vars.insert(
+            "PLATFORM_OAUTH_APPS",
+            r#"{"hubspot": {"clientId": "hub-client", "clientSecret": "s3cret-value"}}"#.to_string(),
+        );
+        let config = load(&vars).unwrap();
+        let app = &config.platform_oauth_apps["hubspot"];
+        assert_eq!(app.client_id, "hub-client");
+        assert_eq!(app.client_secret.as_str(), "s3cret-value");
+        assert!(!format!("{config:?}").contains("s3cret-value"));
+    }
+
+    #[test]
+    fn malformed_platform_oauth_apps_stop_start_up_without_echoing_the_value() {
+        let mut vars = complete();
+        vars.insert(
+            "PLATFORM_OAUTH_APPS",
+            r#"{"hubspot": {"clientId": "a", "clientSecret": "leaky-secret", "typo": 1}}"#.to_string(),
+        );
+        let error = load(&vars).unwrap_err();
+        assert!(matches!(error, ConfigError::Invalid { variable: "PLATFORM_OAUTH_APPS", .. }));
+        assert!(!error.to_string().contains("leaky-secret"));
     }
 }

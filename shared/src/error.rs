@@ -187,6 +187,26 @@ impl ApiError {
         )
     }
 
+    /// 400: connect needs an OAuth app (the tenant's own or the platform's) for the provider.
+    pub fn oauth_app_missing(detail: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "oauth_app_missing",
+            "OAuth app missing",
+            detail,
+        )
+    }
+
+    /// 400: an OAuth callback whose state is unknown, expired, already used or another provider's.
+    pub fn invalid_state(detail: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_state",
+            "Invalid OAuth state",
+            detail,
+        )
+    }
+
     pub fn rate_limited(retry_after_seconds: u64) -> ApiError {
         let seconds = retry_after_seconds.max(1);
         ApiError::new(
@@ -322,6 +342,39 @@ mod conversions {
                 | CatalogError::Document { .. }
                 | CatalogError::InvalidSlug { .. }
                 | CatalogError::InvalidEntry { .. } => ApiError::internal(&error),
+            }
+        }
+    }
+
+    impl From<crate::oauth::TokenError> for ApiError {
+        fn from(error: crate::oauth::TokenError) -> ApiError {
+            use crate::oauth::TokenError;
+            match error {
+                TokenError::ReconnectRequired(_) => ApiError::new(
+                    http::StatusCode::CONFLICT,
+                    "reconnect_required",
+                    "Reconnect required",
+                    error.to_string(),
+                ),
+                TokenError::Unavailable(_) => ApiError::new(
+                    http::StatusCode::BAD_GATEWAY,
+                    "provider_error",
+                    "Provider error",
+                    format!("{error}; the integration keeps its status, try again later"),
+                ),
+                TokenError::AppMissing(_) => ApiError::oauth_app_missing(error.to_string()),
+                TokenError::Gone => ApiError::not_found("integration"),
+                TokenError::Store(error) => error.into(),
+                TokenError::Crypto(error) => error.into(),
+            }
+        }
+    }
+
+    impl From<crate::oauth::apps::ResolveAppError> for ApiError {
+        fn from(error: crate::oauth::apps::ResolveAppError) -> ApiError {
+            match error {
+                crate::oauth::apps::ResolveAppError::Store(error) => error.into(),
+                crate::oauth::apps::ResolveAppError::Crypto(error) => error.into(),
             }
         }
     }

@@ -25,6 +25,7 @@ pub mod ids;
 pub mod inbound;
 #[cfg(feature = "payloads")]
 pub mod payloads;
+pub mod oauth;
 pub mod queue;
 pub mod retry;
 pub mod schedule;

@@ -56,6 +56,14 @@ impl Services {
     /// Validates everything a request could trip over later, so a bad deploy fails at start-up.
     pub fn new(config: Config, aws: &aws_config::SdkConfig) -> Result<Services, StartupError> {
         let catalog = Catalog::load(config.providers_file.as_deref())?;
+        for slug in config.platform_oauth_apps.keys() {
+            if catalog.get(slug).and_then(|p| p.oauth2()).is_none() {
+                return Err(StartupError::Config(ConfigError::Invalid {
+                    variable: "PLATFORM_OAUTH_APPS",
+                    reason: format!("{slug} is not an OAuth 2.0 provider of the catalog"),
+                }));
+            }
+        }
         let cipher = EnvelopeCipher::new(aws_sdk_kms::Client::new(aws), config.kms_key_id.clone());
         let store = Store::new(
             aws_sdk_dynamodb::Client::new(aws),

@@ -55,6 +55,10 @@ pub struct IntegrationItem {
     #[serde(default)]
     pub scopes: Vec<String>,
     pub token_expires_at: Option<String>,
+    /// OAuth integrations: bumped by every token write, so a refresh lease is taken only over the
+    /// tokens its holder read (docs/data-model.md, "Token refresh lease").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_generation: Option<u64>,
     #[serde(default)]
     pub config: Map<String, Value>,
     #[serde(default)]
@@ -124,6 +128,7 @@ impl IntegrationItem {
             credential_hint,
             scopes: new.scopes,
             token_expires_at: new.token_expires_at,
+            token_generation: (new.auth_mode == AuthMode::OAuth2).then_some(1),
             config: new.config,
             sync_settings: new.sync_settings,
             last_sync_at: None,

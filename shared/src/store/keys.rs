@@ -35,6 +35,19 @@ pub fn connection_sk(provider: &str, connection_key: &str) -> String {
     format!("CONN#{provider}#{connection_key}")
 }
 
+/// A tenant's own OAuth app for a provider: `pk = TENANT#<t>`, `sk = OAUTHAPP#<slug>`.
+pub fn oauth_app_sk(provider: &str) -> String {
+    format!("OAUTHAPP#{provider}")
+}
+
+/// A pending connect flow, found by the SHA-256 (hex) of its state alone: the callback is public
+/// and learns the tenant from this item.
+pub fn oauth_state_pk(state_key: &str) -> String {
+    format!("OAUTHSTATE#{state_key}")
+}
+
+pub const OAUTH_STATE_SK: &str = "STATE";
+
 /// The partition of one integration's logs, newest first by `sk`.
 pub fn integration_logs_pk(tenant: &TenantId, integration_id: &str) -> String {
     format!("TENANT#{tenant}#INTLOG#{integration_id}")

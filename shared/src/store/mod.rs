@@ -9,6 +9,7 @@ mod incoming_webhooks;
 mod integrations;
 pub mod keys;
 mod logs;
+mod oauth;
 mod outgoing_webhooks;
 mod query;
 mod rate_limit;
@@ -44,6 +45,7 @@ pub use integrations::{
     IntegrationItem, NewIntegration, StatusTransition, UpdateIntegrationError,
 };
 pub use logs::{IntegrationLog, LogAction, LogFilter, LogStatus};
+pub use oauth::{LeaseAttempt, NewOAuthState, OAuthAppItem, OAuthStateItem, TokenWrite};
 pub use outgoing_webhooks::{
     DeliveryMethod, NewOutgoingWebhook, OutgoingWebhookChanges, OutgoingWebhookItem,
     SigningSecrets, UpdateWebhookError,

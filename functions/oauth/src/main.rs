@@ -1,0 +1,18 @@
+//! The oauth Lambda: wiring only.
+
+use hub_shared::services::Services;
+use oauth::app;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    hub_shared::telemetry::init_json_logs();
+    let services = match Services::from_env().await {
+        Ok(services) => services,
+        Err(error) => {
+            // A bad configuration names the variable; Lambda reports the init failure.
+            eprintln!("oauth: {error}");
+            std::process::exit(1);
+        }
+    };
+    lambda_http::run(app(services)).await
+}
