@@ -43,7 +43,8 @@ pub const LOCAL_USER: &str = "local-user";
 /// The realm named in `WWW-Authenticate: Basic` (RFC 7617 requires one).
 const BASIC_REALM: &str = "local-oauth-server";
 
-/// Random bytes in codes and tokens: 256 bits, twice the 128 the brief and RFC 6749 §10.10 ask for.
+/// Random bytes in codes and tokens: 256 bits, well past the 128 below which guessing becomes a
+/// concern (RFC 6749 §10.10, RFC 6819 §5.1.4.2.2).
 const TOKEN_BYTES: usize = 32;
 
 /// How a client proves its identity at the token and revocation endpoints (RFC 6749 §2.3.1).
@@ -195,6 +196,7 @@ impl LocalAuthServer {
             .route("/me", get(protected_resource))
             .route("/api/me", get(protected_resource))
             .route("/.well-known/oauth-authorization-server", get(metadata))
+            .fallback(not_found)
             .with_state(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -1090,7 +1092,12 @@ fn id_token(issuer: &str, client_id: &str, nonce: Option<&str>) -> String {
 }
 
 /// One stderr line per request when `log_requests` is on. Only identifiers go in, never
-/// credentials; `{:?}` escapes control characters a client could use to forge log lines.
+/// credentials, each through [`loggable`].
+/// A request value for a log line: `-` when absent, escaped so that a client cannot forge lines.
+fn loggable(value: Option<&str>) -> String {
+    value.map_or_else(|| "-".to_owned(), |value| value.escape_debug().to_string())
+}
+
 fn log_request(state: &ServerState, line: std::fmt::Arguments<'_>) {
     tracing::debug!("{line}");
     if state.options.log_requests {
@@ -1112,7 +1119,10 @@ async fn authorize(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
         AuthorizeOutcome::ErrorPage(message) => {
             log_request(
                 &state,
-                format_args!("GET /authorize client_id={client_id:?} -> 400 ({message})"),
+                format_args!(
+                    "GET /authorize client_id={} -> 400 ({message})",
+                    loggable(client_id)
+                ),
             );
             error_page(message)
         }
@@ -1123,7 +1133,10 @@ async fn authorize(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
         } => {
             log_request(
                 &state,
-                format_args!("GET /authorize client_id={client_id:?} -> 302 ({summary})"),
+                format_args!(
+                    "GET /authorize client_id={} -> 302 ({summary})",
+                    loggable(client_id)
+                ),
             );
             redirect(&redirect_uri, &pairs)
         }
@@ -1333,7 +1346,9 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
     log_request(
         &state,
         format_args!(
-            "POST /token grant_type={grant_type:?} client_id={client_id:?} -> {}{}",
+            "POST /token grant_type={} client_id={} -> {}{}",
+            loggable(params.get("grant_type")),
+            loggable(client_id.as_deref()),
             status.as_u16(),
             error
                 .as_deref()
@@ -1398,11 +1413,13 @@ async fn revoke(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     log_request(
         &state,
         format_args!(
-            "POST /revoke token_type_hint={hint:?} client_id={client_id:?} -> {}{}",
+            "POST /revoke token_type_hint={} client_id={} -> {}{}",
+            loggable(hint.as_deref()),
+            loggable(client_id.as_deref()),
             status.as_u16(),
             match &outcome {
                 Ok(true) => " revoked".to_owned(),
-                Ok(false) => " unknown token".to_owned(),
+                Ok(false) => " (unknown token, nothing revoked)".to_owned(),
                 Err(error) => format!(" {}", error.error),
             }
         ),
@@ -1446,7 +1463,10 @@ async fn protected_resource(
         Some(grant) => {
             log_request(
                 &state,
-                format_args!("{method} {path} client_id={:?} -> 200", grant.client_id),
+                format_args!(
+                    "{method} {path} client_id={} -> 200",
+                    loggable(Some(&grant.client_id))
+                ),
             );
             let mut body = json!({"sub": LOCAL_USER, "client_id": grant.client_id});
             if let (Some(scope), Some(object)) = (&grant.scope, body.as_object_mut()) {
@@ -1500,4 +1520,13 @@ async fn metadata(State(shared): State<Arc<Shared>>) -> Response {
         format_args!("GET /.well-known/oauth-authorization-server -> 200"),
     );
     Json(document).into_response()
+}
+
+/// Any other path: 404, logged like the rest so a mistyped endpoint shows up in the binary's log.
+async fn not_found(State(shared): State<Arc<Shared>>, method: Method, uri: Uri) -> Response {
+    log_request(
+        &shared.lock(),
+        format_args!("{method} {} -> 404", loggable(Some(uri.path()))),
+    );
+    StatusCode::NOT_FOUND.into_response()
 }
