@@ -6,6 +6,7 @@ pub mod gateway;
 pub mod jwt;
 pub mod lambda;
 pub mod moto;
+pub mod oauth_server;
 pub mod provision;
 pub mod stack;
 pub mod template;
