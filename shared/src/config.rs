@@ -201,19 +201,18 @@ impl Config {
 fn parse_platform_oauth_apps(
     json: &str,
 ) -> Result<BTreeMap<String, PlatformOAuthApp>, ConfigError> {
-    let apps: BTreeMap<String, PlatformOAuthApp> =
-        serde_json::from_str(json).map_err(|e| {
-            invalid(
-                "PLATFORM_OAUTH_APPS",
-                &format!(
-                    "expected a JSON object of provider slug to {{clientId, clientSecret, scopes?}} \
+    let apps: BTreeMap<String, PlatformOAuthApp> = serde_json::from_str(json).map_err(|e| {
+        invalid(
+            "PLATFORM_OAUTH_APPS",
+            &format!(
+                "expected a JSON object of provider slug to {{clientId, clientSecret, scopes?}} \
                      (line {}, column {}: {:?})",
-                    e.line(),
-                    e.column(),
-                    e.classify()
-                ),
-            )
-        })?;
+                e.line(),
+                e.column(),
+                e.classify()
+            ),
+        )
+    })?;
     for (slug, app) in &apps {
         if app.client_id.trim().is_empty() || app.client_secret.trim().is_empty() {
             return Err(invalid(
@@ -379,7 +378,8 @@ mod tests {
         let mut vars = complete();
         vars.insert(
             "PLATFORM_OAUTH_APPS",
-            r#"{"hubspot": {"clientId": "hub-client", "clientSecret": "s3cret-value"}}"#.to_string(),
+            r#"{"hubspot": {"clientId": "hub-client", "clientSecret": "s3cret-value"}}"#
+                .to_string(),
         );
         let config = load(&vars).unwrap();
         let app = &config.platform_oauth_apps["hubspot"];
@@ -393,10 +393,17 @@ mod tests {
         let mut vars = complete();
         vars.insert(
             "PLATFORM_OAUTH_APPS",
-            r#"{"hubspot": {"clientId": "a", "clientSecret": "leaky-secret", "typo": 1}}"#.to_string(),
+            r#"{"hubspot": {"clientId": "a", "clientSecret": "leaky-secret", "typo": 1}}"#
+                .to_string(),
         );
         let error = load(&vars).unwrap_err();
-        assert!(matches!(error, ConfigError::Invalid { variable: "PLATFORM_OAUTH_APPS", .. }));
+        assert!(matches!(
+            error,
+            ConfigError::Invalid {
+                variable: "PLATFORM_OAUTH_APPS",
+                ..
+            }
+        ));
         assert!(!error.to_string().contains("leaky-secret"));
     }
 }

@@ -23,9 +23,9 @@ pub mod http;
 pub mod http_client;
 pub mod ids;
 pub mod inbound;
+pub mod oauth;
 #[cfg(feature = "payloads")]
 pub mod payloads;
-pub mod oauth;
 pub mod queue;
 pub mod retry;
 pub mod schedule;

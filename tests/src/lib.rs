@@ -306,6 +306,168 @@ pub fn write_providers_file(yaml: &str) -> std::path::PathBuf {
     file
 }
 
+/// OAuth test support: a provider entry pointing at a [`hub_local::oauth_server::LocalAuthServer`]
+/// and the browser's part of a connect flow (no redirect is followed: each hop is checked).
+pub mod oauth {
+    use hub_local::oauth_server::{ClientAuthMethod, LocalAuthServer, RegisteredClient};
+    use serde_json::json;
+
+    use super::app::{Reply, TestApp};
+
+    pub const CLIENT_ID: &str = "hub-test-client";
+    pub const CLIENT_SECRET: &str = "hub-test-client-secret-1234";
+
+    /// How the catalog entry talks to the token endpoint.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct ProviderShape {
+        pub token_auth_basic: bool,
+        pub pkce: bool,
+        pub issuer: bool,
+        pub revoke: bool,
+    }
+
+    impl Default for ProviderShape {
+        fn default() -> Self {
+            ProviderShape {
+                token_auth_basic: false,
+                pkce: true,
+                issuer: true,
+                revoke: true,
+            }
+        }
+    }
+
+    /// A catalog entry `slug` for `server` (its API is the server's `/me`).
+    pub fn provider_yaml(slug: &str, server: &LocalAuthServer, shape: ProviderShape) -> String {
+        let url = server.url();
+        let mut auth =
+            format!(
+            "    mode: oauth2\n    authorizeUrl: {url}/authorize\n    tokenUrl: {url}/token\n    \
+             scopes: [contacts.read, offline_access]\n    pkce: {}\n    tokenAuth: {}\n    \
+             authorizeParams: {{access_type: offline}}\n",
+            shape.pkce,
+            if shape.token_auth_basic { "basic" } else { "body" },
+        );
+        if shape.revoke {
+            auth.push_str(&format!("    revokeUrl: {url}/revoke\n"));
+        }
+        if shape.issuer {
+            auth.push_str(&format!("    issuer: {}\n", server.issuer()));
+        }
+        format!(
+            "{slug}:\n  name: Local {slug}\n  category: crm\n  auth:\n{auth}  api:\n    \
+             baseUrl: {url}\n    healthCheck: {{method: GET, path: /me, expect: 200}}\n"
+        )
+    }
+
+    /// Registers the hub's callback for `slug` at `server` as a client with `auth`.
+    pub fn register_client(
+        app: &TestApp,
+        server: &LocalAuthServer,
+        slug: &str,
+        auth: ClientAuthMethod,
+    ) {
+        server.register_client(RegisteredClient {
+            client_id: CLIENT_ID.to_string(),
+            client_secret: CLIENT_SECRET.to_string(),
+            redirect_uris: vec![format!("{}/api/integrations/callback/{slug}", app.url)],
+            auth_method: auth,
+            require_pkce: false,
+        });
+    }
+
+    /// `PUT /api/providers/{slug}/oauth-app` with the test client (panics unless 200).
+    pub async fn configure_app(app: &TestApp, tenant: &str, slug: &str) {
+        let reply = app
+            .send(
+                app.request(
+                    reqwest::Method::PUT,
+                    tenant,
+                    &format!("/api/providers/{slug}/oauth-app"),
+                )
+                .json(&json!({"clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET})),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "oauth-app: {}", reply.text);
+    }
+
+    /// A client that never follows redirects.
+    pub fn browser() -> reqwest::Client {
+        hub_shared::http_client::install_default_crypto_provider();
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    }
+
+    /// `GET /api/integrations/connect/{slug}` as JSON: the authorize URL (panics unless 200).
+    pub async fn start_connect(app: &TestApp, tenant: &str, slug: &str, query: &str) -> String {
+        let reply = app
+            .send(
+                app.request(
+                    reqwest::Method::GET,
+                    tenant,
+                    &format!("/api/integrations/connect/{slug}?{query}"),
+                )
+                .header("accept", "application/json"),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "connect: {}", reply.text);
+        reply.json()["authorizeUrl"]
+            .as_str()
+            .expect("authorizeUrl")
+            .to_string()
+    }
+
+    /// The provider's consent: the authorize URL's redirect back to the hub's callback.
+    pub async fn consent(authorize_url: &str) -> String {
+        let response = browser()
+            .get(authorize_url)
+            .send()
+            .await
+            .expect("authorize");
+        assert_eq!(
+            response.status().as_u16(),
+            302,
+            "authorize did not redirect"
+        );
+        response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .expect("location")
+            .to_string()
+    }
+
+    /// The browser arriving at the callback URL: its answer (a redirect or a problem).
+    pub async fn follow_callback(app: &TestApp, callback_url: &str) -> Reply {
+        app.send(browser().get(callback_url)).await
+    }
+
+    /// The whole flow for `returnUrl=http://localhost/done`: the callback's answer.
+    pub async fn connect(app: &TestApp, tenant: &str, slug: &str, extra_query: &str) -> Reply {
+        let authorize = start_connect(
+            app,
+            tenant,
+            slug,
+            &format!("returnUrl=http%3A%2F%2Flocalhost%2Fdone{extra_query}"),
+        )
+        .await;
+        let callback = consent(&authorize).await;
+        follow_callback(app, &callback).await
+    }
+
+    /// The query parameters of a `Location`.
+    pub fn location_params(reply: &Reply) -> std::collections::HashMap<String, String> {
+        let location = reply.header("location").expect("location");
+        url::Url::parse(location)
+            .expect("absolute location")
+            .query_pairs()
+            .into_owned()
+            .collect()
+    }
+}
+
 /// The independent verifier of outgoing signatures: the `standardwebhooks` package (PyPI) for the
 /// `standard` scheme, Python's `hmac` for `hmac_sha256_hex`.
 mod python_verifier {

@@ -101,7 +101,10 @@ pub fn parse_extra_scopes(raw: &str) -> Result<Vec<String>, String> {
                 .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
     };
     match scopes.iter().find(|scope| !valid(scope)) {
-        Some(_) => Err("each scope is 1-256 printable ASCII characters without quotes or backslashes".to_string()),
+        Some(_) => Err(
+            "each scope is 1-256 printable ASCII characters without quotes or backslashes"
+                .to_string(),
+        ),
         None => Ok(scopes),
     }
 }
@@ -221,7 +224,10 @@ mod tests {
             "https://app.example.com/done?status=connected"
         );
         assert_eq!(
-            return_url_with("https://app.example.com/done?a=1", &[("error", "access_denied")]),
+            return_url_with(
+                "https://app.example.com/done?a=1",
+                &[("error", "access_denied")]
+            ),
             "https://app.example.com/done?a=1&error=access_denied"
         );
     }

@@ -135,9 +135,10 @@ fn client_for(
             TokenAuth::Basic => AuthType::BasicAuth,
         });
     if let Some(uri) = redirect_uri {
-        let uri = RedirectUrl::new(uri.to_string()).map_err(|e| TokenEndpointError::Unavailable {
-            reason: format!("the redirect URI is not a URL: {e}"),
-        })?;
+        let uri =
+            RedirectUrl::new(uri.to_string()).map_err(|e| TokenEndpointError::Unavailable {
+                reason: format!("the redirect URI is not a URL: {e}"),
+            })?;
         client = client.set_redirect_uri(uri);
     }
     Ok(client)
@@ -245,9 +246,11 @@ fn revocation_request(
             let encoded = Zeroizing::new(
                 base64::engine::general_purpose::STANDARD.encode(credentials.as_bytes()),
             );
-            let mut value = HeaderValue::from_str(&format!("Basic {}", encoded.as_str()))
-                .map_err(|_| TokenEndpointError::Unavailable {
-                    reason: "the client id cannot be sent in a header".to_string(),
+            let mut value =
+                HeaderValue::from_str(&format!("Basic {}", encoded.as_str())).map_err(|_| {
+                    TokenEndpointError::Unavailable {
+                        reason: "the client id cannot be sent in a header".to_string(),
+                    }
                 })?;
             value.set_sensitive(true);
             request = request.header(header::AUTHORIZATION, value);
@@ -297,7 +300,10 @@ impl Bridge {
     }
 
     fn last_status(&self) -> Option<u16> {
-        self.last_status.lock().map(|status| *status).unwrap_or(None)
+        self.last_status
+            .lock()
+            .map(|status| *status)
+            .unwrap_or(None)
     }
 
     async fn send(&self, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, SendError> {
@@ -335,7 +341,8 @@ impl Bridge {
 /// `Send` for every lifetime (a closure returning a borrowing future is not general enough).
 impl<'c> oauth2::AsyncHttpClient<'c> for Bridge {
     type Error = SendError;
-    type Future = Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, SendError>> + Send + 'c>>;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, SendError>> + Send + 'c>>;
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
         Box::pin(self.send(request))
@@ -345,7 +352,10 @@ impl<'c> oauth2::AsyncHttpClient<'c> for Bridge {
 fn grant_from(
     result: Result<
         HubTokenResponse,
-        RequestTokenError<SendError, oauth2::StandardErrorResponse<oauth2::basic::BasicErrorResponseType>>,
+        RequestTokenError<
+            SendError,
+            oauth2::StandardErrorResponse<oauth2::basic::BasicErrorResponseType>,
+        >,
     >,
     bridge: &Bridge,
 ) -> Result<TokenGrant, TokenEndpointError> {
@@ -356,11 +366,7 @@ fn grant_from(
             refresh_token: response
                 .refresh_token()
                 .map(|token| Zeroizing::new(token.secret().clone())),
-            id_token: response
-                .extra_fields()
-                .id_token
-                .clone()
-                .map(Zeroizing::new),
+            id_token: response.extra_fields().id_token.clone().map(Zeroizing::new),
             token_type: token_type_name(response.token_type()),
             expires_in: response.expires_in(),
             scopes: response
@@ -403,7 +409,10 @@ fn token_type_name(token_type: &BasicTokenType) -> String {
 
 /// A description of a parse failure without the body (which may hold tokens).
 fn short<E: std::error::Error>(
-    error: &RequestTokenError<E, oauth2::StandardErrorResponse<oauth2::basic::BasicErrorResponseType>>,
+    error: &RequestTokenError<
+        E,
+        oauth2::StandardErrorResponse<oauth2::basic::BasicErrorResponseType>,
+    >,
 ) -> String {
     match error {
         RequestTokenError::Parse(error, _) => {

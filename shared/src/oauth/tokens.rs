@@ -173,8 +173,7 @@ async fn fresh_tokens(
                 return Ok(tokens);
             }
             return Err(TokenError::ReconnectRequired(
-                "the provider issued no refresh token and the access token has expired"
-                    .to_string(),
+                "the provider issued no refresh token and the access token has expired".to_string(),
             ));
         };
         match services
@@ -189,8 +188,15 @@ async fn fresh_tokens(
             .await?
         {
             LeaseAttempt::Acquired => {
-                return refresh_under_lease(services, oauth, &current, &owner, &refresh_token, tokens)
-                    .await;
+                return refresh_under_lease(
+                    services,
+                    oauth,
+                    &current,
+                    &owner,
+                    &refresh_token,
+                    tokens,
+                )
+                .await;
             }
             LeaseAttempt::Gone => return Err(TokenError::Gone),
             LeaseAttempt::Busy => {
@@ -310,9 +316,9 @@ async fn refresh_under_lease(
             log_refresh(services, item, started_at, Some((&error, &message))).await;
             tracing::warn!(tenantId = %item.tenant_id, integrationId = %item.id, status,
                 error = %error, "token refresh refused; the integration is expired");
-            if let Some(changed) = transition
-                .and_then(|t| Event::status_changed(&t.item, t.from, StatusChangeReason::RefreshFailed))
-            {
+            if let Some(changed) = transition.and_then(|t| {
+                Event::status_changed(&t.item, t.from, StatusChangeReason::RefreshFailed)
+            }) {
                 if let Err(emit) =
                     crate::delivery::emit(&services.store, &services.queues, &[changed]).await
                 {
@@ -351,7 +357,11 @@ async fn refresh_under_lease(
 /// Revokes the integration's tokens at the provider (RFC 7009) when the catalog has a revocation
 /// URL: the refresh token when there is one, else the access token, with the token endpoint's
 /// client authentication. A failure is logged and reported, never fatal to the caller.
-pub async fn revoke_tokens(services: &Services, provider: &Provider, item: &IntegrationItem) -> bool {
+pub async fn revoke_tokens(
+    services: &Services,
+    provider: &Provider,
+    item: &IntegrationItem,
+) -> bool {
     let (Some(oauth), Some(envelope)) = (provider.oauth2(), item.credentials.as_ref()) else {
         return false;
     };
@@ -359,23 +369,39 @@ pub async fn revoke_tokens(services: &Services, provider: &Provider, item: &Inte
         return false;
     };
     let result = async {
-        let tokens =
-            credentials::open(services.store.cipher(), item.tenant_id.as_str(), &item.id, envelope)
-                .await
-                .map_err(|e| e.to_string())?;
-        let app = resolve_app(&services.store, &services.config, &item.tenant_id, &item.provider)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "no OAuth app is configured any more".to_string())?;
+        let tokens = credentials::open(
+            services.store.cipher(),
+            item.tenant_id.as_str(),
+            &item.id,
+            envelope,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let app = resolve_app(
+            &services.store,
+            &services.config,
+            &item.tenant_id,
+            &item.provider,
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "no OAuth app is configured any more".to_string())?;
         let (token, hint) = match (tokens.get(REFRESH_TOKEN), tokens.get(ACCESS_TOKEN)) {
             (Some(refresh), _) => (refresh, "refresh_token"),
             (None, Some(access)) => (access, "access_token"),
             (None, None) => return Err("the integration holds no token".to_string()),
         };
         let http = services.delivery_http().map_err(|e| e.to_string())?;
-        token_endpoint::revoke(http, revoke_url, oauth.token_auth, &app.credentials, token, hint)
-            .await
-            .map_err(|e| e.to_string())
+        token_endpoint::revoke(
+            http,
+            revoke_url,
+            oauth.token_auth,
+            &app.credentials,
+            token,
+            hint,
+        )
+        .await
+        .map_err(|e| e.to_string())
     }
     .await;
     match result {
@@ -436,7 +462,11 @@ async fn log_refresh(
         completed_at: timestamp(completed_at),
         duration_ms: (completed_at - started_at).num_milliseconds().max(0) as u64,
     };
-    if let Err(error) = services.store.put_integration_log(&item.tenant_id, &log).await {
+    if let Err(error) = services
+        .store
+        .put_integration_log(&item.tenant_id, &log)
+        .await
+    {
         tracing::warn!(tenantId = %item.tenant_id, integrationId = %item.id, error = %error,
             "the refresh log could not be written");
     }
@@ -448,7 +478,11 @@ fn parse_expiry(raw: Option<&str>) -> Option<DateTime<Utc>> {
 }
 
 /// Whether a token with this expiry is gone `margin` from now (unknown expiry: never).
-fn expires_within(expiry: Option<DateTime<Utc>>, now: DateTime<Utc>, margin: chrono::Duration) -> bool {
+fn expires_within(
+    expiry: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    margin: chrono::Duration,
+) -> bool {
     expiry.is_some_and(|at| at <= now + margin)
 }
 
@@ -467,10 +501,22 @@ mod tests {
     #[test]
     fn a_token_inside_the_window_needs_a_refresh_and_an_unknown_expiry_never_does() {
         let now = Utc::now();
-        assert!(expires_within(Some(now + chrono::Duration::minutes(4)), now, REFRESH_WINDOW));
-        assert!(!expires_within(Some(now + chrono::Duration::minutes(6)), now, REFRESH_WINDOW));
+        assert!(expires_within(
+            Some(now + chrono::Duration::minutes(4)),
+            now,
+            REFRESH_WINDOW
+        ));
+        assert!(!expires_within(
+            Some(now + chrono::Duration::minutes(6)),
+            now,
+            REFRESH_WINDOW
+        ));
         assert!(!expires_within(None, now, REFRESH_WINDOW));
-        assert!(expires_within(Some(now - chrono::Duration::seconds(1)), now, chrono::Duration::zero()));
+        assert!(expires_within(
+            Some(now - chrono::Duration::seconds(1)),
+            now,
+            chrono::Duration::zero()
+        ));
     }
 
     #[test]

@@ -311,7 +311,9 @@ impl Store {
                 if service.err().is_conditional_check_failed_exception() =>
             {
                 let exists = match service.err() {
-                    UpdateItemError::ConditionalCheckFailedException(failed) => failed.item().is_some_and(|item| !item.is_empty()),
+                    UpdateItemError::ConditionalCheckFailedException(failed) => {
+                        failed.item().is_some_and(|item| !item.is_empty())
+                    }
                     _ => true,
                 };
                 Ok(if exists {
@@ -412,11 +414,7 @@ impl Store {
         self.transition_from_old(out).await
     }
 
-    fn integration_update(
-        &self,
-        tenant: &TenantId,
-        id: &IntegrationId,
-    ) -> UpdateItemFluentBuilder {
+    fn integration_update(&self, tenant: &TenantId, id: &IntegrationId) -> UpdateItemFluentBuilder {
         self.dynamo()
             .update_item()
             .table_name(self.table())

@@ -340,6 +340,11 @@ pub async fn delete(
             )
             .await;
             delete_records(&state, &auth, &id).await;
+            // RFC 7009 at the provider when the catalog has a revocation URL; a failure is
+            // logged and the delete stands.
+            if let Some(provider) = state.catalog.get(deleted.provider.as_str()) {
+                hub_shared::oauth::revoke_tokens(&state, provider, &deleted).await;
+            }
             emitted?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }

@@ -9,12 +9,14 @@ use axum::Json;
 use http::{HeaderName, HeaderValue};
 use hub_shared::auth::AuthContext;
 use hub_shared::catalog::{CatalogError, ExpectOutcome, HealthCheckRequest};
-use hub_shared::credentials::{self, CredentialFields};
 use hub_shared::domain::LogId;
 use hub_shared::error::ApiError;
 use hub_shared::events::{Event, StatusChangeReason};
 use hub_shared::http_client::{origin_for_logs, OutgoingRequest};
-use hub_shared::store::{timestamp, Admission, CheckOutcome, IntegrationLog, LogAction, LogStatus};
+use hub_shared::oauth::{provider_credentials, TokenError};
+use hub_shared::store::{
+    timestamp, Admission, CheckOutcome, IntegrationItem, IntegrationLog, LogAction, LogStatus,
+};
 use serde_json::{json, Map, Value};
 
 use crate::routes::integrations::load;
@@ -77,23 +79,16 @@ pub async fn test(
         }
     }
 
-    let fields = match &item.credentials {
-        Some(envelope) => {
-            credentials::open(
-                state.store.cipher(),
-                auth.tenant.as_str(),
-                &item.id,
-                envelope,
-            )
-            .await?
-        }
-        None => CredentialFields::new(),
+    // OAuth tokens are refreshed first when they expire within 5 minutes (under the lease).
+    let started_at = chrono::Utc::now();
+    let fields = match provider_credentials(&state, provider, &item).await {
+        Ok(fields) => fields,
+        Err(error) => return token_failure(&state, &auth, &item, error, started_at).await,
     };
     let plain: Map<String, Value> = fields
         .iter()
         .map(|(name, value)| (name.clone(), Value::String(value.as_str().to_string())))
         .collect();
-    let started_at = chrono::Utc::now();
     let result = match provider.build_health_check(&item.config, &plain) {
         Ok(request) => run_check(&state, request).await,
         Err(CatalogError::NoHealthCheck) => {
@@ -111,6 +106,7 @@ pub async fn test(
         },
     };
     drop(plain);
+    drop(fields);
     let completed_at = chrono::Utc::now();
 
     let transition = state
@@ -124,6 +120,42 @@ pub async fn test(
             },
         )
         .await?;
+    write_test_log(&state, &auth, &item, &result, started_at, completed_at).await?;
+    let reason = if result.ok {
+        StatusChangeReason::TestPassed
+    } else {
+        StatusChangeReason::TestFailed
+    };
+    let changed = transition.and_then(|t| Event::status_changed(&t.item, t.from, reason));
+    super::emit(&state, changed).await?;
+    tracing::info!(
+        tenantId = %auth.tenant, integrationId = %item.id, ok = result.ok,
+        httpStatus = result.http_status.map(u64::from), error = result.error_code, "test connection"
+    );
+
+    Ok(Json(answer(&result)))
+}
+
+fn answer(result: &CheckResult) -> Value {
+    let mut body = json!({
+        "ok": result.ok,
+        "httpStatus": result.http_status,
+        "latencyMs": result.latency.as_millis() as u64,
+    });
+    if let Some(code) = result.error_code {
+        body["error"] = Value::String(code.to_string());
+    }
+    body
+}
+
+async fn write_test_log(
+    state: &AppState,
+    auth: &AuthContext,
+    item: &IntegrationItem,
+    result: &CheckResult,
+    started_at: chrono::DateTime<chrono::Utc>,
+    completed_at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ApiError> {
     let log = IntegrationLog {
         id: LogId::generate(),
         integration_id: item.id.clone(),
@@ -145,27 +177,37 @@ pub async fn test(
         duration_ms: (completed_at - started_at).num_milliseconds().max(0) as u64,
     };
     state.store.put_integration_log(&auth.tenant, &log).await?;
-    let reason = if result.ok {
-        StatusChangeReason::TestPassed
-    } else {
-        StatusChangeReason::TestFailed
-    };
-    let changed = transition.and_then(|t| Event::status_changed(&t.item, t.from, reason));
-    super::emit(&state, changed).await?;
-    tracing::info!(
-        tenantId = %auth.tenant, integrationId = %item.id, ok = result.ok,
-        httpStatus = result.http_status.map(u64::from), error = result.error_code, "test connection"
-    );
+    Ok(())
+}
 
-    let mut body = json!({
-        "ok": result.ok,
-        "httpStatus": result.http_status,
-        "latencyMs": result.latency.as_millis() as u64,
-    });
-    if let Some(code) = result.error_code {
-        body["error"] = Value::String(code.to_string());
-    }
-    Ok(Json(body))
+/// No usable token: the check fails without a request to the provider, and is logged. The
+/// status is the token lifecycle's to set (`expired` on a refused refresh; kept on an outage),
+/// so the outcome is not folded into status and health here.
+async fn token_failure(
+    state: &AppState,
+    auth: &AuthContext,
+    item: &IntegrationItem,
+    error: TokenError,
+    started_at: chrono::DateTime<chrono::Utc>,
+) -> Result<Json<Value>, ApiError> {
+    let code = match &error {
+        TokenError::ReconnectRequired(_) => "reconnect_required",
+        TokenError::Unavailable(_) => "token_refresh_failed",
+        TokenError::AppMissing(_) => "oauth_app_missing",
+        TokenError::Gone => return Err(ApiError::not_found("integration")),
+        TokenError::Store(_) | TokenError::Crypto(_) => return Err(error.into()),
+    };
+    let result = CheckResult {
+        ok: false,
+        http_status: None,
+        latency: Duration::ZERO,
+        error_code: Some(code),
+        error_message: Some(error.to_string()),
+    };
+    write_test_log(state, auth, item, &result, started_at, chrono::Utc::now()).await?;
+    tracing::info!(tenantId = %auth.tenant, integrationId = %item.id, error = code,
+        "test connection: no usable token");
+    Ok(Json(answer(&result)))
 }
 
 async fn run_check(state: &AppState, check: HealthCheckRequest) -> CheckResult {

@@ -15,9 +15,9 @@ use hub_shared::domain::{DisplayName, IntegrationId, ProviderSlug};
 use hub_shared::error::ApiError;
 use hub_shared::events::{Event, IntegrationEvent, StatusChangeReason};
 use hub_shared::oauth::authorize::{return_url_with, state_key};
+use hub_shared::oauth::resolve_app;
 use hub_shared::oauth::token_endpoint::{exchange_code, TokenGrant};
 use hub_shared::oauth::tokens::{expires_at, granted_scopes, token_fields};
-use hub_shared::oauth::resolve_app;
 use hub_shared::store::{
     CreateIntegrationError, IntegrationItem, NewIntegration, OAuthStateItem, TokenWrite,
 };
@@ -87,9 +87,7 @@ pub async fn callback(
     else {
         return Ok(fail(&pending, "oauth_app_missing"));
     };
-    let http = state
-        .delivery_http()
-        .map_err(|e| ApiError::internal(&e))?;
+    let http = state.delivery_http().map_err(|e| ApiError::internal(&e))?;
     let grant = match exchange_code(
         http,
         oauth,
@@ -145,9 +143,13 @@ async fn store_connection(
             .integration_for_connection(&pending.tenant_id, slug, &pending.connection_key)
             .await?;
         let id = existing.clone().unwrap_or_else(IntegrationId::generate);
-        let envelope =
-            credentials::seal(state.store.cipher(), pending.tenant_id.as_str(), &id, &fields)
-                .await?;
+        let envelope = credentials::seal(
+            state.store.cipher(),
+            pending.tenant_id.as_str(),
+            &id,
+            &fields,
+        )
+        .await?;
         if existing.is_some() {
             let transition = state
                 .store
