@@ -314,8 +314,14 @@ pub mod oauth {
 
     use super::app::{Reply, TestApp};
 
+    /// The prefix of every test client id (see [`client_id`]).
     pub const CLIENT_ID: &str = "hub-test-client";
     pub const CLIENT_SECRET: &str = "hub-test-client-secret-1234";
+
+    /// One client per provider entry, so entries can differ in client authentication.
+    pub fn client_id(slug: &str) -> String {
+        format!("{CLIENT_ID}-{slug}")
+    }
 
     /// How the catalog entry talks to the token endpoint.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,7 +374,7 @@ pub mod oauth {
         auth: ClientAuthMethod,
     ) {
         server.register_client(RegisteredClient {
-            client_id: CLIENT_ID.to_string(),
+            client_id: client_id(slug),
             client_secret: CLIENT_SECRET.to_string(),
             redirect_uris: vec![format!("{}/api/integrations/callback/{slug}", app.url)],
             auth_method: auth,
@@ -385,7 +391,7 @@ pub mod oauth {
                     tenant,
                     &format!("/api/providers/{slug}/oauth-app"),
                 )
-                .json(&json!({"clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET})),
+                .json(&json!({"clientId": client_id(slug), "clientSecret": CLIENT_SECRET})),
             )
             .await;
         assert_eq!(reply.status, 200, "oauth-app: {}", reply.text);

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
-use hub_shared::catalog::{AuthMode, OAuth2, Provider};
+use hub_shared::catalog::{AuthMode, Provider};
 use hub_shared::credentials;
 use hub_shared::domain::{DisplayName, IntegrationId, ProviderSlug};
 use hub_shared::error::ApiError;
@@ -106,7 +106,7 @@ pub async fn callback(
         }
     };
 
-    let (item, events) = store_connection(&state, &pending, &slug, provider, oauth, &grant).await?;
+    let (item, events) = store_connection(&state, &pending, &slug, provider, &grant).await?;
     // The connection is stored: a failure to announce it is logged, and the browser still
     // lands on a working integration.
     if let Err(error) = hub_shared::delivery::emit(&state.store, &state.queues, &events).await {
@@ -128,10 +128,8 @@ async fn store_connection(
     pending: &OAuthStateItem,
     slug: &ProviderSlug,
     provider: &Provider,
-    oauth: &OAuth2,
     grant: &TokenGrant,
 ) -> Result<(IntegrationItem, Vec<Event>), ApiError> {
-    let _ = oauth;
     let now = chrono::Utc::now();
     let fields = token_fields(grant, None);
     let scopes = granted_scopes(grant, &pending.scopes);
