@@ -540,8 +540,15 @@ async fn provisioning_brings_a_drifted_queue_back_to_the_template() {
 }
 
 #[test]
-fn http_routes_are_the_integrations_routes_with_only_health_and_openapi_public() {
+fn http_routes_are_the_integrations_routes_with_only_health_openapi_callback_and_receiver_public() {
     let routes = http_routes().expect("template routes");
+    // Connect, callback (public: the single-use state proves the caller), refresh, OAuth apps.
+    let oauth = |method: &str, path: &str, public: bool| HttpRoute {
+        method: method.into(),
+        path: path.into(),
+        function: "OAuthFunction".into(),
+        public,
+    };
     // The public receiver is the inbound-webhook function's.
     let inbound = |method: &str| HttpRoute {
         method: method.into(),
@@ -591,6 +598,11 @@ fn http_routes_are_the_integrations_routes_with_only_health_and_openapi_public()
             route("POST", "/api/webhook-logs/{logId}/retry", false),
             route("POST", "/api/webhooks/outgoing/{id}/recover", false),
             route("ANY", "/api/{proxy+}", false),
+            oauth("PUT", "/api/providers/{slug}/oauth-app", false),
+            oauth("GET", "/api/providers/{slug}/oauth-app", false),
+            oauth("GET", "/api/integrations/connect/{provider}", false),
+            oauth("GET", "/api/integrations/callback/{provider}", true),
+            oauth("POST", "/api/integrations/{id}/refresh", false),
             inbound("POST"),
             inbound("GET"),
         ]
