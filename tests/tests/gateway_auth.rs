@@ -26,10 +26,15 @@ async fn management_routes_refuse_missing_expired_and_forged_tokens() {
     };
 
     let public = ["/api/health", "/api/openapi.json"];
-    for (method, template) in integrations::ROUTES {
+    // The OAuth callback is public too, but answers 400 without a state: it is checked below.
+    let guarded_oauth = oauth::ROUTES
+        .iter()
+        .filter(|(_, path)| !path.contains("/callback/"));
+    for (method, template) in integrations::ROUTES.iter().chain(guarded_oauth) {
         let path = template
             .replace("{id}", SAMPLE_ID)
-            .replace("{slug}", "stripe");
+            .replace("{slug}", "stripe")
+            .replace("{provider}", "google_calendar");
         if public.contains(&path.as_str()) {
             let reply = app
                 .send(app.http.request(
@@ -72,6 +77,21 @@ async fn management_routes_refuse_missing_expired_and_forged_tokens() {
             assert_eq!(reply.json()["code"], "unauthorized");
             assert!(reply.header("x-request-id").is_some());
         }
+    }
+}
+
+#[tokio::test]
+async fn the_oauth_callback_is_public_and_proves_its_caller_by_the_state_alone() {
+    let app = spawn_app().await;
+    for query in ["", "?state=never-issued&code=x"] {
+        let reply = app
+            .send(app.http.get(format!(
+                "{}/api/integrations/callback/google_calendar{query}",
+                app.url
+            )))
+            .await;
+        assert_eq!(reply.status, 400, "{query}: {}", reply.text);
+        assert_eq!(reply.json()["code"], "invalid_state");
     }
 }
 

@@ -423,3 +423,165 @@ fn short<E: std::error::Error>(
         RequestTokenError::Request(error) => error.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http_client::GuardOptions;
+    use wiremock::matchers::{body_string_contains, header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn provider(server: &MockServer, token_auth: TokenAuth) -> OAuth2 {
+        let url = |p: &str| Url::parse(&format!("{}{p}", server.uri())).expect("url");
+        OAuth2 {
+            authorize_url: url("/authorize"),
+            token_url: url("/token"),
+            revoke_url: Some(url("/revoke")),
+            refresh_url: None,
+            issuer: None,
+            scopes: vec!["a".into()],
+            scope_separator: " ".into(),
+            pkce: true,
+            token_auth,
+            authorize_params: Default::default(),
+            apply: None,
+        }
+    }
+
+    fn app() -> ClientCredentials {
+        ClientCredentials {
+            client_id: "client:id".into(),
+            client_secret: Zeroizing::new("s3cr+t/=".into()),
+        }
+    }
+
+    fn http() -> GuardedHttpClient {
+        crate::http_client::install_default_crypto_provider();
+        GuardedHttpClient::new(GuardOptions::webhook_deliveries(true)).expect("client")
+    }
+
+    async fn refresh_against(response: ResponseTemplate) -> Result<TokenGrant, TokenEndpointError> {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .respond_with(response)
+            .mount(&server)
+            .await;
+        refresh(&http(), &provider(&server, TokenAuth::Body), &app(), "rt").await
+    }
+
+    #[tokio::test]
+    async fn a_grant_answer_is_read_with_its_rotated_refresh_token_and_id_token() {
+        let grant = refresh_against(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "at", "token_type": "bearer", "expires_in": 3600,
+            "refresh_token": "rt2", "id_token": "a.b.c", "scope": "a b"
+        })))
+        .await
+        .expect("grant");
+        assert_eq!(grant.access_token.as_str(), "at");
+        assert_eq!(
+            grant.refresh_token.as_deref().map(String::as_str),
+            Some("rt2")
+        );
+        assert_eq!(grant.id_token.as_deref().map(String::as_str), Some("a.b.c"));
+        assert_eq!(grant.token_type, "Bearer");
+        assert_eq!(grant.expires_in, Some(Duration::from_secs(3600)));
+        assert_eq!(grant.scopes, Some(vec!["a".to_string(), "b".to_string()]));
+    }
+
+    #[tokio::test]
+    async fn refusals_are_told_apart_from_outages() {
+        let refused = refresh_against(
+            ResponseTemplate::new(400).set_body_json(serde_json::json!({"error": "invalid_grant"})),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            refused,
+            TokenEndpointError::Refused {
+                status: 400,
+                error: "invalid_grant".into()
+            }
+        );
+        let bare_401 = refresh_against(ResponseTemplate::new(401))
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            bare_401,
+            TokenEndpointError::Refused { status: 401, .. }
+        ));
+        for outage in [
+            ResponseTemplate::new(503),
+            ResponseTemplate::new(500)
+                .set_body_json(serde_json::json!({"error": "temporarily_unavailable"})),
+            ResponseTemplate::new(200).set_body_string("<html>maintenance</html>"),
+        ] {
+            let error = refresh_against(outage).await.unwrap_err();
+            assert!(
+                matches!(error, TokenEndpointError::Unavailable { .. }),
+                "{error:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_token_endpoint_is_an_outage() {
+        let server = MockServer::start().await;
+        let oauth = provider(&server, TokenAuth::Body);
+        drop(server);
+        let error = refresh(&http(), &oauth, &app(), "rt").await.unwrap_err();
+        assert!(matches!(error, TokenEndpointError::Unavailable { .. }));
+    }
+
+    #[tokio::test]
+    async fn revocation_authenticates_like_the_token_endpoint() {
+        let server = MockServer::start().await;
+        // RFC 6749 §2.3.1: "client:id" / "s3cr+t/=" form-urlencoded, then base64.
+        let expected = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode("client%3Aid:s3cr%2Bt%2F%3D")
+        };
+        Mock::given(method("POST"))
+            .and(path("/revoke"))
+            .and(header(
+                "authorization",
+                format!("Basic {expected}").as_str(),
+            ))
+            .and(body_string_contains("token=the-refresh-token"))
+            .and(body_string_contains("token_type_hint=refresh_token"))
+            .respond_with(ResponseTemplate::new(200))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/revoke"))
+            .and(body_string_contains("client_secret=s3cr%2Bt%2F%3D"))
+            .and(body_string_contains("token_type_hint=access_token"))
+            .respond_with(ResponseTemplate::new(200))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let oauth = provider(&server, TokenAuth::Basic);
+        let url = oauth.revoke_url.clone().expect("revoke url");
+        revoke(
+            &http(),
+            &url,
+            TokenAuth::Basic,
+            &app(),
+            "the-refresh-token",
+            "refresh_token",
+        )
+        .await
+        .expect("revoked");
+        revoke(
+            &http(),
+            &url,
+            TokenAuth::Body,
+            &app(),
+            "the-access-token",
+            "access_token",
+        )
+        .await
+        .expect("revoked");
+    }
+}
