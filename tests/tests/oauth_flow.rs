@@ -601,3 +601,81 @@ async fn delete_revokes_at_the_provider_and_no_token_leaks_anywhere() {
         }
     }
 }
+
+#[tokio::test]
+async fn tenants_without_an_app_of_their_own_connect_with_the_platform_default() {
+    let server = LocalAuthServer::start(server_options())
+        .await
+        .expect("auth server");
+    let file = write_providers_file(&provider_yaml(
+        "acme_crm",
+        &server,
+        ProviderShape::default(),
+    ));
+    let platform =
+        json!({"acme_crm": {"clientId": client_id("acme_crm"), "clientSecret": CLIENT_SECRET}});
+    let app = spawn_app_with(|options| {
+        options.providers_file = Some(file);
+        options.platform_oauth_apps = Some(platform.to_string());
+    })
+    .await;
+    register_client(&app, &server, "acme_crm", ClientAuthMethod::Post);
+
+    // The tenant has no app of its own: GET says so, connect uses the platform's.
+    let own = app.get(TENANT, "/api/providers/acme_crm/oauth-app").await;
+    assert_eq!(own.status, 404, "{}", own.text);
+    let id = connected_id(&connect(&app, TENANT, "acme_crm", "&connectionKey=second").await);
+    let integration = app
+        .get(TENANT, &format!("/api/integrations/{id}"))
+        .await
+        .json();
+    assert_eq!(integration["connectionKey"], "second");
+    assert_eq!(integration["status"], "connected");
+
+    // The app routes: bad input is refused naming the field; a provider that is not OAuth is not
+    // supported; an unknown one is not found; the secret is never answered.
+    let put = |slug: &str, body: Value| {
+        app.request(
+            reqwest::Method::PUT,
+            TENANT,
+            &format!("/api/providers/{slug}/oauth-app"),
+        )
+        .json(&body)
+    };
+    let bad = app
+        .send(put(
+            "acme_crm",
+            json!({"clientId": "", "clientSecret": "x"}),
+        ))
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["errors"][0]["field"], "clientId");
+    let typo = app
+        .send(put(
+            "acme_crm",
+            json!({"clientId": "a", "clientSecret": "b", "scope": []}),
+        ))
+        .await;
+    assert_eq!(typo.status, 400);
+    let stripe = app
+        .send(put("stripe", json!({"clientId": "a", "clientSecret": "b"})))
+        .await;
+    assert_eq!(stripe.status, 400);
+    assert_eq!(stripe.json()["code"], "not_supported");
+    let unknown = app
+        .send(put("nope", json!({"clientId": "a", "clientSecret": "b"})))
+        .await;
+    assert_eq!(unknown.status, 404);
+    let saved = app
+        .send(put(
+            "acme_crm",
+            json!({"clientId": "own-client", "clientSecret": "own-secret-value", "scopes": ["contacts.read"]}),
+        ))
+        .await;
+    assert_eq!(saved.status, 200, "{}", saved.text);
+    let read = app.get(TENANT, "/api/providers/acme_crm/oauth-app").await;
+    assert_eq!(read.json()["clientId"], "own-client");
+    assert_eq!(read.json()["scopes"], json!(["contacts.read"]));
+    assert_eq!(read.json()["configured"], true);
+    assert!(!read.text.contains("own-secret-value") && !saved.text.contains("own-secret-value"));
+}
