@@ -119,7 +119,42 @@ const MAX_ENTRIES: usize = 200;
 const MAX_NAME_CHARS: usize = 128;
 const MAX_PATH_CHARS: usize = 256;
 
+/// One entity a sync run imports: the local entity its records are stored under, and the remote
+/// entity (the catalog's, or a custom API's definition) it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportEntity {
+    pub local: String,
+    pub remote: String,
+}
+
 impl SyncSettings {
+    /// What a sync imports: the settings' entities that are enabled and import (`import` or
+    /// `bidirectional`); with no entities in the settings, every entity the provider defines, under
+    /// the local name of its default mappings (else its remote name). `provider_entities` yields
+    /// `(remote name, default local name)`.
+    pub fn import_entities<'a>(
+        &self,
+        provider_entities: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    ) -> Vec<ImportEntity> {
+        if self.entities.is_empty() {
+            return provider_entities
+                .into_iter()
+                .map(|(remote, local)| ImportEntity {
+                    local: local.unwrap_or(remote).to_string(),
+                    remote: remote.to_string(),
+                })
+                .collect();
+        }
+        self.entities
+            .iter()
+            .filter(|entity| entity.enabled && entity.direction != SyncDirection::Export)
+            .map(|entity| ImportEntity {
+                local: entity.local_entity.clone(),
+                remote: entity.remote_entity.clone(),
+            })
+            .collect()
+    }
+
     /// `autoSyncEnabled` = enabled and a frequency other than manual.
     pub fn auto_sync_enabled(&self) -> bool {
         self.enabled && self.frequency != SyncFrequency::Manual

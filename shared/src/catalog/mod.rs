@@ -258,6 +258,24 @@ impl Provider {
         )?;
         Ok(entities)
     }
+
+    /// The entities an integration of this provider can sync: the catalog's, and a `custom_api`
+    /// integration's own definitions in `config.entities` (checked when the config was written;
+    /// parsed again here so a definition is never used unchecked).
+    pub fn integration_entities(
+        &self,
+        config: &serde_json::Map<String, Value>,
+    ) -> Result<BTreeMap<String, EntityDef>, CatalogError> {
+        let mut entities = self
+            .sync
+            .as_ref()
+            .map(|sync| sync.entities.clone())
+            .unwrap_or_default();
+        if let Some(definitions) = config.get("entities") {
+            entities.extend(self.parse_entities(definitions)?);
+        }
+        Ok(entities)
+    }
 }
 
 /// The providers the hub knows, by slug.

@@ -76,6 +76,9 @@ pub struct IntegrationItem {
     pub updated_at: String,
     pub connected_by: Option<String>,
     pub next_sync_at: Option<String>,
+    /// The sync job holding the integration (queued or running), if any (`store::sync_jobs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_job: Option<super::sync_jobs::SyncJobHold>,
 }
 
 /// Everything that defines a new integration; [`IntegrationItem::new`] adds the rest (keys,
@@ -141,6 +144,7 @@ impl IntegrationItem {
             updated_at: created_at,
             connected_by: new.connected_by,
             next_sync_at,
+            sync_job: None,
         }
     }
 
@@ -173,6 +177,10 @@ impl IntegrationItem {
             "updatedAt": self.updated_at,
             "connectedBy": self.connected_by,
         })
+    }
+
+    pub(crate) fn from_stored(item: Item) -> Result<IntegrationItem, StoreError> {
+        Self::from_item(item)
     }
 
     fn from_item(item: Item) -> Result<IntegrationItem, StoreError> {

@@ -15,6 +15,7 @@ mod query;
 mod rate_limit;
 mod receipts;
 mod records;
+mod sync_jobs;
 mod versioned;
 
 use std::collections::HashMap;
@@ -57,6 +58,9 @@ pub use receipts::{
 };
 
 pub use records::{record_hash, RecordQuery, Upsert};
+pub use sync_jobs::{
+    QueueClaim, SyncJobHold, SyncJobState, SyncRunOutcome, QUEUED_LEASE, RUNNING_LEASE,
+};
 
 use crate::crypto::{EnvelopeCipher, SecretSlot};
 use crate::domain::TenantId;

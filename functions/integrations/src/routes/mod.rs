@@ -10,6 +10,7 @@ pub mod outgoing_webhooks;
 pub mod providers;
 pub mod records;
 pub mod status;
+pub mod sync;
 pub mod test_connection;
 pub mod webhook_deliveries;
 

@@ -5,6 +5,7 @@ use axum::Json;
 use hub_shared::auth::AuthContext;
 use hub_shared::domain::IntegrationStatus;
 use hub_shared::error::ApiError;
+use hub_shared::store::{IntegrationItem, SyncJobState};
 use serde_json::{json, Value};
 
 use crate::routes::integrations::load;
@@ -30,7 +31,19 @@ pub async fn status(
         "nextSyncAt": item.next_sync_at,
         "tokenExpiresAt": item.token_expires_at,
         "health": item.health.to_json(),
-        // Sync jobs arrive with the sync runner; until then nothing is ever running.
-        "running": Value::Null,
+        "running": running(&item),
     })))
+}
+
+/// The run in progress (`{jobId, startedAt, processed}`), or null: a queued job is not running yet,
+/// and a run whose lease ran out has died.
+fn running(item: &IntegrationItem) -> Value {
+    match item.live_sync_job(chrono::Utc::now().timestamp_millis()) {
+        Some(job) if job.state == SyncJobState::Running => json!({
+            "jobId": job.job_id,
+            "startedAt": job.started_at,
+            "processed": job.processed,
+        }),
+        _ => Value::Null,
+    }
 }
