@@ -79,6 +79,9 @@ pub struct IntegrationItem {
     /// The sync job holding the integration (queued or running), if any (`store::sync_jobs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_job: Option<super::sync_jobs::SyncJobHold>,
+    /// Per local entity: the run in progress and what survives between runs.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sync_state: std::collections::BTreeMap<String, super::sync_jobs::EntityCheckpoint>,
 }
 
 /// Everything that defines a new integration; [`IntegrationItem::new`] adds the rest (keys,
@@ -145,6 +148,7 @@ impl IntegrationItem {
             connected_by: new.connected_by,
             next_sync_at,
             sync_job: None,
+            sync_state: Default::default(),
         }
     }
 

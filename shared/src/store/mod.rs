@@ -16,6 +16,7 @@ mod rate_limit;
 mod receipts;
 mod records;
 mod sync_jobs;
+mod sync_records;
 mod versioned;
 
 use std::collections::HashMap;
@@ -59,8 +60,10 @@ pub use receipts::{
 
 pub use records::{record_hash, RecordQuery, Upsert};
 pub use sync_jobs::{
-    QueueClaim, SyncJobHold, SyncJobState, SyncRunOutcome, QUEUED_LEASE, RUNNING_LEASE,
+    EntityCheckpoint, EntityRun, QueueClaim, SyncCounts, SyncJobHold, SyncJobState, SyncRunOutcome,
+    QUEUED_LEASE, RUNNING_LEASE,
 };
+pub use sync_records::{SyncChange, SyncWrite, SyncedRecord, UnseenPage, BATCH_GET_MAX};
 
 use crate::crypto::{EnvelopeCipher, SecretSlot};
 use crate::domain::TenantId;

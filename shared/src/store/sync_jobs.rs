@@ -19,6 +19,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::integrations::IntegrationItem;
 use super::{aws_error, keys, n, s, timestamp, Store, StoreError};
@@ -54,6 +55,76 @@ pub struct SyncJobHold {
     pub lease_until_ms: i64,
     pub started_at: Option<String>,
     pub processed: u64,
+}
+
+/// Counts of one run (the summary of its log and of `integration.sync_completed`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncCounts {
+    pub total: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub skipped: u64,
+    pub deleted: u64,
+    pub failed: u64,
+}
+
+impl SyncCounts {
+    pub fn add(&mut self, other: &SyncCounts) {
+        self.total += other.total;
+        self.created += other.created;
+        self.updated += other.updated;
+        self.skipped += other.skipped;
+        self.deleted += other.deleted;
+        self.failed += other.failed;
+    }
+}
+
+/// Where one entity's run stands, saved after every page on the integration item
+/// (`syncState.<localEntity>`), and what survives between runs (the sync token, the start of the
+/// last successful run).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntityCheckpoint {
+    /// The run in progress (it outlives a job: a resumed run keeps its id), or `None` when the
+    /// entity's last run finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<EntityRun>,
+    /// The committed sync token (incremental `sync_token` entities).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_token: Option<String>,
+    /// RFC 3339 start of the entity's last successful run (`updated_since` entities).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_started_at: Option<String>,
+}
+
+/// An entity's run in progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntityRun {
+    pub id: String,
+    /// `full` or `incremental`.
+    pub mode: String,
+    pub started_at: String,
+    /// The next page to read (the paging module's position, as JSON); `None` once every page is read
+    /// and the run is in its deletion pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<Value>,
+    /// The deletion pass's next Query start key (as JSON), when it has begun.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_start: Option<Value>,
+    pub counts: SyncCounts,
+    #[serde(default)]
+    pub failed_items: Vec<Value>,
+    /// The sync token the pages handed out, committed when the run succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_sync_token: Option<String>,
+    /// The store held no record of the entity when the run began (its pages need not read any).
+    #[serde(default)]
+    pub store_was_empty: bool,
+    /// Continuations queued because the provider kept failing or throttling.
+    #[serde(default)]
+    pub deferrals: u32,
 }
 
 /// What queueing a job found.
@@ -156,7 +227,8 @@ impl Store {
             .job_update(tenant, id)
             .update_expression(
                 "SET syncJob.#state = :running, syncJob.leaseUntilMs = :until, \
-                 syncJob.startedAt = if_not_exists(syncJob.startedAt, :started)",
+                 syncJob.startedAt = if_not_exists(syncJob.startedAt, :started), \
+                 syncState = if_not_exists(syncState, :emptyState)",
             )
             .condition_expression(
                 "syncJob.jobId = :job AND (syncJob.#state = :queued OR syncJob.leaseUntilMs < :now)",
@@ -168,6 +240,7 @@ impl Store {
             .expression_attribute_values(":started", s(timestamp(now)))
             .expression_attribute_values(":job", s(job.as_str()))
             .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":emptyState", AttributeValue::M(Default::default()))
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
@@ -183,12 +256,15 @@ impl Store {
         }
         let free = self
             .job_update(tenant, id)
-            .update_expression("SET syncJob = :hold")
+            .update_expression(
+                "SET syncJob = :hold, syncState = if_not_exists(syncState, :emptyState)",
+            )
             .condition_expression(
                 "attribute_exists(pk) AND (attribute_not_exists(syncJob) OR syncJob.leaseUntilMs < :now)",
             )
             .expression_attribute_values(":hold", hold)
             .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":emptyState", AttributeValue::M(Default::default()))
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
@@ -201,6 +277,37 @@ impl Store {
             }
             Err(error) => Err(aws_error("UpdateItem", error)),
         }
+    }
+
+    /// After every page: the entity's checkpoint, the lease and `processed`, in one write. `false`
+    /// when the job no longer holds the integration (the run then stops).
+    pub async fn save_sync_progress(
+        &self,
+        tenant: &TenantId,
+        id: &IntegrationId,
+        job: &JobId,
+        entity: &str,
+        checkpoint: &EntityCheckpoint,
+        processed: u64,
+    ) -> Result<bool, StoreError> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let out = self
+            .job_update(tenant, id)
+            .update_expression(
+                "SET syncJob.leaseUntilMs = :until, syncState.#entity = :checkpoint \
+                 ADD syncJob.processed :processed",
+            )
+            .condition_expression("syncJob.jobId = :job AND syncJob.#state = :running")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#entity", entity)
+            .expression_attribute_values(":running", s(SyncJobState::Running.as_str()))
+            .expression_attribute_values(":until", n(now_ms + ms(RUNNING_LEASE)))
+            .expression_attribute_values(":checkpoint", super::to_attribute(checkpoint)?)
+            .expression_attribute_values(":processed", n(processed))
+            .expression_attribute_values(":job", s(job.as_str()))
+            .send()
+            .await;
+        condition_held(out)
     }
 
     /// After every page: the lease moves on and `processed` grows. `false` when the job no longer
