@@ -75,8 +75,8 @@ pub enum SyncOutcome {
     Failed,
 }
 
-/// The counts of a sync run, as in its integration log.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// The counts of a sync run, as in its integration log (and as a run's checkpoint keeps them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SyncSummary {
     pub total: u64,
     pub created: u64,
@@ -84,6 +84,17 @@ pub struct SyncSummary {
     pub skipped: u64,
     pub deleted: u64,
     pub failed: u64,
+}
+
+impl SyncSummary {
+    pub fn add(&mut self, other: &SyncSummary) {
+        self.total += other.total;
+        self.created += other.created;
+        self.updated += other.updated;
+        self.skipped += other.skipped;
+        self.deleted += other.deleted;
+        self.failed += other.failed;
+    }
 }
 
 /// A finished sync run.

@@ -461,6 +461,7 @@ async fn log_refresh(
         started_at: timestamp(started_at),
         completed_at: timestamp(completed_at),
         duration_ms: (completed_at - started_at).num_milliseconds().max(0) as u64,
+        job_id: None,
     };
     if let Err(error) = services
         .store

@@ -49,6 +49,9 @@ pub struct IntegrationLog {
     pub started_at: String,
     pub completed_at: String,
     pub duration_ms: u64,
+    /// The sync job of a `sync` log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<crate::domain::JobId>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

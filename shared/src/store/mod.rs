@@ -60,8 +60,8 @@ pub use receipts::{
 
 pub use records::{record_hash, RecordQuery, Upsert};
 pub use sync_jobs::{
-    EntityCheckpoint, EntityRun, QueueClaim, SyncCounts, SyncJobHold, SyncJobState, SyncRunOutcome,
-    QUEUED_LEASE, RUNNING_LEASE,
+    EntityCheckpoint, EntityRun, FinishedRun, QueueClaim, SyncJobHold, SyncJobState,
+    SyncRunOutcome, QUEUED_LEASE, RUNNING_LEASE,
 };
 pub use sync_records::{SyncChange, SyncWrite, SyncedRecord, UnseenPage, BATCH_GET_MAX};
 

@@ -57,29 +57,6 @@ pub struct SyncJobHold {
     pub processed: u64,
 }
 
-/// Counts of one run (the summary of its log and of `integration.sync_completed`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SyncCounts {
-    pub total: u64,
-    pub created: u64,
-    pub updated: u64,
-    pub skipped: u64,
-    pub deleted: u64,
-    pub failed: u64,
-}
-
-impl SyncCounts {
-    pub fn add(&mut self, other: &SyncCounts) {
-        self.total += other.total;
-        self.created += other.created;
-        self.updated += other.updated;
-        self.skipped += other.skipped;
-        self.deleted += other.deleted;
-        self.failed += other.failed;
-    }
-}
-
 /// Where one entity's run stands, saved after every page on the integration item
 /// (`syncState.<localEntity>`), and what survives between runs (the sync token, the start of the
 /// last successful run).
@@ -96,6 +73,23 @@ pub struct EntityCheckpoint {
     /// RFC 3339 start of the entity's last successful run (`updated_since` entities).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_success_started_at: Option<String>,
+    /// How the entity's last finished run went, and for which job (the job's summary adds up
+    /// the entities it finished).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<FinishedRun>,
+}
+
+/// An entity's finished run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinishedRun {
+    pub job_id: JobId,
+    pub counts: crate::events::SyncSummary,
+    #[serde(default)]
+    pub failed_items: Vec<Value>,
+    /// Why the run stopped early, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// An entity's run in progress.
@@ -113,7 +107,7 @@ pub struct EntityRun {
     /// The deletion pass's next Query start key (as JSON), when it has begun.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_start: Option<Value>,
-    pub counts: SyncCounts,
+    pub counts: crate::events::SyncSummary,
     #[serde(default)]
     pub failed_items: Vec<Value>,
     /// The sync token the pages handed out, committed when the run succeeds.

@@ -3,7 +3,7 @@
 //! request, unprocessed items retried), and a paged `Query` finds the records a full run did not see.
 //!
 //! Every record a run writes carries the run's stamp: `syncRun` (the run id) and `syncChange`
-//! (`created`, `updated`, `deleted` or `unchanged`: what that run did to it). A run that resumes
+//! (`created`, `updated`, `deleted`, `missing` or `unchanged`: what that run did to it). A run that resumes
 //! after a crash re-reads the page it was on; a record already stamped by the same run is counted
 //! as what the run did then, not as `skipped`, so every record is counted once. A full run stamps
 //! every record it sees (unchanged ones too), and the records without its stamp are the deletions.
@@ -28,7 +28,10 @@ pub const BATCH_GET_MAX: usize = 100;
 pub enum SyncChange {
     Created,
     Updated,
+    /// A deletion the provider reported (a deletion marker), or a record filtered out.
     Deleted,
+    /// A full run's deletion of a record it did not see.
+    Missing,
     Unchanged,
 }
 
@@ -181,8 +184,9 @@ impl Store {
         Ok(())
     }
 
-    /// One page of the entity's records that `run` has not stamped (a full run's deletions, and —
-    /// when resuming — the ones it stamped `deleted` already, which it counts again).
+    /// One page of the entity's records that `run` has not stamped (a full run's deletions), and —
+    /// when resuming — the ones its deletion pass stamped `missing` already (counted again: their
+    /// page's counts were not saved).
     pub async fn unseen_records(
         &self,
         tenant: &TenantId,
@@ -204,7 +208,7 @@ impl Store {
             .expression_attribute_values(":pk", s(keys::records_pk(tenant, integration.as_str())))
             .expression_attribute_values(":prefix", s(keys::record_entity_prefix(entity)))
             .expression_attribute_values(":run", s(run))
-            .expression_attribute_values(":deleted", to_attribute(&SyncChange::Deleted)?)
+            .expression_attribute_values(":deleted", to_attribute(&SyncChange::Missing)?)
             .consistent_read(true)
             .set_exclusive_start_key(start)
             .send()

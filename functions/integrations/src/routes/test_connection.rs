@@ -175,6 +175,7 @@ async fn write_test_log(
         started_at: timestamp(started_at),
         completed_at: timestamp(completed_at),
         duration_ms: (completed_at - started_at).num_milliseconds().max(0) as u64,
+        job_id: None,
     };
     state.store.put_integration_log(&auth.tenant, &log).await?;
     Ok(())
