@@ -16,6 +16,7 @@
 //! when settings are written.
 
 pub mod mapping;
+pub mod paging;
 
 #[cfg(test)]
 mod tests;
@@ -25,6 +26,19 @@ use serde_json::Value;
 pub use mapping::{
     page_records, Mapped, MappingError, PageError, RecordError, RecordMapper, RemoteRecord,
 };
+pub use paging::{
+    next_position, page_request, parse_link_next, position_fits, PagePosition, PageRequest,
+};
+
+/// A cursor or sync token found in a body: a non-empty string as it is, a number as its decimal
+/// text. Anything else (absent, `null`, `""`, booleans, objects) is no token.
+fn token_text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(text) if !text.is_empty() => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
 
 /// What kind of JSON value something is, for messages about ids and record arrays.
 fn kind_of(value: &Value) -> &'static str {

@@ -2,6 +2,7 @@
 //! realistic provider bodies.
 
 mod mapping;
+mod paging;
 mod records;
 
 use serde_json::Value;
