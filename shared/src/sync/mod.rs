@@ -15,6 +15,7 @@
 //! [`value_at`](crate::inbound::path::value_at); paths are checked when the catalog is loaded and
 //! when settings are written.
 
+pub mod incremental;
 pub mod mapping;
 pub mod paging;
 
@@ -23,6 +24,10 @@ mod tests;
 
 use serde_json::Value;
 
+pub use incremental::{
+    detects_deletions, incremental_query, is_expired_token_status, next_sync_token, run_mode,
+    IncrementalState, RunMode, UPDATED_SINCE_OVERLAP_SECONDS,
+};
 pub use mapping::{
     page_records, Mapped, MappingError, PageError, RecordError, RecordMapper, RemoteRecord,
 };

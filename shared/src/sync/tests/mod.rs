@@ -1,6 +1,7 @@
 //! Tests of the sync engine's pure logic against the built-in catalog's real definitions and
 //! realistic provider bodies.
 
+mod incremental;
 mod mapping;
 mod paging;
 mod records;
