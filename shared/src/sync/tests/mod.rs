@@ -4,6 +4,7 @@
 mod incremental;
 mod mapping;
 mod paging;
+mod proptests;
 mod records;
 
 use serde_json::Value;
