@@ -1,8 +1,8 @@
 //! The library every Integrations Hub function links: configuration, the problem-response error type,
 //! auth context, ids and domain types, the DynamoDB store, the KMS envelope cipher, the provider catalog,
-//! the SSRF-guarded HTTP client, the SQS queue, the S3 claim check of large inbound bodies
-//! ([`payloads`]), events (envelope, types, triggers, schemas) and the
-//! start-up that builds them all ([`services`]).
+//! the SSRF-guarded HTTP client, the declarative sync engine's pure logic ([`sync`]), the SQS queue,
+//! the S3 claim check of large inbound bodies ([`payloads`]), events (envelope, types, triggers,
+//! schemas) and the start-up that builds them all ([`services`]).
 //! The HTTP plumbing of the API functions (axum, lambda_http) is behind the `http` feature, the
 //! payloads bucket (S3, gzip) behind the `payloads` feature.
 
@@ -31,6 +31,7 @@ pub mod retry;
 pub mod schedule;
 pub mod services;
 pub mod store;
+pub mod sync;
 pub mod sync_settings;
 pub mod telemetry;
 pub mod transform;

@@ -40,6 +40,7 @@ pub use model::{
     HealthCheck, HealthExpect, Incremental, Pagination, RateLimit, SyncDef, TimeFormat, TokenAuth,
     Transform, WebhookDefaults, WebhookScheme, WriteDef, WriteRequest,
 };
+pub(crate) use request::json_equal;
 pub use request::{ExpectOutcome, HealthCheckRequest, ProviderRequest};
 pub use settings::{ProductConfig, BASE_URL_SETTING};
 pub use template::Values;

@@ -367,16 +367,17 @@ pub struct DeletedMarker {
 pub enum Pagination {
     /// The value at `next` in the body is sent as `param` on the next request.
     Cursor { param: String, next: String },
-    /// `param` = records seen so far, `limitParam` = `pageSize`.
+    /// `param` = records seen so far, `limitParam` = `pageSize`. Without `limitParam` no size is
+    /// sent (the provider's fixed page size applies); `pageSize` still detects the last page.
     Offset {
         param: String,
-        limit_param: String,
+        limit_param: Option<String>,
         page_size: u32,
     },
-    /// `param` = page number from 1, `sizeParam` = `pageSize`.
+    /// `param` = page number from 1, `sizeParam` = `pageSize` (optional as `limitParam` is).
     Page {
         param: String,
-        size_param: String,
+        size_param: Option<String>,
         page_size: u32,
     },
     /// RFC 8288 `Link: <...>; rel="next"`.

@@ -83,7 +83,7 @@ fn value_at_path<'a>(document: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 /// JSON equality where `200` and `200.0` are the same number.
-fn json_equal(a: &Value, b: &Value) -> bool {
+pub(crate) fn json_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
         _ => a == b,

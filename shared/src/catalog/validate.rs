@@ -642,7 +642,9 @@ fn check_entity(entity: &EntityDef, path: &str, scope: &Scope<'_>) -> Result<(),
                 page_size,
             } => {
                 non_empty(param, &format!("{p}.param"))?;
-                non_empty(limit_param, &format!("{p}.limitParam"))?;
+                if let Some(limit_param) = limit_param {
+                    non_empty(limit_param, &format!("{p}.limitParam"))?;
+                }
                 if *page_size == 0 {
                     return err(format!("{p}.pageSize"), "must be at least 1");
                 }
@@ -653,7 +655,9 @@ fn check_entity(entity: &EntityDef, path: &str, scope: &Scope<'_>) -> Result<(),
                 page_size,
             } => {
                 non_empty(param, &format!("{p}.param"))?;
-                non_empty(size_param, &format!("{p}.sizeParam"))?;
+                if let Some(size_param) = size_param {
+                    non_empty(size_param, &format!("{p}.sizeParam"))?;
+                }
                 if *page_size == 0 {
                     return err(format!("{p}.pageSize"), "must be at least 1");
                 }

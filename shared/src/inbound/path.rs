@@ -43,14 +43,19 @@ impl BodyPath {
 
     /// The value at this path in `body`, if every segment exists.
     pub fn lookup<'v>(&self, body: &'v Value) -> Option<&'v Value> {
-        self.0
-            .split('.')
-            .try_fold(body, |value, segment| match value {
-                Value::Object(map) => map.get(segment),
-                Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
-                _ => None,
-            })
+        value_at(body, &self.0)
     }
+}
+
+/// The value at the dot path `path` in `body`, if every segment exists: the one path reader, for
+/// paths parsed here and for those the catalog and sync settings checked when they were written.
+pub fn value_at<'v>(body: &'v Value, path: &str) -> Option<&'v Value> {
+    path.split('.')
+        .try_fold(body, |value, segment| match value {
+            Value::Object(map) => map.get(segment),
+            Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => None,
+        })
 }
 
 impl TryFrom<String> for BodyPath {
