@@ -180,8 +180,23 @@ impl LocalStack {
         // function's `LambdaFunction::from_template(...)`.
         let dispatcher = retry_dispatcher::Consumer::new(&Services::new(config.clone(), sdk)?)
             .map_err(|e| StackError::Dispatcher(e.to_string()))?;
+        let sync_services = Services::new(config.clone(), sdk)?;
+        let tick_services = sync_services.clone();
         let mut workers = Workers::new();
         if options.start_workers {
+            workers = workers
+                .schedule(
+                    LambdaFunction::from_template("SyncRunnerFunction")?,
+                    options.schedule_interval,
+                    move |event| sync_runner::handle_schedule(tick_services.clone(), event),
+                )
+                .poll_queue(
+                    LambdaFunction::from_template("SyncRunnerFunction")?,
+                    sdk,
+                    provisioned.sync_queue_url.clone(),
+                    options.poll,
+                    move |event| sync_runner::handle_jobs(sync_services.clone(), event),
+                );
             workers = workers.poll_queue(
                 LambdaFunction::from_template("RetryDispatcherFunction")?,
                 sdk,

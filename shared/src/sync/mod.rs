@@ -15,6 +15,7 @@
 //! [`value_at`](crate::inbound::path::value_at); paths are checked when the catalog is loaded and
 //! when settings are written.
 
+pub mod engine;
 pub mod incremental;
 pub mod mapping;
 pub mod paging;
