@@ -88,6 +88,8 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
 }
 
+pub mod provider;
+
 pub use app::{spawn_app, spawn_app_on, spawn_app_with, Reply, TestApp};
 
 /// Every log line of this test process as JSON (nextest runs each test in its own process), from

@@ -849,7 +849,9 @@ async fn actions_store_a_record_forward_the_raw_body_trigger_an_automation_and_q
     .await;
     let sync_log = scene.app.get(TENANT, &sync_logs).await.json()["items"][0].clone();
     assert_eq!(sync_log["status"], "success", "{sync_log}");
-    assert!(sync_log["jobId"].as_str().is_some_and(|id| id.starts_with("job_")));
+    assert!(sync_log["jobId"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("job_")));
     assert_eq!(sync_log["summary"]["total"], 0);
 
     // A duplicate runs nothing again; the webhook counts one receipt.

@@ -289,11 +289,12 @@ impl Store {
             .job_update(tenant, id)
             .update_expression(
                 "SET syncJob.leaseUntilMs = :until, syncState.#entity = :checkpoint \
-                 ADD syncJob.processed :processed",
+                 ADD syncJob.#processed :processed",
             )
             .condition_expression("syncJob.jobId = :job AND syncJob.#state = :running")
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#entity", entity)
+            .expression_attribute_names("#processed", "processed")
             .expression_attribute_values(":running", s(SyncJobState::Running.as_str()))
             .expression_attribute_values(":until", n(now_ms + ms(RUNNING_LEASE)))
             .expression_attribute_values(":checkpoint", super::to_attribute(checkpoint)?)
@@ -316,9 +317,12 @@ impl Store {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let out = self
             .job_update(tenant, id)
-            .update_expression("SET syncJob.leaseUntilMs = :until ADD syncJob.processed :processed")
+            .update_expression(
+                "SET syncJob.leaseUntilMs = :until ADD syncJob.#processed :processed",
+            )
             .condition_expression("syncJob.jobId = :job AND syncJob.#state = :running")
             .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#processed", "processed")
             .expression_attribute_values(":running", s(SyncJobState::Running.as_str()))
             .expression_attribute_values(":until", n(now_ms + ms(RUNNING_LEASE)))
             .expression_attribute_values(":processed", n(processed))
