@@ -13,7 +13,7 @@ help:
 	@echo "make run    - start moto, provision, serve every function on http://127.0.0.1:3000"
 	@echo "make test   - lint, then every test: unit, end-to-end against moto, API fuzzing, event fixtures, OpenAPI validation"
 	@echo "make lint   - cargo fmt --check, clippy -D warnings, cargo machete (unused dependencies), cfn-lint"
-	@echo "make build  - release Lambda binaries for arm64 (needs cargo-lambda)"
+	@echo "make build  - release Lambda binaries of every function for arm64 (needs cargo-lambda)"
 	@echo "make bench  - benchmarks (B1 inbound accept + cost per million, B2 signature verification CPU, B4 outgoing delivery, B5 cold start); report in target/bench/report.json"
 
 # Installs what is missing: the Python tools of requirements-dev.txt (moto, boto3, cfn-lint,
@@ -62,10 +62,12 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-# Deployable artifacts: cargo-lambda cross-compiles for Lambda's arm64 (provided.al2023).
+# Deployable artifacts: cargo-lambda cross-compiles every function for Lambda's arm64
+# (provided.al2023), one binary each in target/lambda/<function>/bootstrap.
+LAMBDA_FUNCTIONS := integrations oauth inbound-webhook retry-dispatcher
 build:
 	@command -v cargo-lambda >/dev/null 2>&1 || { echo "install cargo-lambda: pip install cargo-lambda (or cargo install cargo-lambda)"; exit 1; }
-	cargo lambda build --release --arm64 --package integrations
+	cargo lambda build --release --arm64 $(addprefix --package ,$(LAMBDA_FUNCTIONS))
 
 # Benchmarks (docs/benchmarks.md: targets, method, results). B2 signature verification CPU:
 # hub-bench runs the criterion benchmark (cargo bench -p hub-bench --bench verify, about 70 s of
@@ -76,7 +78,7 @@ build:
 # harness starts its own moto, or uses BENCH_AWS_ENDPOINT). B1 inbound accept path and the cost of
 # a million webhooks: the local stack runs inside the (release) harness against a moto of its own
 # (or BENCH_AWS_ENDPOINT). hub-bench prints the tables and writes target/bench/report.json.
-BENCH_FUNCTIONS := integrations retry-dispatcher inbound-webhook
+BENCH_FUNCTIONS := integrations retry-dispatcher inbound-webhook oauth
 BENCH_RUNS ?= 30
 BENCH_WARMUP ?= 3
 BENCH_B4_EVENTS ?= 1000

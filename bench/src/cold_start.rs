@@ -42,6 +42,12 @@ const INVOCATION_EVENTS: &[(&str, &str, Expected)] = &[
         "inbound-post-unknown-webhook.json",
         Expected::HttpProblem(404),
     ),
+    // Every answer of the oauth function but a callback without a state reads DynamoDB or KMS.
+    (
+        "oauth",
+        "apigw-get-callback-no-state.json",
+        Expected::HttpProblem(400),
+    ),
 ];
 
 /// What a valid answer to the first invocation looks like.

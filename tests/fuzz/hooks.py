@@ -22,6 +22,12 @@ what a schema cannot state, and are accepted and stored rather than all refused 
 - an incoming webhook's forward targets point at the loopback address (as above), and the
   integrations it names are the run's real one (`HUB_FUZZ_INTEGRATION_ID`), given to the webhook
   when its actions need one: a generated integration id never exists in the tenant.
+- the OAuth callback's `state` is a fresh one from connect (`HUB_FUZZ_CONNECT_URL` with
+  `HUB_FUZZ_TOKEN`): a state is an opaque, single-use value only connect issues, so a generated one
+  is always the 400 `invalid_state`, and the exchange and redirects behind it would go untested.
+  A third hook, `map_query`, does the same for the queries the examples and fuzzing phases build
+  before the case, replacing only a non-empty string state (the one thing that makes a callback's
+  query valid), so an invalid query stays invalid.
 Every change keeps the request valid against the document.
 """
 
@@ -30,12 +36,17 @@ import json
 import os
 import re
 import sys
+import urllib.request
 from collections import Counter
 from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlsplit
 
 import schemathesis
 
 INCOMING_WRITES = {"POST /api/webhooks/incoming", "PATCH /api/webhooks/incoming/{id}"}
+OAUTH_CALLBACK = "GET /api/integrations/callback/{provider}"
+# The states _fresh_state got from connect (a case mapped twice keeps its first).
+ISSUED_STATES = set()
 
 # (rule name, operations it applies to or None for all, field pattern, message pattern)
 EXEMPT_FIELDS = [
@@ -185,6 +196,12 @@ def filter_failure(context, failure, case, response):
 @schemathesis.hook
 def map_case(context, case):
     meta = getattr(case, "meta", None)
+    if case.operation.label == OAUTH_CALLBACK:
+        if meta is None or meta.generation.mode.is_positive:
+            case.query = dict(case.query or {})
+            if case.query.get("state") not in ISSUED_STATES:
+                case.query["state"] = _fresh_state()
+        return case
     if meta is None or not meta.generation.mode.is_positive or not isinstance(case.body, dict):
         return case
     settings = case.body.get("syncSettings")
@@ -224,6 +241,35 @@ def map_case(context, case):
         if "until" in case.body:
             case.body["until"] = now.isoformat()
     return case
+
+
+@schemathesis.hook
+def map_query(context, query):
+    # The examples and fuzzing phases build a callback's query before the case (map_case does not
+    # see those of the examples phase). Only the state can make a callback's query invalid
+    # (required, non-empty; the other parameters are any strings), so a non-empty string state is
+    # replaced and a missing, empty or non-string one is kept: validity is unchanged either way.
+    operation = getattr(context, "operation", None)
+    if operation is None or operation.label != OAUTH_CALLBACK or not isinstance(query, dict):
+        return query
+    state = query.get("state")
+    if isinstance(state, str) and state and state not in ISSUED_STATES:
+        query = dict(query)
+        query["state"] = _fresh_state()
+    return query
+
+
+def _fresh_state():
+    """A state connect just issued (it asks for the JSON answer, so nothing redirects)."""
+    request = urllib.request.Request(
+        os.environ["HUB_FUZZ_CONNECT_URL"],
+        headers={"Authorization": f"Bearer {os.environ['HUB_FUZZ_TOKEN']}", "Accept": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        authorize_url = json.loads(response.read())["authorizeUrl"]
+    state = parse_qs(urlsplit(authorize_url).query)["state"][0]
+    ISSUED_STATES.add(state)
+    return state
 
 
 def _meet_incoming_rules(body):

@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use hub_local::oauth_server::{AuthServerOptions, ClientAuthMethod, LocalAuthServer};
 use hub_shared::domain::{IntegrationId, RemoteId, TenantId};
 use hub_shared::events::{EntityName, RecordSource};
 use hub_shared::services::Services;
-use hub_tests::{spawn_app, TestApp};
+use hub_tests::{oauth, spawn_app_with, TestApp};
 use serde_json::{json, Value};
 
 /// The settings a reader can change in one place; docs/api-fuzzing.md quotes them.
@@ -23,7 +24,7 @@ const MAX_EXAMPLES: &str = "30";
 /// strategies) can fail with "AST constructor recursion depth mismatch" when two threads parse at
 /// once, a runtime error that would make the run flaky.
 const WORKERS: &str = "1";
-/// A run takes about 2.5 minutes alone on 2 cores; this only stops a hung one.
+/// A run takes about 4.5 minutes alone on 2 cores; this only stops a hung one.
 const HARD_LIMIT: Duration = Duration::from_secs(15 * 60);
 
 fn workspace_root() -> PathBuf {
@@ -170,11 +171,53 @@ async fn integration_with_records(app: &TestApp, tenant: &str) -> String {
     id
 }
 
+/// The OAuth provider connect, the callback and refresh are fuzzed on (through the platform's app,
+/// which fuzzed PUTs of a tenant app cannot change), and the one the tenant-app operations are
+/// fuzzed on; both are served by the run's local authorization server.
+const OAUTH_SLUG: &str = "fuzz_oauth";
+const OAUTH_APP_SLUG: &str = "fuzz_oauth_app";
+
+/// A stack whose catalog has the two OAuth providers of `server`, with a platform app for
+/// [`OAUTH_SLUG`] registered at the server.
+async fn spawn_app_for(server: &LocalAuthServer) -> TestApp {
+    let providers = hub_tests::write_providers_file(&format!(
+        "{}{}",
+        oauth::provider_yaml(OAUTH_SLUG, server, Default::default()),
+        oauth::provider_yaml(OAUTH_APP_SLUG, server, Default::default())
+    ));
+    let platform_apps = json!({ OAUTH_SLUG: {
+        "clientId": oauth::CLIENT_ID, "clientSecret": oauth::CLIENT_SECRET }})
+    .to_string();
+    let app = spawn_app_with(|options| {
+        options.providers_file = Some(providers);
+        options.platform_oauth_apps = Some(platform_apps);
+    })
+    .await;
+    oauth::register_client(&app, server, OAUTH_SLUG, ClientAuthMethod::Post);
+    app
+}
+
+/// An integration of `tenant` connected through the whole OAuth flow (the platform's app): what
+/// schemathesis.toml gives refresh, which a generated id would only ever 404. Also a tenant app
+/// for [`OAUTH_APP_SLUG`], so its GET finds one before any fuzzed PUT.
+async fn oauth_integration_of(app: &TestApp, tenant: &str) -> String {
+    let connected = oauth::connect(app, tenant, OAUTH_SLUG, "").await;
+    assert_eq!(connected.status, 302, "{}", connected.text);
+    let params = oauth::location_params(&connected);
+    assert_eq!(params.get("status").map(String::as_str), Some("connected"));
+    oauth::configure_app(app, tenant, OAUTH_APP_SLUG).await;
+    params["integrationId"].clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_failure_with_every_check() {
-    // Given a fresh local stack, a token of one tenant, one webhook log of that tenant, one
-    // integration of it with records, and one integration and one incoming webhook of it
-    let app = spawn_app().await;
+    // Given a fresh local stack with two OAuth providers of a local authorization server, a token
+    // of one tenant, one webhook log of that tenant, one integration of it with records, one
+    // integration and one incoming webhook of it, and one OAuth integration of it
+    let server = LocalAuthServer::start(AuthServerOptions::default())
+        .await
+        .expect("the local authorization server starts");
+    let app = spawn_app_for(&server).await;
     let token = app.token("fuzz-tenant");
     let root = workspace_root();
     let log_id = webhook_log_of(&app, "fuzz-tenant").await;
@@ -187,6 +230,7 @@ async fn schemathesis_finds_no_failure_with_every_check() {
         json!({"scheme": "meta", "secret": "fuzz-app-secret", "verifyToken": "fuzz-verify-token"}),
     )
     .await;
+    let oauth_id = oauth_integration_of(&app, "fuzz-tenant").await;
 
     // When schemathesis runs every check against it
     let mut command = tokio::process::Command::new(schemathesis_program());
@@ -199,6 +243,16 @@ async fn schemathesis_finds_no_failure_with_every_check() {
         .env("HUB_FUZZ_INCOMING_WEBHOOK_ID", &incoming_id)
         .env("HUB_FUZZ_OPEN_WEBHOOK_ID", &open_id)
         .env("HUB_FUZZ_META_WEBHOOK_ID", &meta_id)
+        .env("HUB_FUZZ_OAUTH_INTEGRATION_ID", &oauth_id)
+        // map_case mints a real state per valid callback with this connect and token.
+        .env(
+            "HUB_FUZZ_CONNECT_URL",
+            format!(
+                "{}/api/integrations/connect/{OAUTH_SLUG}?returnUrl=http%3A%2F%2Flocalhost%2Ffuzz-done",
+                app.url
+            ),
+        )
+        .env("HUB_FUZZ_TOKEN", &token)
         .arg("--config-file")
         .arg(root.join("tests/fuzz/schemathesis.toml"))
         .args(["run", "api/openapi.json", "--url", &app.url])
@@ -232,5 +286,14 @@ async fn schemathesis_finds_no_failure_with_every_check() {
         output.status.success() && stdout.contains("No issues found"),
         "schemathesis reported failures (exit {:?}):\n{stdout}\n{stderr}",
         output.status.code()
+    );
+    // (for the record: how often the oauth operations reached the token endpoint, with the run's
+    // integration and with generated codes, which the server refuses: it never issued them)
+    let requests = server.token_requests();
+    let count = |grant: &str| requests.iter().filter(|r| r.grant_type == grant).count();
+    println!(
+        "token endpoint: {} refreshes, {} code exchanges (1 by the setup)",
+        count("refresh_token"),
+        count("authorization_code")
     );
 }

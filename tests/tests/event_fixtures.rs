@@ -1,14 +1,16 @@
 //! Every API Gateway event in `events/` is parsed by lambda_http and handled by the function, so the
 //! fixtures cannot rot: each file names its expected status here, and a new file without one fails.
-//! `apigw-*.json` go to the integrations function, `inbound-post-unknown-webhook.json` to the public
-//! receiver (the signed `inbound-*.json` are `inbound_fixtures.rs`'s).
+//! `apigw-*.json` go to the integrations function, except the oauth function's (`OAUTH_FIXTURES`),
+//! and `inbound-post-unknown-webhook.json` to the public receiver (the signed `inbound-*.json` are
+//! `inbound_fixtures.rs`'s).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use hub_local::oauth_server::{AuthServerOptions, ClientAuthMethod, LocalAuthServer};
 use hub_shared::domain::{IntegrationId, RemoteId, TenantId};
 use hub_shared::events::{EntityName, RecordSource};
-use hub_tests::spawn_app;
+use hub_tests::{oauth, spawn_app, spawn_app_with};
 use serde_json::json;
 use tower::ServiceExt;
 use wiremock::matchers::method;
@@ -38,6 +40,20 @@ fn expected_statuses() -> BTreeMap<&'static str, u16> {
         ("apigw-delete-integration.json", 204),
     ])
 }
+
+/// The oauth function's fixtures, in the order they run, with their status: the tenant's Google
+/// Calendar app is configured and read, connect redirects to Google (302), the public callback
+/// refuses a state connect never issued and one without any state (400 `invalid_state`, the latter
+/// before any AWS request: B5's first invocation), and refresh (on an integration connected through
+/// a local authorization server, the placeholder id replaced by its id) answers 200.
+const OAUTH_FIXTURES: [(&str, u16); 6] = [
+    ("apigw-put-oauth-app.json", 200),
+    ("apigw-get-oauth-app.json", 200),
+    ("apigw-get-connect.json", 302),
+    ("apigw-get-callback-bad-state.json", 400),
+    ("apigw-get-callback-no-state.json", 400),
+    ("apigw-post-integration-refresh.json", 200),
+];
 
 fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
@@ -94,7 +110,11 @@ async fn every_event_fixture_is_handled_by_the_function() {
         .collect();
     on_disk.sort();
     let expected = expected_statuses();
-    let listed: Vec<String> = expected.keys().map(|k| k.to_string()).collect();
+    let listed: Vec<String> = expected
+        .keys()
+        .chain(OAUTH_FIXTURES.iter().map(|(name, _)| name))
+        .map(|k| k.to_string())
+        .collect();
     let mut sorted_listed = listed.clone();
     sorted_listed.sort();
     assert_eq!(
@@ -190,4 +210,119 @@ async fn every_inbound_event_fixture_is_answered_by_the_receiver() {
         assert_eq!(problem["code"], "not_found", "{name}: {problem}");
         assert_eq!(problem["detail"], detail, "{name}: {problem}");
     }
+}
+
+#[tokio::test]
+async fn every_oauth_event_fixture_is_handled_by_the_oauth_function() {
+    // Given a stack whose catalog has an OAuth provider served by a local authorization server, and
+    // an integration of the fixtures' tenant connected through it (the refresh fixture's target),
+    let server = LocalAuthServer::start(AuthServerOptions::default())
+        .await
+        .expect("the local authorization server starts");
+    let file = hub_tests::write_providers_file(&oauth::provider_yaml(
+        "local_oauth",
+        &server,
+        Default::default(),
+    ));
+    let app = spawn_app_with(|options| options.providers_file = Some(file.clone())).await;
+    oauth::register_client(&app, &server, "local_oauth", ClientAuthMethod::Post);
+    oauth::configure_app(&app, FIXTURE_TENANT, "local_oauth").await;
+    let connected = oauth::connect(&app, FIXTURE_TENANT, "local_oauth", "").await;
+    assert_eq!(connected.status, 302, "{}", connected.text);
+    let params = oauth::location_params(&connected);
+    assert_eq!(params.get("status").map(String::as_str), Some("connected"));
+    let id = params["integrationId"].clone();
+    let services =
+        hub_shared::services::Services::new(app.stack.config.clone(), &hub_tests::sdk_config())
+            .expect("services");
+    let router = ::oauth::app(services);
+
+    // when each fixture is handed to the oauth function through lambda_http,
+    for (name, status) in OAUTH_FIXTURES {
+        let raw = std::fs::read_to_string(events_dir().join(name)).expect("fixture");
+        let event = raw.replace(PLACEHOLDER_ID, &id);
+        let request = lambda_http::request::from_str(&event)
+            .unwrap_or_else(|e| panic!("{name} is not a v2 event: {e}"));
+        let response = router.clone().oneshot(request).await.expect("infallible");
+        let answered = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        let text = String::from_utf8_lossy(&body).to_string();
+
+        // then each is answered as documented.
+        assert_eq!(answered, status, "{name}: {text}");
+        assert!(
+            headers.get("x-request-id").is_some(),
+            "{name}: x-request-id"
+        );
+        let json = || -> serde_json::Value {
+            serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{name}: {e}: {text}"))
+        };
+        match name {
+            "apigw-put-oauth-app.json" | "apigw-get-oauth-app.json" => {
+                let app = json();
+                assert_eq!(app["provider"], "google_calendar", "{name}: {app}");
+                assert_eq!(app["configured"], true, "{name}: {app}");
+                assert_eq!(
+                    app["scopes"],
+                    json!(["https://www.googleapis.com/auth/calendar.events"]),
+                    "{name}: {app}"
+                );
+                assert!(
+                    !text.contains("GOCSPX"),
+                    "{name}: the secret is never returned"
+                );
+            }
+            "apigw-get-connect.json" => {
+                let location = headers
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .expect("location");
+                let url = url::Url::parse(location).expect("absolute");
+                assert_eq!(
+                    url.origin().ascii_serialization(),
+                    "https://accounts.google.com",
+                    "{location}"
+                );
+                let query: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
+                assert_eq!(
+                    query.get("client_id").map(String::as_str),
+                    Some("1234567890-fixture.apps.googleusercontent.com")
+                );
+                assert_eq!(
+                    query.get("redirect_uri"),
+                    Some(&format!(
+                        "{}/api/integrations/callback/google_calendar",
+                        app.stack.config.public_base_url
+                    ))
+                );
+                assert!(query.contains_key("state") && query.contains_key("code_challenge"));
+                assert_eq!(headers["cache-control"], "no-store");
+            }
+            "apigw-get-callback-bad-state.json" | "apigw-get-callback-no-state.json" => {
+                let problem = json();
+                assert_eq!(problem["code"], "invalid_state", "{name}: {problem}");
+                assert!(headers.get("location").is_none(), "{name}: no redirect");
+            }
+            "apigw-post-integration-refresh.json" => {
+                let refreshed = json();
+                assert_eq!(refreshed["status"], "connected", "{refreshed}");
+                assert!(refreshed["tokenExpiresAt"].is_string(), "{refreshed}");
+                assert!(!text.contains("access"), "no token in {text}");
+            }
+            other => unreachable!("{other}"),
+        }
+    }
+    assert_eq!(
+        server
+            .token_requests()
+            .iter()
+            .map(|r| r.grant_type.as_str())
+            .collect::<Vec<_>>(),
+        ["authorization_code", "refresh_token"],
+        "one exchange (the setup's connect), one refresh (the fixture's)"
+    );
 }

@@ -12,6 +12,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use hub_local::oauth_server::{
+    AuthServerOptions, ClientAuthMethod, InjectedFailure, LocalAuthServer,
+};
+use hub_tests::oauth::{browser, consent, location_params, provider_yaml, register_client};
 use hub_tests::{spawn_app_with, Reply, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -437,12 +441,370 @@ fn id_of(reply: &Reply) -> String {
         .unwrap_or_else(|| MISSING_ID.to_string())
 }
 
-/// A catalog entry with a rate limit small enough to exhaust: the 429 of test connection.
-fn providers_file(base_url: &str) -> std::path::PathBuf {
+/// A catalog entry with a rate limit small enough to exhaust (the 429 of test connection), and
+/// `extra` entries.
+fn providers_file(base_url: &str, extra: &str) -> std::path::PathBuf {
     let file = hub_tests::write_providers_file(&format!(
-            "tiny_api:\n  name: Tiny API\n  category: custom\n  auth:\n    mode: api_key\n    fields: [{{name: apiKey, secret: true}}]\n    apply: {{query: key, format: \"{{apiKey}}\"}}\n  api:\n    baseUrl: {base_url}\n    rateLimit: {{requests: 1, perSeconds: 3600}}\n    healthCheck: {{method: GET, path: /ping, expect: 200}}\n"
+            "tiny_api:\n  name: Tiny API\n  category: custom\n  auth:\n    mode: api_key\n    fields: [{{name: apiKey, secret: true}}]\n    apply: {{query: key, format: \"{{apiKey}}\"}}\n  api:\n    baseUrl: {base_url}\n    rateLimit: {{requests: 1, perSeconds: 3600}}\n    healthCheck: {{method: GET, path: /ping, expect: 200}}\n{extra}"
         ));
     file
+}
+
+/// The OAuth provider of the scenario, served by a local authorization server.
+const OAUTH_SLUG: &str = "local_oauth";
+const RETURN_URL: &str = "http%3A%2F%2Flocalhost%2Fdone";
+
+impl Scenario<'_> {
+    /// Starts a connect flow for `acme` as a client (`Accept: application/json`) and checks the
+    /// answer; the authorize URL.
+    async fn start_connect(&mut self, slug: &str, query: &str) -> String {
+        let path = format!("/api/integrations/connect/{slug}?{query}");
+        let request = self
+            .app
+            .request(Method::GET, "acme", &path)
+            .header("accept", "application/json");
+        let reply = self.send(Some(200), Method::GET, &path, request).await;
+        serde_json::from_str::<Value>(&reply.text)
+            .ok()
+            .and_then(|body| body["authorizeUrl"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    /// The browser arriving at `url`, a callback URL of this app: checks the answer.
+    async fn follow_callback(&mut self, expected: u16, url: &str) -> Reply {
+        let path = url.strip_prefix(&self.app.url).unwrap_or(url).to_string();
+        let request = browser().get(format!("{}{path}", self.app.url));
+        self.send(Some(expected), Method::GET, &path, request).await
+    }
+
+    /// Records a violation unless the redirect's query has `name=value` (`value` empty: any).
+    fn expect_location_param(&mut self, path: &str, reply: &Reply, name: &str, value: &str) {
+        let found = reply
+            .header("location")
+            .and_then(|location| url::Url::parse(location).ok())
+            .and_then(|url| {
+                url.query_pairs()
+                    .find(|(key, _)| key == name)
+                    .map(|(_, v)| v.into_owned())
+            });
+        if found
+            .as_deref()
+            .is_none_or(|v| !value.is_empty() && v != value)
+        {
+            self.conformance.record(
+                "GET",
+                path,
+                reply,
+                vec![format!(
+                    "(scenario) expected {name}={value} in Location {:?}",
+                    reply.header("location")
+                )],
+            );
+        }
+    }
+}
+
+/// The `state` of an authorize URL.
+fn state_of(authorize_url: &str) -> String {
+    url::Url::parse(authorize_url)
+        .ok()
+        .and_then(|url| {
+            url.query_pairs()
+                .find(|(key, _)| key == "state")
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_default()
+}
+
+/// `url` with its query parameter `name` set to `value` (appended when absent).
+fn with_param(url: &str, name: &str, value: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("absolute URL");
+    let pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .into_owned()
+        .filter(|(key, _)| key != name)
+        .collect();
+    parsed
+        .query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs)
+        .append_pair(name, value);
+    parsed.to_string()
+}
+
+/// The oauth function's operations: tenant OAuth apps, connect (JSON and 302), the public callback
+/// (connected, reconnected, each `error` redirect, each invalid state), refresh (200, 502, 409) and
+/// test connection of an OAuth integration, against `server`, the provider's authorization server.
+async fn oauth_connections(s: &mut Scenario<'_>, server: &LocalAuthServer, non_oauth_id: &str) {
+    let app = s.app;
+    let acme = |method: Method, path: &str| app.request(method, "acme", path);
+    let app_path = format!("/api/providers/{OAUTH_SLUG}/oauth-app");
+    let client = json!({"clientId": hub_tests::oauth::CLIENT_ID, "clientSecret": hub_tests::oauth::CLIENT_SECRET});
+
+    // the tenant's OAuth app: none yet, configured (with scopes, then the catalog's), the errors
+    s.call(404, Method::GET, &app_path, None).await;
+    s.call(
+        200,
+        Method::PUT,
+        &app_path,
+        Some(&json!({"clientId": hub_tests::oauth::CLIENT_ID,
+            "clientSecret": hub_tests::oauth::CLIENT_SECRET,
+            "scopes": ["contacts.read", "offline_access", "contacts.write"]})),
+    )
+    .await;
+    s.call(200, Method::PUT, &app_path, Some(&client)).await;
+    s.call(
+        200,
+        Method::PUT,
+        &app_path,
+        Some(&json!({"clientId": hub_tests::oauth::CLIENT_ID,
+            "clientSecret": hub_tests::oauth::CLIENT_SECRET, "scopes": null})),
+    )
+    .await;
+    s.call(200, Method::GET, &app_path, None).await;
+    for invalid in [
+        json!({"clientId": "", "clientSecret": "s"}),
+        json!({"clientId": "   ", "clientSecret": "s"}),
+        json!({"clientId": "a\u{1}b", "clientSecret": "s"}),
+        json!({"clientId": "a".repeat(513), "clientSecret": "s"}),
+        json!({"clientId": "a", "clientSecret": "s".repeat(4097)}),
+        json!({"clientId": "a"}),
+        json!({"clientSecret": "s"}),
+        json!({"clientId": "a", "clientSecret": "s", "redirectUri": "http://x"}),
+        json!({"clientId": "a", "clientSecret": "s", "scopes": ["two words"]}),
+        json!({"clientId": "a", "clientSecret": "s", "scopes": ["a,b"]}),
+        json!({"clientId": "a", "clientSecret": "s", "scopes": [""]}),
+        json!({"clientId": "a", "clientSecret": "s", "scopes": vec!["s"; 51]}),
+        json!({"clientId": "a", "clientSecret": "s", "scopes": "contacts.read"}),
+        json!({"clientId": 7, "clientSecret": "s"}),
+        json!([]),
+    ] {
+        s.call(400, Method::PUT, &app_path, Some(&invalid)).await;
+    }
+    let put_raw = |content_type: &str, body: String| {
+        acme(Method::PUT, &app_path)
+            .header("content-type", content_type)
+            .body(body)
+    };
+    let malformed = put_raw("application/json", r#"{"clientId": "#.to_string());
+    s.send(Some(400), Method::PUT, &app_path, malformed).await;
+    let text = put_raw("text/plain", client.to_string());
+    s.send(Some(415), Method::PUT, &app_path, text).await;
+    let too_large = put_raw(
+        "application/json",
+        json!({"clientId": "a", "clientSecret": "s".repeat(1024 * 1024 + 1)}).to_string(),
+    );
+    s.send(Some(413), Method::PUT, &app_path, too_large).await;
+    s.call(
+        400,
+        Method::PUT,
+        "/api/providers/stripe/oauth-app",
+        Some(&client),
+    )
+    .await;
+    s.call(400, Method::GET, "/api/providers/stripe/oauth-app", None)
+        .await;
+    s.call(
+        404,
+        Method::PUT,
+        "/api/providers/no_such_provider/oauth-app",
+        Some(&client),
+    )
+    .await;
+    s.call(
+        404,
+        Method::GET,
+        "/api/providers/no_such_provider/oauth-app",
+        None,
+    )
+    .await;
+    s.call(
+        404,
+        Method::GET,
+        "/api/providers/google_calendar/oauth-app",
+        None,
+    )
+    .await;
+
+    // connect: as a client (JSON) and as a browser (302), and each documented error
+    s.start_connect(OAUTH_SLUG, &format!("returnUrl={RETURN_URL}"))
+        .await;
+    let path = format!(
+        "/api/integrations/connect/{OAUTH_SLUG}?returnUrl={RETURN_URL}&connectionKey=second&scopes=contacts.write%2Cmeetings.read%20files"
+    );
+    for accept in [None, Some("text/html,application/xhtml+xml"), Some("*/*")] {
+        let mut request = browser()
+            .get(format!("{}{path}", app.url))
+            .bearer_auth(app.token("acme"));
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        s.send(Some(302), Method::GET, &path, request).await;
+    }
+    for query in [
+        String::new(),
+        "returnUrl=".to_string(),
+        "returnUrl=https%3A%2F%2Fevil.example%2Fdone".to_string(),
+        "returnUrl=http%3A%2F%2Flocalhost.evil.example%2F".to_string(),
+        "returnUrl=http%3A%2F%2Fuser%40localhost%2F".to_string(),
+        "returnUrl=not%20a%20url".to_string(),
+        format!("returnUrl=http%3A%2F%2Flocalhost%2F{}", "a".repeat(2048)),
+        format!("returnUrl={RETURN_URL}&connectionKey=has%20space"),
+        format!("returnUrl={RETURN_URL}&connectionKey="),
+        format!("returnUrl={RETURN_URL}&scopes=a%22b"),
+        format!(
+            "returnUrl={RETURN_URL}&scopes={}",
+            vec!["s"; 51].join("%20")
+        ),
+    ] {
+        let path = format!("/api/integrations/connect/{OAUTH_SLUG}?{query}");
+        s.call(400, Method::GET, &path, None).await;
+    }
+    for (expected, slug) in [
+        (400, "google_calendar"),
+        (400, "stripe"),
+        (404, "no_such_provider"),
+    ] {
+        let path = format!("/api/integrations/connect/{slug}?returnUrl={RETURN_URL}");
+        s.call(expected, Method::GET, &path, None).await;
+    }
+
+    // callback: connected (the code exchanged, the integration created)
+    let authorize = s
+        .start_connect(OAUTH_SLUG, &format!("returnUrl={RETURN_URL}"))
+        .await;
+    let callback = consent(&authorize).await;
+    let callback_path = callback
+        .strip_prefix(&app.url)
+        .unwrap_or(&callback)
+        .to_string();
+    let connected = s.follow_callback(302, &callback).await;
+    s.expect_location_param(&callback_path, &connected, "status", "connected");
+    s.expect_location_param(&callback_path, &connected, "integrationId", "");
+    let oauth_id = connected
+        .header("location")
+        .map(|_| location_params(&connected))
+        .and_then(|params| params.get("integrationId").cloned())
+        .unwrap_or_else(|| MISSING_ID.to_string());
+    // the same callback again: its state is used
+    s.follow_callback(400, &callback).await;
+
+    // the redirects with `error`: consent denied, another issuer, no code, a refused exchange
+    server.deny_next_consent();
+    let authorize = s
+        .start_connect(OAUTH_SLUG, &format!("returnUrl={RETURN_URL}"))
+        .await;
+    let denied = consent(&authorize).await;
+    let reply = s.follow_callback(302, &denied).await;
+    s.expect_location_param(&callback_path, &reply, "error", "access_denied");
+    let authorize = s
+        .start_connect(OAUTH_SLUG, &format!("returnUrl={RETURN_URL}"))
+        .await;
+    let mixed_up = with_param(&consent(&authorize).await, "iss", "https://evil.example");
+    let reply = s.follow_callback(302, &mixed_up).await;
+    s.expect_location_param(&callback_path, &reply, "error", "invalid_issuer");
+    let authorize = s
+        .start_connect(OAUTH_SLUG, &format!("returnUrl={RETURN_URL}"))
+        .await;
+    let no_code = format!(
+        "{}/api/integrations/callback/{OAUTH_SLUG}?state={}",
+        app.url,
+        state_of(&authorize)
+    );
+    let reply = s.follow_callback(302, &no_code).await;
+    s.expect_location_param(&callback_path, &reply, "error", "invalid_request");
+    let authorize = s
+        .start_connect(OAUTH_SLUG, &format!("returnUrl={RETURN_URL}"))
+        .await;
+    let refused = consent(&authorize).await;
+    server.fail_next_token_requests(InjectedFailure::InvalidGrant, 1);
+    let reply = s.follow_callback(302, &refused).await;
+    s.expect_location_param(&callback_path, &reply, "error", "token_exchange_failed");
+
+    // the invalid states: none, empty, unknown, another provider's
+    let base = format!("{}/api/integrations/callback/{OAUTH_SLUG}", app.url);
+    for url in [
+        base.clone(),
+        format!("{base}?state="),
+        format!("{base}?state=not-a-state&code=abc"),
+        format!("{base}?error=access_denied"),
+        format!("{base}?state={}", "s".repeat(5000)),
+    ] {
+        s.follow_callback(400, &url).await;
+    }
+    let authorize = s
+        .start_connect(OAUTH_SLUG, &format!("returnUrl={RETURN_URL}"))
+        .await;
+    let elsewhere = consent(&authorize).await.replace(
+        &format!("/callback/{OAUTH_SLUG}?"),
+        "/callback/google_calendar?",
+    );
+    s.follow_callback(400, &elsewhere).await;
+
+    // the OAuth integration: read, status, test connection with its access token
+    let integration_path = format!("/api/integrations/{oauth_id}");
+    s.call(200, Method::GET, &integration_path, None).await;
+    s.call(
+        200,
+        Method::GET,
+        &format!("{integration_path}/status"),
+        None,
+    )
+    .await;
+    s.call(200, Method::POST, &format!("{integration_path}/test"), None)
+        .await;
+
+    // refresh: refreshed, the token endpoint unavailable (502), the refresh token refused (409)
+    let refresh_path = format!("{integration_path}/refresh");
+    s.call(200, Method::POST, &refresh_path, None).await;
+    s.call(200, Method::POST, &refresh_path, Some(&json!({})))
+        .await;
+    // 502 once the access token has expired (while it lasts, an unavailable endpoint is no error)
+    server.set_access_token_ttl(std::time::Duration::from_secs(1));
+    s.call(200, Method::POST, &refresh_path, None).await;
+    server.set_access_token_ttl(std::time::Duration::from_secs(3600));
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    server.fail_next_token_requests(InjectedFailure::ServerError, 3);
+    let reply = app.send(acme(Method::POST, &refresh_path)).await;
+    s.conformance.check("POST", &refresh_path, &reply);
+    if reply.status != 502 {
+        s.conformance.record(
+            "POST",
+            &refresh_path,
+            &reply,
+            vec!["(scenario) expected status 502".to_string()],
+        );
+    }
+    server.fail_next_token_requests(InjectedFailure::InvalidGrant, 1);
+    s.call(409, Method::POST, &refresh_path, None).await;
+    s.call(409, Method::POST, &refresh_path, None).await;
+    // an expired integration's test fails without a request to the provider (`reconnect_required`)
+    s.call(200, Method::POST, &format!("{integration_path}/test"), None)
+        .await;
+    s.call(
+        400,
+        Method::POST,
+        &format!("/api/integrations/{non_oauth_id}/refresh"),
+        None,
+    )
+    .await;
+    s.call(
+        404,
+        Method::POST,
+        &format!("/api/integrations/{MISSING_ID}/refresh"),
+        None,
+    )
+    .await;
+    s.call_probe(Method::POST, "/api/integrations/abc/refresh", None)
+        .await;
+
+    // reconnect: the same connectionKey connected again keeps the integration's id
+    let authorize = s
+        .start_connect(OAUTH_SLUG, &format!("returnUrl={RETURN_URL}"))
+        .await;
+    let reconnected = s.follow_callback(302, &consent(&authorize).await).await;
+    s.expect_location_param(&callback_path, &reconnected, "integrationId", &oauth_id);
+    s.call(200, Method::POST, &refresh_path, None).await;
 }
 
 #[test]
@@ -672,8 +1034,15 @@ async fn every_response_of_every_operation_matches_the_openapi_document() {
         .respond_with(ResponseTemplate::new(200))
         .mount(&provider)
         .await;
-    let file = providers_file(&provider.uri());
+    let auth_server = LocalAuthServer::start(AuthServerOptions::default())
+        .await
+        .expect("the local authorization server starts");
+    let file = providers_file(
+        &provider.uri(),
+        &provider_yaml(OAUTH_SLUG, &auth_server, Default::default()),
+    );
     let app = spawn_app_with(|options| options.providers_file = Some(file.clone())).await;
+    register_client(&app, &auth_server, OAUTH_SLUG, ClientAuthMethod::Post);
     let mut s = Scenario {
         app: &app,
         conformance: Conformance::new(),
@@ -1138,6 +1507,9 @@ async fn every_response_of_every_operation_matches_the_openapi_document() {
         None,
     )
     .await;
+
+    // OAuth connections (the oauth function)
+    oauth_connections(&mut s, &auth_server, &stripe_id).await;
 
     // what a fuzzer sends: ids and slugs outside the documented pattern, huge or odd path segments,
     // foreign cursors, deep or odd JSON. Any documented status will do, but no 5xx.
@@ -1852,6 +2224,7 @@ async fn every_response_of_every_operation_matches_the_openapi_document() {
         if template == "/api/health"
             || template == "/api/openapi.json"
             || template.starts_with("/api/webhooks/tenant/")
+            || template.starts_with("/api/integrations/callback/")
         {
             continue;
         }
@@ -1859,7 +2232,8 @@ async fn every_response_of_every_operation_matches_the_openapi_document() {
             .replace("{id}", MISSING_ID)
             .replace("{logId}", "log_00000000000000000000000000")
             .replace("{entity}", "meeting")
-            .replace("{slug}", "stripe");
+            .replace("{slug}", "stripe")
+            .replace("{provider}", OAUTH_SLUG);
         let method: Method = method_name.parse().expect("method");
         let request = s
             .anonymous(method.clone(), &path)
@@ -1885,6 +2259,19 @@ async fn every_response_of_every_operation_matches_the_openapi_document() {
         (Method::DELETE, "/api/providers".to_string()),
         (Method::POST, "/api/health".to_string()),
         (Method::OPTIONS, "/api/integrations".to_string()),
+        (
+            Method::DELETE,
+            format!("/api/providers/{OAUTH_SLUG}/oauth-app"),
+        ),
+        (
+            Method::POST,
+            format!("/api/integrations/connect/{OAUTH_SLUG}"),
+        ),
+        (
+            Method::POST,
+            format!("/api/integrations/callback/{OAUTH_SLUG}"),
+        ),
+        (Method::GET, format!("/api/integrations/{hook_id}/refresh")),
     ] {
         let reply = app.send(acme(method.clone(), &path)).await;
         s.conformance
@@ -1900,6 +2287,7 @@ async fn every_response_of_every_operation_matches_the_openapi_document() {
     let routes: BTreeSet<(String, String)> = integrations::ROUTES
         .iter()
         .chain(inbound_webhook::ROUTES)
+        .chain(oauth::ROUTES)
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();
     let unexercised: Vec<_> = conformance
@@ -2114,6 +2502,33 @@ async fn responses_while_dynamodb_throttles_match_the_openapi_document() {
         (
             Method::DELETE,
             format!("/api/webhooks/incoming/{incoming}"),
+            None,
+        ),
+        (
+            Method::PUT,
+            "/api/providers/google_calendar/oauth-app".to_string(),
+            Some(json!({"clientId": "throttled-client", "clientSecret": "throttled-secret"})),
+        ),
+        (
+            Method::GET,
+            "/api/providers/google_calendar/oauth-app".to_string(),
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/integrations/connect/google_calendar?returnUrl=http%3A%2F%2Flocalhost%2Fdone"
+                .to_string(),
+            None,
+        ),
+        (
+            Method::GET,
+            "/api/integrations/callback/google_calendar?state=some-state&code=some-code"
+                .to_string(),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/integrations/{id}/refresh"),
             None,
         ),
         (Method::DELETE, format!("/api/integrations/{id}"), None),

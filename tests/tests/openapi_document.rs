@@ -21,6 +21,7 @@ const DOCUMENT: &str = include_str!("../../api/openapi.json");
 const FUNCTION_ROUTERS: &[(&str, &[(&str, &str)])] = &[
     ("IntegrationsFunction", integrations::ROUTES),
     ("InboundWebhookFunction", inbound_webhook::ROUTES),
+    ("OAuthFunction", oauth::ROUTES),
 ];
 
 /// The template's catch-all: it sends every other `/api` path to the integrations function so unknown
@@ -423,4 +424,10 @@ fn every_creatable_provider_has_one_branch_and_oauth_providers_none() {
 fn the_integrations_function_knows_the_inbound_routes_it_answers_405_for() {
     // The catch-all sends other methods of the receiver's path to the integrations function.
     assert_eq!(integrations::INBOUND_ROUTES, inbound_webhook::ROUTES);
+}
+
+#[test]
+fn the_integrations_function_knows_the_oauth_routes_it_answers_405_for() {
+    // The catch-all sends other methods of the oauth function's paths to the integrations function.
+    assert_eq!(integrations::OAUTH_ROUTES, oauth::ROUTES);
 }
