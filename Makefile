@@ -64,7 +64,7 @@ fmt:
 
 # Deployable artifacts: cargo-lambda cross-compiles every function for Lambda's arm64
 # (provided.al2023), one binary each in target/lambda/<function>/bootstrap.
-LAMBDA_FUNCTIONS := integrations oauth inbound-webhook retry-dispatcher
+LAMBDA_FUNCTIONS := integrations oauth inbound-webhook retry-dispatcher sync-runner
 build:
 	@command -v cargo-lambda >/dev/null 2>&1 || { echo "install cargo-lambda: pip install cargo-lambda (or cargo install cargo-lambda)"; exit 1; }
 	cargo lambda build --release --arm64 $(addprefix --package ,$(LAMBDA_FUNCTIONS))
@@ -78,7 +78,7 @@ build:
 # harness starts its own moto, or uses BENCH_AWS_ENDPOINT). B1 inbound accept path and the cost of
 # a million webhooks: the local stack runs inside the (release) harness against a moto of its own
 # (or BENCH_AWS_ENDPOINT). hub-bench prints the tables and writes target/bench/report.json.
-BENCH_FUNCTIONS := integrations retry-dispatcher inbound-webhook oauth
+BENCH_FUNCTIONS := integrations retry-dispatcher inbound-webhook oauth sync-runner
 BENCH_RUNS ?= 30
 BENCH_WARMUP ?= 3
 BENCH_B4_EVENTS ?= 1000

@@ -48,6 +48,13 @@ const INVOCATION_EVENTS: &[(&str, &str, Expected)] = &[
         "apigw-get-callback-no-state.json",
         Expected::HttpProblem(400),
     ),
+    // A body that is not a job is reported failed before any AWS request (the sync runner takes
+    // SQS batches and scheduled events through one entry point).
+    (
+        "sync-runner",
+        "sqs-malformed.json",
+        Expected::SqsBatchFailures,
+    ),
 ];
 
 /// What a valid answer to the first invocation looks like.

@@ -14,6 +14,7 @@ use hub_local::oauth_server::{AuthServerOptions, ClientAuthMethod, LocalAuthServ
 use hub_shared::domain::{IntegrationId, RemoteId, TenantId};
 use hub_shared::events::{EntityName, RecordSource};
 use hub_shared::services::Services;
+use hub_tests::provider::LocalProvider;
 use hub_tests::{oauth, spawn_app_with, TestApp};
 use serde_json::{json, Value};
 
@@ -117,6 +118,24 @@ async fn receiver_of(app: &TestApp, tenant: &str, verification: Value) -> String
         .to_string()
 }
 
+/// A custom_api integration of `tenant` that syncs `contact` records from a local provider API:
+/// what schemathesis.toml gives the sync operation (a generated id would only ever 404, and a real
+/// provider would be called over the network).
+async fn syncable_integration(app: &TestApp, tenant: &str, provider: &LocalProvider) -> String {
+    let created = app
+        .create_integration(
+            tenant,
+            &json!({"provider": "custom_api", "name": "Fuzz sync", "connectionKey": "fuzz-sync",
+                    "credentials": {"apiKey": "fuzz-sync-api-key-0001"},
+                    "config": {"baseUrl": provider.url(), "entities": {"contact": {
+                        "request": {"method": "GET", "path": "/offset"}, "records": "results", "id": "id",
+                        "pagination": {"type": "offset", "param": "offset", "limitParam": "limit", "pageSize": 5}}}},
+                    "syncSettings": {"entities": [{"localEntity": "contact", "remoteEntity": "contact"}]}}),
+        )
+        .await;
+    created["id"].as_str().expect("integration id").to_string()
+}
+
 /// An integration of `tenant` with a few `meeting` records (one soft-deleted, Unicode in ids and
 /// data): what schemathesis.toml gives the records operation, which a generated integration id would
 /// only ever 404. No route writes records yet, so they go through the store.
@@ -186,7 +205,7 @@ async fn spawn_app_for(server: &LocalAuthServer) -> TestApp {
         oauth::provider_yaml(OAUTH_APP_SLUG, server, Default::default())
     ));
     let platform_apps = json!({ OAUTH_SLUG: {
-        "clientId": oauth::CLIENT_ID, "clientSecret": oauth::CLIENT_SECRET }})
+        "clientId": oauth::client_id(OAUTH_SLUG), "clientSecret": oauth::CLIENT_SECRET }})
     .to_string();
     let app = spawn_app_with(|options| {
         options.providers_file = Some(providers);
@@ -231,6 +250,8 @@ async fn schemathesis_finds_no_failure_with_every_check() {
     )
     .await;
     let oauth_id = oauth_integration_of(&app, "fuzz-tenant").await;
+    let sync_provider = LocalProvider::start(12, 5).await;
+    let sync_id = syncable_integration(&app, "fuzz-tenant", &sync_provider).await;
 
     // When schemathesis runs every check against it
     let mut command = tokio::process::Command::new(schemathesis_program());
@@ -244,6 +265,7 @@ async fn schemathesis_finds_no_failure_with_every_check() {
         .env("HUB_FUZZ_OPEN_WEBHOOK_ID", &open_id)
         .env("HUB_FUZZ_META_WEBHOOK_ID", &meta_id)
         .env("HUB_FUZZ_OAUTH_INTEGRATION_ID", &oauth_id)
+        .env("HUB_FUZZ_SYNC_INTEGRATION_ID", &sync_id)
         // map_case mints a real state per valid callback with this connect and token.
         .env(
             "HUB_FUZZ_CONNECT_URL",

@@ -379,6 +379,8 @@ fn sqs_fixtures() -> BTreeMap<&'static str, &'static str> {
         (DELIVERY, "a first attempt"),
         (RETRY, "attempt 2, not before its time"),
         (SYNC_JOB, "a sync job on the wrong queue"),
+        // Run by the sync runner: tests/tests/sync_fixtures.rs.
+        ("sqs-sync-job.json", "a sync job on the sync queue"),
         (MALFORMED, "a body that is not a job"),
         (MIXED, "the four above in one batch"),
     ])

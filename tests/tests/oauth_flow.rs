@@ -455,6 +455,23 @@ async fn a_refused_refresh_expires_the_integration_announces_it_and_reconnect_re
     assert_eq!(webhook.status, 201, "{}", webhook.text);
     let id = connected_id(&connect(&app, TENANT, "acme_crm", "").await);
 
+    // An outage: the asked-for refresh did not happen (502), and the status is kept.
+    server.fail_next_token_requests(InjectedFailure::ServerError, 3);
+    let outage = app
+        .post_json(
+            TENANT,
+            &format!("/api/integrations/{id}/refresh"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(outage.status, 502, "{}", outage.text);
+    assert_eq!(outage.json()["code"], "provider_error");
+    let kept = app
+        .get(TENANT, &format!("/api/integrations/{id}"))
+        .await
+        .json();
+    assert_eq!(kept["status"], "connected");
+
     server.fail_next_token_requests(InjectedFailure::InvalidGrant, 1);
     let refused = app
         .post_json(

@@ -539,7 +539,7 @@ async fn oauth_connections(s: &mut Scenario<'_>, server: &LocalAuthServer, non_o
     let app = s.app;
     let acme = |method: Method, path: &str| app.request(method, "acme", path);
     let app_path = format!("/api/providers/{OAUTH_SLUG}/oauth-app");
-    let client = json!({"clientId": hub_tests::oauth::CLIENT_ID, "clientSecret": hub_tests::oauth::CLIENT_SECRET});
+    let client = json!({"clientId": hub_tests::oauth::client_id(OAUTH_SLUG), "clientSecret": hub_tests::oauth::CLIENT_SECRET});
 
     // the tenant's OAuth app: none yet, configured (with scopes, then the catalog's), the errors
     s.call(404, Method::GET, &app_path, None).await;
@@ -547,7 +547,7 @@ async fn oauth_connections(s: &mut Scenario<'_>, server: &LocalAuthServer, non_o
         200,
         Method::PUT,
         &app_path,
-        Some(&json!({"clientId": hub_tests::oauth::CLIENT_ID,
+        Some(&json!({"clientId": hub_tests::oauth::client_id(OAUTH_SLUG),
             "clientSecret": hub_tests::oauth::CLIENT_SECRET,
             "scopes": ["contacts.read", "offline_access", "contacts.write"]})),
     )
@@ -557,7 +557,7 @@ async fn oauth_connections(s: &mut Scenario<'_>, server: &LocalAuthServer, non_o
         200,
         Method::PUT,
         &app_path,
-        Some(&json!({"clientId": hub_tests::oauth::CLIENT_ID,
+        Some(&json!({"clientId": hub_tests::oauth::client_id(OAUTH_SLUG),
             "clientSecret": hub_tests::oauth::CLIENT_SECRET, "scopes": null})),
     )
     .await;
@@ -1382,6 +1382,34 @@ async fn every_response_of_every_operation_matches_the_openapi_document() {
         .await;
     s.call(200, Method::GET, &format!("{logs}?action=sync"), None)
         .await;
+
+    // sync: queued (202), a second one while it is queued or running (409), an entity the
+    // integration does not import and a body that is not one (400), an unknown integration (404)
+    let sync = format!("/api/integrations/{stripe_id}/sync");
+    s.call(
+        400,
+        Method::POST,
+        &sync,
+        Some(&json!({"entities": ["nope"]})),
+    )
+    .await;
+    s.call(400, Method::POST, &sync, Some(&json!({"full": "yes"})))
+        .await;
+    s.call(
+        202,
+        Method::POST,
+        &sync,
+        Some(&json!({"entities": ["contact"], "full": true})),
+    )
+    .await;
+    s.call(409, Method::POST, &sync, None).await;
+    s.call(
+        404,
+        Method::POST,
+        "/api/integrations/int_00000000000000000000000000/sync",
+        None,
+    )
+    .await;
     s.call(
         200,
         Method::GET,

@@ -195,6 +195,7 @@ async fn fresh_tokens(
                     &owner,
                     &refresh_token,
                     tokens,
+                    force,
                 )
                 .await;
             }
@@ -242,6 +243,7 @@ async fn refresh_under_lease(
     owner: &str,
     refresh_token: &str,
     current_tokens: CredentialFields,
+    force: bool,
 ) -> Result<CredentialFields, TokenError> {
     let started_at = Utc::now();
     let Some(app) = resolve_app(
@@ -343,8 +345,9 @@ async fn refresh_under_lease(
             )
             .await;
             let expiry = parse_expiry(item.token_expires_at.as_deref());
-            if !expires_within(expiry, Utc::now(), chrono::Duration::zero()) {
-                // Still valid: the call goes ahead with it; a later one refreshes.
+            // A refresh that was asked for did not happen: say so. Otherwise a token that is
+            // still valid lets the call go ahead; a later one refreshes.
+            if !force && !expires_within(expiry, Utc::now(), chrono::Duration::zero()) {
                 tracing::warn!(tenantId = %item.tenant_id, integrationId = %item.id,
                     reason = %reason, "token refresh unavailable; using the current token");
                 return Ok(current_tokens);
