@@ -30,7 +30,12 @@ async fn given_stack(
         .map(|(slug, shape, _)| provider_yaml(slug, &server, *shape))
         .collect();
     let file = write_providers_file(&yaml);
-    let app = spawn_app_with(|options| options.providers_file = Some(file)).await;
+    let app = spawn_app_with(|options| {
+        options.providers_file = Some(file);
+        // The tests tick the schedule themselves (the token sweep).
+        options.schedule_interval = Duration::from_secs(3600);
+    })
+    .await;
     for (slug, _, auth) in providers {
         register_client(&app, &server, slug, *auth);
         configure_app(&app, TENANT, slug).await;
@@ -695,4 +700,132 @@ async fn tenants_without_an_app_of_their_own_connect_with_the_platform_default()
     assert_eq!(read.json()["scopes"], json!(["contacts.read"]));
     assert_eq!(read.json()["configured"], true);
     assert!(!read.text.contains("own-secret-value") && !saved.text.contains("own-secret-value"));
+}
+
+#[tokio::test]
+async fn the_schedule_refreshes_tokens_expiring_within_ten_minutes_and_announces_those_it_cannot() {
+    let (app, server) = given_stack(
+        AuthServerOptions {
+            // Outside the 5-minute window of a call, inside the sweep's 10 minutes.
+            access_token_ttl: Duration::from_secs(7 * 60),
+            ..server_options()
+        },
+        &[("acme_crm", ProviderShape::default(), ClientAuthMethod::Post)],
+    )
+    .await;
+    let target = MockServer::start().await;
+    Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&target)
+        .await;
+    let webhook = app
+        .post_json(
+            TENANT,
+            "/api/webhooks/outgoing",
+            &json!({"name": "Tokens", "url": format!("{}/hooks", target.uri()),
+                    "triggers": [{"entityType": "integration", "events": ["token_expiring"]}],
+                    "retryAttempts": 3, "retryDelaySeconds": 1, "timeoutSeconds": 5}),
+        )
+        .await;
+    assert_eq!(webhook.status, 201, "{}", webhook.text);
+    let refreshable = connected_id(&connect(&app, TENANT, "acme_crm", "").await);
+    let stuck = connected_id(&connect(&app, TENANT, "acme_crm", "&connectionKey=no-refresh").await);
+    server.set_access_token_ttl(Duration::from_secs(3600));
+
+    // The second one holds a token set without a refresh token (a provider that issues none).
+    let services =
+        Services::new(app.stack.config.clone(), &hub_tests::sdk_config()).expect("services");
+    let tenant = hub_shared::domain::TenantId::parse(TENANT).expect("tenant");
+    let stuck_id = hub_shared::domain::IntegrationId::parse(&stuck).expect("id");
+    let mut fields = hub_shared::credentials::CredentialFields::new();
+    fields.insert(
+        "accessToken".into(),
+        zeroize::Zeroizing::new("an-access-token-only".into()),
+    );
+    fields.insert("tokenType".into(), zeroize::Zeroizing::new("Bearer".into()));
+    let envelope =
+        hub_shared::credentials::seal(services.store.cipher(), TENANT, &stuck_id, &fields)
+            .await
+            .expect("seal");
+    services
+        .store
+        .save_refreshed_tokens(
+            &tenant,
+            &stuck_id,
+            hub_shared::store::TokenWrite {
+                envelope,
+                token_expires_at: Some(hub_shared::store::timestamp(
+                    chrono::Utc::now() + chrono::Duration::minutes(8),
+                )),
+                scopes: vec![],
+            },
+        )
+        .await
+        .expect("stored");
+
+    let tick = || async {
+        let event: aws_lambda_events::event::eventbridge::EventBridgeEvent =
+            serde_json::from_str(include_str!("../../events/eventbridge-schedule.json"))
+                .expect("fixture");
+        sync_runner::handle_schedule(
+            services.clone(),
+            lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()),
+        )
+        .await
+        .expect("tick")
+    };
+    let before = stored_tokens(&app, &refreshable).await;
+    let first = tick().await;
+    assert_eq!(first.tokens.expiring, 2, "{first:?}");
+    assert_eq!(first.tokens.refreshed, 1, "{first:?}");
+    assert_eq!(first.tokens.announced, 1, "{first:?}");
+    let after = stored_tokens(&app, &refreshable).await;
+    assert_ne!(
+        after["accessToken"].as_str(),
+        before["accessToken"].as_str()
+    );
+    let refreshed = app
+        .get(TENANT, &format!("/api/integrations/{refreshable}"))
+        .await
+        .json();
+    let expiry = chrono::DateTime::parse_from_rfc3339(
+        refreshed["credentials"]["tokenExpiresAt"]
+            .as_str()
+            .expect("expiry"),
+    )
+    .expect("time");
+    assert!(expiry > chrono::Utc::now() + chrono::Duration::minutes(50));
+
+    // Announced once: the next tick finds nothing to do.
+    let second = tick().await;
+    assert_eq!(
+        (second.tokens.expiring, second.tokens.announced),
+        (0, 0),
+        "{second:?}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let received = target.received_requests().await.expect("recording");
+        let announced: Vec<Value> = received
+            .iter()
+            .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+            .filter(|e| e["type"] == "integration.token_expiring")
+            .collect();
+        if !announced.is_empty() {
+            assert_eq!(announced.len(), 1);
+            assert_eq!(announced[0]["data"]["id"], stuck.as_str());
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "token_expiring not delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let refresh_grants = server
+        .token_requests()
+        .iter()
+        .filter(|r| r.grant_type == "refresh_token")
+        .count();
+    assert_eq!(refresh_grants, 1);
 }

@@ -36,7 +36,11 @@ async fn the_schedule_and_a_sync_job_fixture_are_handled_by_the_sync_runner() {
     )
     .await
     .expect("tick");
-    assert_eq!(report, json!({"due": 0, "queued": 0, "busy": 0}));
+    assert_eq!(
+        report,
+        json!({"due": 0, "queued": 0, "busy": 0,
+               "tokens": {"expiring": 0, "refreshed": 0, "announced": 0, "failed": 0}})
+    );
 
     // The sync job, for an integration of the fixture's tenant that syncs `contact` records.
     let created = app

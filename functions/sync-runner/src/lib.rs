@@ -1,5 +1,5 @@
 //! The sync runner: the scheduled handler (every minute, EventBridge) queues one job per due
-//! integration, and the sync-queue consumer runs the jobs (`hub_shared::sync::engine`). One job at
+//! integration and sweeps the OAuth tokens that expire within 10 minutes, and the sync-queue consumer runs the jobs (`hub_shared::sync::engine`). One job at
 //! a time per integration: a job is claimed on the integration before its message is sent, and
 //! the runner takes it with one more conditional write, so a second job is dropped.
 
@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use hub_shared::domain::JobId;
+use hub_shared::oauth::{sweep_expiring_tokens, SweepReport};
 use hub_shared::queue::{decode, Job, SyncJob, SyncTrigger};
 use hub_shared::schedule;
 use hub_shared::services::Services;
@@ -31,6 +32,8 @@ pub struct TickReport {
     pub queued: usize,
     /// Due, but another job holds the integration (it is moved to its next due time).
     pub busy: usize,
+    /// The token sweep: OAuth tokens expiring within 10 minutes.
+    pub tokens: SweepReport,
 }
 
 /// The function's one entry point: an SQS batch (`Records`) or a scheduled event.
@@ -105,10 +108,14 @@ pub async fn handle_schedule(
         error!(%error, jobs = jobs.len(), "scheduled sync jobs could not be queued");
         return Err(Box::new(error));
     }
+    report.tokens = sweep_expiring_tokens(&services).await?;
     info!(
         due = report.due,
         queued = report.queued,
         busy = report.busy,
+        tokensExpiring = report.tokens.expiring,
+        tokensRefreshed = report.tokens.refreshed,
+        tokenExpiringAnnounced = report.tokens.announced,
         "sync schedule tick"
     );
     Ok(report)

@@ -11,4 +11,7 @@ pub mod tokens;
 
 pub use apps::{resolve_app, OAuthAppSource, ResolvedApp};
 pub use token_endpoint::{ClientCredentials, TokenEndpointError, TokenGrant};
-pub use tokens::{provider_credentials, refresh_now, revoke_tokens, TokenError};
+pub use tokens::{
+    provider_credentials, refresh_now, revoke_tokens, sweep_expiring_tokens, SweepReport,
+    TokenError,
+};

@@ -357,6 +357,98 @@ async fn refresh_under_lease(
     }
 }
 
+/// The schedule refreshes tokens that expire within this long.
+pub const SWEEP_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
+/// Integrations the sweep looks at per tick.
+const SWEEP_LIMIT: usize = 200;
+
+/// What one token sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepReport {
+    pub expiring: usize,
+    pub refreshed: usize,
+    /// `integration.token_expiring` announced (no way to refresh).
+    pub announced: usize,
+    pub failed: usize,
+}
+
+/// The schedule's token sweep: every OAuth token that expires within 10 minutes is refreshed
+/// (under the same lease as any refresh); one that cannot be (no refresh token, no OAuth app) is
+/// announced once with `integration.token_expiring`. A refused refresh makes the integration
+/// `expired` (and says so) as anywhere else; an outage is tried again on the next tick.
+pub async fn sweep_expiring_tokens(services: &Services) -> Result<SweepReport, StoreError> {
+    let due = services
+        .store
+        .tokens_expiring_before(Utc::now() + SWEEP_WINDOW, SWEEP_LIMIT)
+        .await?;
+    let mut report = SweepReport {
+        expiring: due.len(),
+        ..SweepReport::default()
+    };
+    for entry in due {
+        let Some(item) = services
+            .store
+            .get_integration(&entry.tenant, &entry.id)
+            .await?
+        else {
+            continue;
+        };
+        let Some(oauth) = services
+            .catalog
+            .get(item.provider.as_str())
+            .and_then(|provider| provider.oauth2())
+        else {
+            continue;
+        };
+        if item.status == IntegrationStatus::Expired {
+            continue;
+        }
+        let can_refresh = match open_tokens(services, &item).await {
+            Ok(tokens) => tokens.contains_key(REFRESH_TOKEN),
+            Err(TokenError::Store(error)) => return Err(error),
+            Err(_) => false,
+        };
+        let outcome = if can_refresh {
+            refresh_now(services, oauth, &item).await.map(|_| ())
+        } else {
+            Err(TokenError::ReconnectRequired(
+                "no refresh token".to_string(),
+            ))
+        };
+        match outcome {
+            Ok(()) => report.refreshed += 1,
+            Err(TokenError::Store(error)) => return Err(error),
+            Err(error @ (TokenError::ReconnectRequired(_) | TokenError::AppMissing(_)))
+                if !can_refresh || matches!(error, TokenError::AppMissing(_)) =>
+            {
+                let expires_at = item.token_expires_at.clone().unwrap_or_default();
+                if services
+                    .store
+                    .note_token_expiring(&item.tenant_id, &item.id, &expires_at)
+                    .await?
+                {
+                    report.announced += 1;
+                    let event =
+                        Event::integration(crate::events::IntegrationEvent::TokenExpiring, &item);
+                    if let Err(emit) =
+                        crate::delivery::emit(&services.store, &services.queues, &[event]).await
+                    {
+                        tracing::error!(tenantId = %item.tenant_id, integrationId = %item.id,
+                            error = %emit, "integration.token_expiring could not be emitted");
+                    }
+                }
+            }
+            Err(error) => {
+                report.failed += 1;
+                tracing::warn!(tenantId = %item.tenant_id, integrationId = %item.id,
+                    error = %error, "the token sweep could not refresh a token");
+            }
+        }
+    }
+    Ok(report)
+}
+
 /// Revokes the integration's tokens at the provider (RFC 7009) when the catalog has a revocation
 /// URL: the refresh token when there is one, else the access token, with the token endpoint's
 /// client authentication. A failure is logged and reported, never fatal to the caller.

@@ -39,6 +39,11 @@ pub struct IntegrationItem {
     pub(crate) gsi1pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) gsi1sk: Option<String>,
+    /// The sparse token-expiry index entry (OAuth integrations with a known expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) gsi2pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) gsi2sk: Option<String>,
     pub id: IntegrationId,
     pub tenant_id: TenantId,
     pub provider: ProviderSlug,
@@ -112,6 +117,13 @@ impl IntegrationItem {
         let next_sync_at =
             schedule::next_sync_at_after_settings_change(None, &new.sync_settings, now);
         let (gsi1pk, gsi1sk) = sync_due_keys(&new.tenant, &new.id, next_sync_at.as_deref());
+        let (gsi2pk, gsi2sk) = match (&new.token_expires_at, new.auth_mode) {
+            (Some(at), AuthMode::OAuth2) => (
+                Some(keys::TOKEN_DUE_PK.to_string()),
+                Some(keys::sync_due_sk(at, &new.tenant, &new.id)),
+            ),
+            _ => (None, None),
+        };
         let (credentials, credential_hint) = match new.credentials {
             Some((envelope, hint)) => (Some(serde_bytes::ByteBuf::from(envelope)), hint),
             None => (None, None),
@@ -122,6 +134,8 @@ impl IntegrationItem {
             kind: "integration".to_string(),
             gsi1pk,
             gsi1sk,
+            gsi2pk,
+            gsi2sk,
             id: new.id,
             tenant_id: new.tenant,
             provider: new.provider,

@@ -14,6 +14,15 @@ pub const SK: &str = "sk";
 pub const GSI1: &str = "gsi1";
 pub const GSI1_PK: &str = "gsi1pk";
 pub const GSI1_SK: &str = "gsi1sk";
+/// The sparse token-expiry index: OAuth integrations by access-token expiry.
+pub const GSI2: &str = "gsi2";
+pub const GSI2_PK: &str = "gsi2pk";
+pub const GSI2_SK: &str = "gsi2sk";
+/// The one partition of `gsi2`: an OAuth integration carries `gsi2pk = TOKEN_DUE` and
+/// `gsi2sk = <tokenExpiresAt>#<tenantId>#<integrationId>` while its token has a known expiry and it
+/// is not `expired`, so the schedule finds the tokens to refresh with one Query. The sort key has
+/// the sync-due index's shape (`sync_due_sk`, `parse_sync_due_sk`).
+pub const TOKEN_DUE_PK: &str = "TOKEN_DUE";
 /// Epoch seconds; DynamoDB TTL removes the item some time after, and reads ignore it at once.
 pub const EXPIRES_AT: &str = "expiresAt";
 

@@ -248,15 +248,18 @@ impl Store {
         tokens: TokenWrite,
         connected_by: Option<String>,
     ) -> Result<Option<StatusTransition>, StoreError> {
+        let (due_values, due_set, due_remove) = token_due(tenant, id, &tokens);
         let out = self
             .integration_update(tenant, id)
-            .update_expression(
+            .set_expression_attribute_values(Some(due_values))
+            .update_expression(format!(
                 "SET credentials = :credentials, credentialHint = :null, scopes = :scopes, \
                  tokenExpiresAt = :expiresAt, #status = :connected, lastError = :null, \
                  connectedBy = :connectedBy, updatedAt = :now, version = version + :one, \
-                 tokenGeneration = if_not_exists(tokenGeneration, :zero) + :one \
-                 REMOVE refreshLeaseOwner, refreshLeaseUntil",
-            )
+                 tokenGeneration = if_not_exists(tokenGeneration, :zero) + :one{} \
+                 REMOVE refreshLeaseOwner, refreshLeaseUntil, tokenExpiringNotified{}",
+                due_set, due_remove,
+            ))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":credentials", AttributeValue::B(tokens.envelope.into()))
             .expression_attribute_values(":scopes", scope_list(&tokens.scopes))
@@ -334,13 +337,16 @@ impl Store {
         id: &IntegrationId,
         tokens: TokenWrite,
     ) -> Result<Option<IntegrationItem>, StoreError> {
+        let (due_values, due_set, due_remove) = token_due(tenant, id, &tokens);
         let out = self
             .integration_update(tenant, id)
-            .update_expression(
+            .set_expression_attribute_values(Some(due_values))
+            .update_expression(format!(
                 "SET credentials = :credentials, scopes = :scopes, tokenExpiresAt = :expiresAt, \
-                 tokenGeneration = if_not_exists(tokenGeneration, :zero) + :one \
-                 REMOVE refreshLeaseOwner, refreshLeaseUntil",
-            )
+                 tokenGeneration = if_not_exists(tokenGeneration, :zero) + :one{} \
+                 REMOVE refreshLeaseOwner, refreshLeaseUntil, tokenExpiringNotified{}",
+                due_set, due_remove,
+            ))
             .expression_attribute_values(":credentials", AttributeValue::B(tokens.envelope.into()))
             .expression_attribute_values(":scopes", scope_list(&tokens.scopes))
             .expression_attribute_values(":expiresAt", optional(tokens.token_expires_at))
@@ -403,7 +409,7 @@ impl Store {
             .integration_update(tenant, id)
             .update_expression(
                 "SET #status = :expired, lastError = :error \
-                 REMOVE refreshLeaseOwner, refreshLeaseUntil",
+                 REMOVE refreshLeaseOwner, refreshLeaseUntil, gsi2pk, gsi2sk",
             )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":expired", s(IntegrationStatus::Expired.as_str()))
@@ -412,6 +418,71 @@ impl Store {
             .send()
             .await;
         self.transition_from_old(out).await
+    }
+
+    /// OAuth integrations whose access token expires at or before `before`, soonest first, from
+    /// the sparse token-expiry index (the schedule's token sweep). At most `limit`.
+    pub async fn tokens_expiring_before(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<super::DueIntegration>, StoreError> {
+        let upper = keys::sync_due_upper_bound(&timestamp(before));
+        let out = self
+            .dynamo()
+            .query()
+            .table_name(self.table())
+            .index_name(keys::GSI2)
+            .key_condition_expression("#pk = :pk AND #sk <= :upper")
+            .expression_attribute_names("#pk", keys::GSI2_PK)
+            .expression_attribute_names("#sk", keys::GSI2_SK)
+            .expression_attribute_values(":pk", s(keys::TOKEN_DUE_PK))
+            .expression_attribute_values(":upper", s(upper))
+            .limit(limit.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(|e| aws_error("Query", e))?;
+        out.items()
+            .iter()
+            .map(|item| {
+                item.get(keys::GSI2_SK)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|sk| keys::parse_sync_due_sk(sk))
+                    .ok_or_else(|| {
+                        StoreError::Corrupt("a token-expiry index entry is unreadable".into())
+                    })
+            })
+            .collect()
+    }
+
+    /// Records that `integration.token_expiring` was announced for the token expiring at
+    /// `expires_at`, and takes the integration out of the token-expiry index (nothing more can be
+    /// done before a reconnect, which puts it back); `true` only for the first call per token (the
+    /// event goes out once).
+    pub async fn note_token_expiring(
+        &self,
+        tenant: &TenantId,
+        id: &IntegrationId,
+        expires_at: &str,
+    ) -> Result<bool, StoreError> {
+        let out = self
+            .integration_update(tenant, id)
+            .update_expression("SET tokenExpiringNotified = :at REMOVE gsi2pk, gsi2sk")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(tokenExpiringNotified) OR tokenExpiringNotified <> :at)",
+            )
+            .expression_attribute_values(":at", s(expires_at))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(service))
+                if service.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(aws_error("UpdateItem", error)),
+        }
     }
 
     fn integration_update(&self, tenant: &TenantId, id: &IntegrationId) -> UpdateItemFluentBuilder {
@@ -447,6 +518,34 @@ impl Store {
             }
             Err(error) => Err(aws_error("UpdateItem", error)),
         }
+    }
+}
+
+/// The token-expiry index entry a token write sets (its values, and the SET and REMOVE clauses):
+/// set when the expiry is known, removed when it is not. The values go in first: the request's
+/// other values are added to them.
+fn token_due(
+    tenant: &TenantId,
+    id: &IntegrationId,
+    tokens: &TokenWrite,
+) -> (
+    std::collections::HashMap<String, AttributeValue>,
+    &'static str,
+    &'static str,
+) {
+    match &tokens.token_expires_at {
+        Some(at) => (
+            std::collections::HashMap::from([
+                (":tokenDuePk".to_string(), s(keys::TOKEN_DUE_PK)),
+                (
+                    ":tokenDueSk".to_string(),
+                    s(keys::sync_due_sk(at, tenant, id)),
+                ),
+            ]),
+            ", gsi2pk = :tokenDuePk, gsi2sk = :tokenDueSk",
+            "",
+        ),
+        None => (Default::default(), "", ", gsi2pk, gsi2sk"),
     }
 }
 
