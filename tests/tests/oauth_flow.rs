@@ -829,3 +829,40 @@ async fn the_schedule_refreshes_tokens_expiring_within_ten_minutes_and_announces
         .count();
     assert_eq!(refresh_grants, 1);
 }
+
+#[tokio::test]
+async fn a_setting_the_provider_sends_to_the_callback_is_kept_in_config() {
+    // QuickBooks sends the company id (`realmId`) to the callback, next to the code.
+    let server = LocalAuthServer::start(server_options())
+        .await
+        .expect("auth server");
+    let url = server.url();
+    let yaml = format!(
+        "acme_books:\n  name: Acme Books\n  category: accounting\n  config:\n    - {{name: realmId, required: true, pattern: \"[0-9]+\"}}\n  auth:\n    mode: oauth2\n    authorizeUrl: {url}/authorize\n    tokenUrl: {url}/token\n    scopes: [accounting]\n  api:\n    baseUrl: \"{url}/v3/company/{{config.realmId}}\"\n"
+    );
+    let file = write_providers_file(&yaml);
+    let app = spawn_app_with(|options| options.providers_file = Some(file)).await;
+    register_client(&app, &server, "acme_books", ClientAuthMethod::Post);
+    configure_app(&app, TENANT, "acme_books").await;
+
+    let return_url = "returnUrl=http%3A%2F%2Flocalhost%2Fdone";
+    let callback = consent(&start_connect(&app, TENANT, "acme_books", return_url).await).await;
+    let id = connected_id(&follow_callback(&app, &format!("{callback}&realmId=4620816365")).await);
+    let integration = app
+        .get(TENANT, &format!("/api/integrations/{id}"))
+        .await
+        .json();
+    assert_eq!(integration["config"], json!({"realmId": "4620816365"}));
+
+    // A reconnect with another company replaces it; a value the setting refuses is not kept.
+    let callback = consent(&start_connect(&app, TENANT, "acme_books", return_url).await).await;
+    let again = connected_id(&follow_callback(&app, &format!("{callback}&realmId=123")).await);
+    assert_eq!(again, id);
+    let callback = consent(&start_connect(&app, TENANT, "acme_books", return_url).await).await;
+    connected_id(&follow_callback(&app, &format!("{callback}&realmId=not-a-number")).await);
+    let integration = app
+        .get(TENANT, &format!("/api/integrations/{id}"))
+        .await
+        .json();
+    assert_eq!(integration["config"], json!({"realmId": "123"}));
+}

@@ -239,16 +239,24 @@ impl Store {
     }
 
     /// Stores the tokens of a completed connect flow on an existing integration: `connected`, no
-    /// error, a new token generation, any refresh lease dropped; a change clients see, so
-    /// `version` moves. Returns the status before and the integration after.
+    /// error, a new token generation, any refresh lease dropped, and `config` when the callback
+    /// brought settings; a change clients see, so `version` moves. Returns the status before and
+    /// the integration after.
     pub async fn reconnect_integration(
         &self,
         tenant: &TenantId,
         id: &IntegrationId,
         tokens: TokenWrite,
         connected_by: Option<String>,
+        config: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> Result<Option<StatusTransition>, StoreError> {
-        let (due_values, due_set, due_remove) = token_due(tenant, id, &tokens);
+        let (mut due_values, mut due_set, due_remove) = token_due(tenant, id, &tokens);
+        let config_set;
+        if let Some(config) = config {
+            due_values.insert(":config".to_string(), super::to_attribute(config)?);
+            config_set = format!("{due_set}, config = :config");
+            due_set = &config_set;
+        }
         let out = self
             .integration_update(tenant, id)
             .set_expression_attribute_values(Some(due_values))

@@ -22,6 +22,7 @@ use hub_shared::store::{
     CreateIntegrationError, IntegrationItem, NewIntegration, OAuthStateItem, TokenWrite,
 };
 use hub_shared::sync_settings::SyncSettings;
+use serde_json::{Map, Value};
 
 use super::connect::no_store;
 use super::redirect_uri;
@@ -106,7 +107,9 @@ pub async fn callback(
         }
     };
 
-    let (item, events) = store_connection(&state, &pending, &slug, provider, &grant).await?;
+    let settings = callback_settings(provider, &query);
+    let (item, events) =
+        store_connection(&state, &pending, &slug, provider, &grant, settings).await?;
     // The connection is stored: a failure to announce it is logged, and the browser still
     // lands on a working integration.
     if let Err(error) = hub_shared::delivery::emit(&state.store, &state.queues, &events).await {
@@ -129,6 +132,7 @@ async fn store_connection(
     slug: &ProviderSlug,
     provider: &Provider,
     grant: &TokenGrant,
+    settings: Map<String, Value>,
 ) -> Result<(IntegrationItem, Vec<Event>), ApiError> {
     let now = chrono::Utc::now();
     let fields = token_fields(grant, None);
@@ -148,7 +152,19 @@ async fn store_connection(
             &fields,
         )
         .await?;
-        if existing.is_some() {
+        if let Some(existing_id) = &existing {
+            // Settings the callback brought replace the stored ones of the same name.
+            let config = if settings.is_empty() {
+                None
+            } else {
+                let stored = state
+                    .store
+                    .get_integration(&pending.tenant_id, existing_id)
+                    .await?;
+                let mut config = stored.map(|item| item.config).unwrap_or_default();
+                config.extend(settings.clone());
+                Some(config)
+            };
             let transition = state
                 .store
                 .reconnect_integration(
@@ -160,6 +176,7 @@ async fn store_connection(
                         scopes: scopes.clone(),
                     },
                     pending.user.clone(),
+                    config.as_ref(),
                 )
                 .await?;
             let Some(transition) = transition else {
@@ -192,7 +209,7 @@ async fn store_connection(
                 credentials: Some((envelope, None)),
                 scopes: scopes.clone(),
                 token_expires_at: token_expires_at.clone(),
-                config: Default::default(),
+                config: settings.clone(),
                 sync_settings: SyncSettings::default(),
                 connected_by: pending.user.clone(),
             },
@@ -210,6 +227,36 @@ async fn store_connection(
     Err(ApiError::conflict(
         "the connection changed concurrently; start the connect flow again",
     ))
+}
+
+/// Parameters of the callback that OAuth does not define but the provider sends to name the
+/// connected account, kept as the integration's settings: a query parameter named like one of the
+/// provider's declared settings (QuickBooks' `realmId`), when it passes that setting's checks.
+fn callback_settings(provider: &Provider, query: &HashMap<String, String>) -> Map<String, Value> {
+    const OAUTH_PARAMETERS: [&str; 7] = [
+        "code",
+        "state",
+        "iss",
+        "error",
+        "error_description",
+        "error_uri",
+        "scope",
+    ];
+    provider
+        .config
+        .iter()
+        .filter(|setting| !OAUTH_PARAMETERS.contains(&setting.name.as_str()))
+        .filter_map(|setting| {
+            let value = query.get(&setting.name)?;
+            let single = Map::from_iter([(setting.name.clone(), Value::String(value.clone()))]);
+            let field = format!("config.{}", setting.name);
+            let refused = provider
+                .check_config(&single)
+                .iter()
+                .any(|error| error.field == field);
+            (!refused).then(|| (setting.name.clone(), Value::String(value.clone())))
+        })
+        .collect()
 }
 
 /// The browser goes back to the tenant's app with `error`.
