@@ -109,6 +109,7 @@ pub struct B3Report {
     /// The mean of the two loops' elapsed times.
     pub baseline_elapsed_s: f64,
     pub full: SyncRunReport,
+    pub deletion_pass_replay: DeletionPassReplay,
     pub incremental: SyncRunReport,
     /// full sync elapsed ÷ the baselines' mean elapsed.
     pub full_ratio: f64,
@@ -142,12 +143,16 @@ pub struct BaselineRun {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SyncRunReport {
-    /// `full` or `incremental`, as the run's checkpoint named it.
+    pub job_id: String,
+    /// `full` or `incremental`: what the provider was asked for (the whole listing, or the
+    /// change feed on every page).
     pub mode: String,
     pub outcome: String,
     /// Lambda invocations the job took (1 + continuations).
     pub invocations: usize,
     pub elapsed_s: f64,
+    /// The run's time split at the provider's page requests (when they arrived).
+    pub phases: Phases,
     /// Records the provider returned (the log's `total`).
     pub records: u64,
     pub records_per_s: f64,
@@ -165,6 +170,48 @@ pub struct SyncRunReport {
     /// The records of the data set, and the DynamoDB requests per 1,000 of them.
     pub dataset_records: usize,
     pub dynamodb_requests_per_1000_dataset_records: f64,
+}
+
+/// A run's time split at its provider requests: until the first page was asked for (the claim,
+/// the start, credentials, the first reads), from the first page request to the last one (every
+/// page but the last processed), and from the last page request to the end (the last page, a full
+/// run's deletion pass, the log, the health and the finish).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Phases {
+    pub before_first_page_s: f64,
+    pub first_to_last_page_s: f64,
+    pub after_last_page_s: f64,
+    /// first_to_last_page_s ÷ (pages - 1): the engine's time per page.
+    pub per_page_s: f64,
+}
+
+impl Phases {
+    pub fn of(started: Instant, arrivals: &[Instant], ended: Instant) -> Phases {
+        let (Some(first), Some(last)) = (arrivals.first(), arrivals.last()) else {
+            return Phases::default();
+        };
+        let between = last.saturating_duration_since(*first);
+        Phases {
+            before_first_page_s: seconds(first.saturating_duration_since(started)),
+            first_to_last_page_s: seconds(between),
+            after_last_page_s: seconds(ended.saturating_duration_since(*last)),
+            per_page_s: if arrivals.len() > 1 {
+                (between.as_secs_f64() / (arrivals.len() - 1) as f64 * 1e6).round() / 1e6
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
+/// The deletion pass's reads done again after the full sync, timed: the same
+/// `Store::unseen_records` pages the run read (not part of any run's figures).
+#[derive(Debug, Clone, Serialize)]
+pub struct DeletionPassReplay {
+    pub query_pages: usize,
+    /// Records the pages returned (0: the run stamped every record).
+    pub records: usize,
+    pub elapsed_s: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -539,7 +586,8 @@ impl Fixture<'_> {
         let started = Instant::now();
         let (job, outcome, invocations) =
             claim_and_run(self.services, self.sqs, &self.tenant, integration, full).await?;
-        let elapsed = started.elapsed();
+        let ended = Instant::now();
+        let elapsed = ended - started;
         let calls = self.counter.calls();
         self.counter.reset();
         let summary = run_summary(self.services, &self.tenant, integration, &job).await?;
@@ -554,11 +602,14 @@ impl Fixture<'_> {
             _ => "mixed",
         };
         let (aws_requests, dynamodb, sqs, kms) = per_service(&calls);
+        let arrivals = self.provider.arrivals(dataset, requests_before as usize);
         Ok(SyncRunReport {
+            job_id: job.as_str().to_string(),
             mode: mode.to_string(),
             outcome,
             invocations,
             elapsed_s: seconds(elapsed),
+            phases: Phases::of(started, &arrivals, ended),
             records: summary.total,
             records_per_s: per_s(summary.total, elapsed),
             summary,
@@ -657,6 +708,15 @@ async fn measure(
         full.records_per_s,
         full.dynamodb_requests,
         full.dynamodb_requests_per_1000_records
+    ));
+
+    let deletion_pass_replay =
+        replay_deletion_pass(&services, &tenant, &main, &full.job_id).await?;
+    progress(&format!(
+        "B3 deletion pass, read again: {} Query pages, {} records, {:.1} s",
+        deletion_pass_replay.query_pages,
+        deletion_pass_replay.records,
+        deletion_pass_replay.elapsed_s
     ));
 
     let baseline_after = baseline_part(
@@ -776,6 +836,7 @@ async fn measure(
         baseline_after,
         baseline_elapsed_s,
         full,
+        deletion_pass_replay,
         incremental,
         full_ratio,
         item_check,
@@ -789,6 +850,39 @@ async fn measure(
         },
         pass: failed_targets.is_empty(),
         failed_targets,
+    })
+}
+
+/// Reads the pages of the full run's deletion pass again (`Store::unseen_records` with the run's
+/// id, `{job}.{entity}`), timing them.
+async fn replay_deletion_pass(
+    services: &Services,
+    tenant: &TenantId,
+    integration: &IntegrationId,
+    job: &str,
+) -> Result<DeletionPassReplay, SyncBenchError> {
+    let entity = EntityName::parse(ENTITY).map_err(setup("the entity"))?;
+    let run = format!("{job}.{ENTITY}");
+    let started = Instant::now();
+    let (mut query_pages, mut records) = (0, 0);
+    let mut start = None;
+    loop {
+        let page = services
+            .store
+            .unseen_records(tenant, integration, &entity, &run, start)
+            .await
+            .map_err(run_error("the deletion pass's Query"))?;
+        query_pages += 1;
+        records += page.records.len();
+        match page.next {
+            Some(next) => start = Some(next),
+            None => break,
+        }
+    }
+    Ok(DeletionPassReplay {
+        query_pages,
+        records,
+        elapsed_s: seconds(started.elapsed()),
     })
 }
 
@@ -1306,6 +1400,22 @@ impl B3Report {
             self.full.aws_requests, self.incremental.aws_requests,
             self.incremental.dynamodb_requests_per_1000_dataset_records
         ));
+        for (name, run) in [
+            ("full sync", &self.full),
+            ("incremental", &self.incremental),
+        ] {
+            let p = &run.phases;
+            out.push_str(&format!(
+                "{name} phases: {:.3} s to the first page, {:.3} s first to last page ({:.1} ms per page), {:.3} s after the last page\n",
+                p.before_first_page_s, p.first_to_last_page_s, p.per_page_s * 1000.0, p.after_last_page_s
+            ));
+        }
+        out.push_str(&format!(
+            "full sync deletion pass, read again after the run: {} Query pages, {} records, {:.3} s\n",
+            self.deletion_pass_replay.query_pages,
+            self.deletion_pass_replay.records,
+            self.deletion_pass_replay.elapsed_s
+        ));
         out.push_str(&format!(
             "item check ({}): engine {} B, baseline {} B, same shape: {}\n",
             self.item_check.remote_id,
@@ -1371,6 +1481,24 @@ mod tests {
         assert_eq!(sequence[SEQUENCE_ENDS], "... 352 more entries ...");
         assert_eq!(sequence.last().map(String::as_str), Some("u"));
         assert!(request_sequence(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_run_is_split_at_its_first_and_last_page_request() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let phases = Phases::of(at(0), &[at(100), at(300), at(500)], at(1500));
+        assert_eq!(
+            phases,
+            Phases {
+                before_first_page_s: 0.1,
+                first_to_last_page_s: 0.4,
+                after_last_page_s: 1.0,
+                per_page_s: 0.2
+            }
+        );
+        assert_eq!(Phases::of(at(0), &[], at(5)), Phases::default());
+        assert_eq!(Phases::of(at(0), &[at(1)], at(5)).per_page_s, 0.0);
     }
 
     #[test]
@@ -1485,10 +1613,12 @@ mod tests {
 
     fn run(mode: &str, dynamodb: u64, summary: SyncSummary) -> SyncRunReport {
         SyncRunReport {
+            job_id: "job_x".into(),
             mode: mode.into(),
             outcome: "success".into(),
             invocations: 1,
             elapsed_s: 10.0,
+            phases: Phases::default(),
             records: summary.total,
             records_per_s: 0.0,
             summary,

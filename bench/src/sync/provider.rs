@@ -11,7 +11,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -91,6 +92,8 @@ struct Dataset {
     requests: Arc<AtomicU64>,
     /// Of those, the ones with `updatedMin` (the change feed).
     feed_requests: Arc<AtomicU64>,
+    /// When each request arrived.
+    arrivals: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl Dataset {
@@ -102,6 +105,7 @@ impl Dataset {
             pages: Vec::new(),
             requests: Arc::new(AtomicU64::new(0)),
             feed_requests: Arc::new(AtomicU64::new(0)),
+            arrivals: Arc::new(Mutex::new(Vec::new())),
         };
         dataset.render_pages();
         dataset
@@ -224,6 +228,23 @@ impl Provider {
             .unwrap_or((0, 0))
     }
 
+    /// When the data set's requests arrived, from the `skip`th on.
+    pub fn arrivals(&self, name: &str, skip: usize) -> Vec<Instant> {
+        self.shared
+            .datasets
+            .read()
+            .ok()
+            .and_then(|datasets| {
+                datasets.get(name).and_then(|d| {
+                    d.arrivals
+                        .lock()
+                        .ok()
+                        .map(|arrivals| arrivals.iter().skip(skip).copied().collect())
+                })
+            })
+            .unwrap_or_default()
+    }
+
     pub fn stop(self) {
         self.server.abort();
     }
@@ -241,6 +262,9 @@ async fn list(
         return StatusCode::NOT_FOUND.into_response();
     };
     dataset.requests.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut arrivals) = dataset.arrivals.lock() {
+        arrivals.push(Instant::now());
+    }
     let offset = match query.get("pageToken").map(|t| t.parse::<usize>()) {
         None => 0,
         Some(Ok(offset)) if offset % PAGE_SIZE == 0 => offset,
@@ -352,6 +376,9 @@ mod tests {
         assert_eq!(ids, vec!["c000001", "c000116"]);
         assert!(since.get("nextPageToken").is_none());
         assert_eq!(provider.requests("t"), (3, 1));
+        let arrivals = provider.arrivals("t", 1);
+        assert_eq!(arrivals.len(), 2);
+        assert!(arrivals[0] <= arrivals[1]);
         provider.stop();
     }
 
