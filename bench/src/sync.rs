@@ -12,6 +12,8 @@
 //!    continuations included (each invocation gets the sync-runner's 300 s).
 //! 3. **Incremental:** 1 % of the records changed at the provider, then a second run: the entity is
 //!    `updated_since`, so the provider answers only the changed records.
+//!    Then, not judged, a full resync (`full: true`) after 1 % other records changed: what an
+//!    entity without an incremental mode costs on every run.
 //! 4. **Memory:** one full sync of a fresh integration in a child process per size (the small data
 //!    set, then the full one: `hub-bench --b3-child`), each reporting its peak RSS (`VmHWM`).
 //!
@@ -56,6 +58,8 @@ const TARGET_INCREMENTAL_REQUESTS_PER_1000: f64 = 35.0;
 const TARGET_RSS_RATIO: f64 = 1.2;
 const TARGET_RSS_MAX_MB: f64 = 100.0;
 const CHANGED_PERCENT: usize = 1;
+/// The resync's changed records sit this far after the incremental run's (other records).
+const RESYNC_OFFSET: usize = 50;
 const TENANT: &str = "tenant-bench-b3";
 const ENTITY: &str = "contact";
 /// The sync runner's `Timeout` in infra/template.yaml: each invocation's deadline.
@@ -111,6 +115,9 @@ pub struct B3Report {
     pub full: SyncRunReport,
     pub deletion_pass_replay: DeletionPassReplay,
     pub incremental: SyncRunReport,
+    /// Not judged: a full resync (`full: true`) after 1 % other records changed.
+    pub resync: SyncRunReport,
+    pub resync_changed_records: usize,
     /// full sync elapsed ÷ the baselines' mean elapsed.
     pub full_ratio: f64,
     /// One engine item and the baseline's item of the same record.
@@ -755,6 +762,25 @@ async fn measure(
     )
     .await?;
 
+    // Not judged: a full resync (`full: true`) after another 1 % changed, the run an entity
+    // without an incremental mode gets every time (it reads and stamps every record).
+    let resync_changed: Vec<usize> = changed
+        .iter()
+        .map(|i| i + RESYNC_OFFSET)
+        .filter(|i| *i < options.records)
+        .collect();
+    provider.change(main_set, &resync_changed, chrono::Utc::now());
+    progress(&format!(
+        "B3 full resync: {} other records changed, all {} read again (not judged)",
+        resync_changed.len(),
+        options.records
+    ));
+    let resync = fixture.sync(&main, main_set, options.records, true).await?;
+    progress(&format!(
+        "B3 full resync: {:.1} s, {} DynamoDB requests ({:.3} per 1,000 records)",
+        resync.elapsed_s, resync.dynamodb_requests, resync.dynamodb_requests_per_1000_records
+    ));
+
     let mut children = Vec::new();
     for (label, records) in [("small", options.small_records), ("large", options.records)] {
         let set = format!("mem{records}");
@@ -817,7 +843,7 @@ async fn measure(
     let baseline_elapsed_s =
         ((baseline.elapsed_s + baseline_after.elapsed_s) / 2.0 * 1000.0).round() / 1000.0;
     let full_ratio = ratio(full.elapsed_s, baseline_elapsed_s);
-    let failed_targets = missed_targets(
+    let mut failed_targets = missed_targets(
         options.records,
         &full,
         &incremental,
@@ -825,6 +851,18 @@ async fn measure(
         &memory,
         changed.len(),
     );
+    let resync_expected = SyncSummary {
+        total: options.records as u64,
+        updated: resync_changed.len() as u64,
+        skipped: (options.records - resync_changed.len()) as u64,
+        ..SyncSummary::default()
+    };
+    if resync.outcome != "success" || resync.summary != resync_expected || resync.mode != "full" {
+        failed_targets.push(format!(
+            "full resync: {} {} with {:?}, expected a full success with {resync_expected:?}",
+            resync.mode, resync.outcome, resync.summary
+        ));
+    }
     Ok(B3Report {
         records: options.records,
         page_size: PAGE_SIZE,
@@ -838,6 +876,8 @@ async fn measure(
         full,
         deletion_pass_replay,
         incremental,
+        resync_changed_records: resync_changed.len(),
+        resync,
         full_ratio,
         item_check,
         memory,
@@ -1381,6 +1421,7 @@ impl B3Report {
         for (name, run) in [
             ("full sync", &self.full),
             ("incremental (1 % changed)", &self.incremental),
+            ("full resync (not judged)", &self.resync),
         ] {
             out.push_str(&format!(
                 "{:<34} {:>9.3} {:>10.1} {:>9} {:>9} {:>11} {:>11.3} {:>5} {:>5}\n",
@@ -1396,13 +1437,15 @@ impl B3Report {
             ));
         }
         out.push_str(&format!(
-            "full sync DynamoDB requests: {:?}\nincremental DynamoDB requests: {:?} ({:.3} per 1,000 records of the data set)\n",
+            "full sync DynamoDB requests: {:?}\nincremental DynamoDB requests: {:?} ({:.3} per 1,000 records of the data set)\nfull resync DynamoDB requests: {:?}\n",
             self.full.aws_requests, self.incremental.aws_requests,
-            self.incremental.dynamodb_requests_per_1000_dataset_records
+            self.incremental.dynamodb_requests_per_1000_dataset_records,
+            self.resync.aws_requests
         ));
         for (name, run) in [
             ("full sync", &self.full),
             ("incremental", &self.incremental),
+            ("full resync", &self.resync),
         ] {
             let p = &run.phases;
             out.push_str(&format!(
