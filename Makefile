@@ -14,7 +14,7 @@ help:
 	@echo "make test   - lint, then every test: unit, end-to-end against moto, API fuzzing, event fixtures, OpenAPI validation"
 	@echo "make lint   - cargo fmt --check, clippy -D warnings, cargo machete (unused dependencies), cfn-lint"
 	@echo "make build  - release Lambda binaries of every function for arm64 (needs cargo-lambda)"
-	@echo "make bench  - benchmarks (B1 inbound accept + cost per million, B2 signature verification CPU, B4 outgoing delivery, B5 cold start); report in target/bench/report.json"
+	@echo "make bench  - benchmarks (B1 inbound accept + cost per million, B2 signature verification CPU, B3 sync engine, B4 outgoing delivery, B5 cold start); report in target/bench/report.json"
 
 # Installs what is missing: the Python tools of requirements-dev.txt (moto, boto3, cfn-lint,
 # openapi-spec-validator, schemathesis, and standardwebhooks, the independent verifier of outgoing
@@ -77,7 +77,9 @@ build:
 # delivery: the same release retry-dispatcher delivers events to a local sink through moto (the
 # harness starts its own moto, or uses BENCH_AWS_ENDPOINT). B1 inbound accept path and the cost of
 # a million webhooks: the local stack runs inside the (release) harness against a moto of its own
-# (or BENCH_AWS_ENDPOINT). hub-bench prints the tables and writes target/bench/report.json.
+# (or BENCH_AWS_ENDPOINT). B3 sync engine: the engine runs inside the harness against a local
+# provider and a moto of its own (or BENCH_AWS_ENDPOINT), its memory runs in child processes of
+# the harness (about 2 minutes). hub-bench prints the tables and writes target/bench/report.json.
 BENCH_FUNCTIONS := integrations retry-dispatcher inbound-webhook oauth sync-runner
 BENCH_RUNS ?= 30
 BENCH_WARMUP ?= 3
@@ -91,4 +93,4 @@ bench: deps
 	  --events events --runs $(BENCH_RUNS) --warmup $(BENCH_WARMUP) \
 	  --b4-dispatcher target/release/retry-dispatcher --b4-events $(BENCH_B4_EVENTS) \
 	  --b4-concurrency $(BENCH_B4_CONCURRENCY) --b4-failure-deadline $(BENCH_B4_FAILURE_DEADLINE) \
-	  --b1 --b2 --report target/bench/report.json
+	  --b1 --b2 --b3 --report target/bench/report.json

@@ -8,7 +8,7 @@ pub const USAGE: &str =
     "usage: hub-bench [--function NAME=PATH ... --baseline PATH] [--events DIR] [--runs N] [--warmup N] \
 [--b4-dispatcher PATH [--b4-events N] [--b4-concurrency N] [--b4-failure-deadline SECONDS]] \
 [--b2 | --b2-read-only] [--b1 [--b1-webhooks N] [--b1-concurrency N] [--b1-rounds N] [--b1-warmup N] \
-[--b1-cost-webhooks N]] [--report PATH]";
+[--b1-cost-webhooks N]] [--b3 [--b3-records N] [--b3-small-records N]] [--report PATH]";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BenchArgs {
@@ -25,6 +25,35 @@ pub struct BenchArgs {
     pub b2: Option<B2Mode>,
     /// B1 runs with `--b1`.
     pub b1: Option<B1Args>,
+    /// B3 runs with `--b3`.
+    pub b3: Option<B3Args>,
+    /// `--b3-child TENANT INTEGRATION` (hidden): this process is one of B3's memory runs.
+    pub b3_child: Option<B3ChildArgs>,
+}
+
+/// B3 (the sync engine, in this process; its memory runs in child processes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct B3Args {
+    /// The data set of the full and incremental runs and of the larger memory run.
+    pub records: usize,
+    /// The smaller memory run.
+    pub small_records: usize,
+}
+
+impl Default for B3Args {
+    fn default() -> B3Args {
+        B3Args {
+            records: 20_000,
+            small_records: 5_000,
+        }
+    }
+}
+
+/// One B3 memory run: a full sync of this integration, then its peak RSS on stdout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct B3ChildArgs {
+    pub tenant: String,
+    pub integration: String,
 }
 
 /// B1 (inbound accept path and the cost line, in this process).
@@ -84,7 +113,7 @@ pub enum UsageError {
         at_least_one: bool,
     },
     #[error(
-        "at least one --function (B5), --b4-dispatcher (B4), --b2 or --b1 is required\n{USAGE}"
+        "at least one --function (B5), --b4-dispatcher (B4), --b2, --b1 or --b3 is required\n{USAGE}"
     )]
     NoFunction,
     #[error(
@@ -93,6 +122,10 @@ pub enum UsageError {
     B4WithoutDispatcher,
     #[error("--b1-webhooks, --b1-concurrency, --b1-rounds, --b1-warmup and --b1-cost-webhooks need --b1\n{USAGE}")]
     B1KnobsWithoutB1,
+    #[error("--b3-records and --b3-small-records need --b3\n{USAGE}")]
+    B3KnobsWithoutB3,
+    #[error("--b3-small-records ({small}) must be below --b3-records ({records})")]
+    B3SmallNotSmaller { small: usize, records: usize },
     #[error("--baseline is required\n{USAGE}")]
     NoBaseline,
 }
@@ -115,6 +148,10 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<BenchArgs, U
     let mut b1 = false;
     let mut b1_args = B1Args::default();
     let mut b1_knobs = false;
+    let mut b3 = false;
+    let mut b3_args = B3Args::default();
+    let mut b3_knobs = false;
+    let mut b3_child = None;
 
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
@@ -173,6 +210,23 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<BenchArgs, U
                 b1_args.cost_webhooks = number("--b1-cost-webhooks", value()?, true)?;
                 b1_knobs = true;
             }
+            "--b3" => b3 = true,
+            "--b3-records" => {
+                b3_args.records = number("--b3-records", value()?, true)?;
+                b3_knobs = true;
+            }
+            "--b3-small-records" => {
+                b3_args.small_records = number("--b3-small-records", value()?, true)?;
+                b3_knobs = true;
+            }
+            "--b3-child" => {
+                let tenant = value()?;
+                let integration = value()?;
+                b3_child = Some(B3ChildArgs {
+                    tenant,
+                    integration,
+                });
+            }
             _ => return Err(UsageError::Unknown(flag)),
         }
     }
@@ -195,7 +249,23 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<BenchArgs, U
         return Err(UsageError::B1KnobsWithoutB1);
     }
     let b1 = b1.then_some(b1_args);
-    if functions.is_empty() && b4.is_none() && b2.is_none() && b1.is_none() {
+    if b3_knobs && !b3 {
+        return Err(UsageError::B3KnobsWithoutB3);
+    }
+    if b3 && b3_args.small_records >= b3_args.records {
+        return Err(UsageError::B3SmallNotSmaller {
+            small: b3_args.small_records,
+            records: b3_args.records,
+        });
+    }
+    let b3 = b3.then_some(b3_args);
+    if functions.is_empty()
+        && b4.is_none()
+        && b2.is_none()
+        && b1.is_none()
+        && b3.is_none()
+        && b3_child.is_none()
+    {
         return Err(UsageError::NoFunction);
     }
     let baseline = match baseline {
@@ -213,6 +283,8 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<BenchArgs, U
         b4,
         b2,
         b1,
+        b3,
+        b3_child,
     })
 }
 
@@ -259,7 +331,57 @@ mod tests {
                 b4: None,
                 b2: None,
                 b1: None,
+                b3: None,
+                b3_child: None,
             }
+        );
+    }
+
+    #[test]
+    fn b3_alone_is_enough_and_its_knobs_default_or_are_read() {
+        let args = parse(&["--b3"]).expect("valid arguments");
+        assert_eq!(
+            args.b3,
+            Some(B3Args {
+                records: 20_000,
+                small_records: 5_000
+            })
+        );
+        let args = parse(&["--b3", "--b3-records", "4000", "--b3-small-records", "1000"])
+            .expect("valid arguments");
+        assert_eq!(
+            args.b3,
+            Some(B3Args {
+                records: 4000,
+                small_records: 1000
+            })
+        );
+        assert_eq!(
+            parse(&["--b1", "--b3-records", "10"]),
+            Err(UsageError::B3KnobsWithoutB3)
+        );
+        assert_eq!(
+            parse(&["--b3", "--b3-records", "5000"]),
+            Err(UsageError::B3SmallNotSmaller {
+                small: 5000,
+                records: 5000
+            })
+        );
+    }
+
+    #[test]
+    fn the_hidden_b3_child_flag_takes_a_tenant_and_an_integration() {
+        let args = parse(&["--b3-child", "t1", "int_1"]).expect("valid arguments");
+        assert_eq!(
+            args.b3_child,
+            Some(B3ChildArgs {
+                tenant: "t1".into(),
+                integration: "int_1".into()
+            })
+        );
+        assert_eq!(
+            parse(&["--b3-child", "t1"]),
+            Err(UsageError::MissingValue("--b3-child".into()))
         );
     }
 

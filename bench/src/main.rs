@@ -1,7 +1,7 @@
 //! `make bench`: runs the benchmarks of docs/benchmarks.md, prints a table and writes `target/bench/report.json`.
 //! Today that is B1 (inbound accept path and the cost of a million webhooks), B2 (signature
-//! verification CPU), B4 (outgoing delivery) and B5 (cold start); B3 adds a module with its own
-//! report struct and a field of [`report::Report`].
+//! verification CPU), B3 (sync engine), B4 (outgoing delivery) and B5 (cold start); each is a
+//! module with its own report struct and a field of [`report::Report`].
 
 mod aws_cost;
 mod b2_ids;
@@ -17,6 +17,7 @@ mod runtime_api;
 mod signature_cpu;
 mod sink;
 mod stats;
+mod sync;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,7 @@ use delivery::B4Options;
 use inbound::B1Options;
 use report::{Machine, Report};
 use signature_cpu::B2Options;
+use sync::B3Options;
 
 #[derive(Debug, thiserror::Error)]
 enum BenchError {
@@ -38,6 +40,8 @@ enum BenchError {
     SignatureCpu(#[from] signature_cpu::B2Error),
     #[error(transparent)]
     Inbound(#[from] inbound::InboundBenchError),
+    #[error(transparent)]
+    Sync(#[from] sync::SyncBenchError),
     #[error("cannot write the report {path}: {source}")]
     WriteReport {
         path: std::path::PathBuf,
@@ -60,6 +64,10 @@ async fn main() -> ExitCode {
 /// A missed target is a result, not an error: it is reported (`pass: false`) and the exit is still 0.
 async fn run() -> Result<(), BenchError> {
     let args = cli::parse_args(std::env::args().skip(1))?;
+    if let Some(child) = args.b3_child {
+        // One of B3's memory runs: nothing else, no report.
+        return Ok(sync::child_main(child.tenant, child.integration).await?);
+    }
     let machine = Machine::detect();
     let work_dir = args
         .report
@@ -110,6 +118,19 @@ async fn run() -> Result<(), BenchError> {
             Some(inbound::run_b1(b1_options, |line| eprintln!("{line}")).await?)
         }
     };
+    // After B1, on a moto of its own.
+    let b3 = match args.b3 {
+        None => None,
+        Some(b3) => {
+            let b3_options = B3Options {
+                records: b3.records,
+                small_records: b3.small_records,
+                aws_endpoint: bench_aws_endpoint(),
+                work_dir: work_dir.clone(),
+            };
+            Some(sync::run_b3(b3_options, |line| eprintln!("{line}")).await?)
+        }
+    };
     let b4 = match &args.b4 {
         None => None,
         Some(b4) => {
@@ -128,6 +149,7 @@ async fn run() -> Result<(), BenchError> {
     for table in [
         b1.as_ref().map(|b1| b1.table()),
         b2.as_ref().map(|b2| b2.table()),
+        b3.as_ref().map(|b3| b3.table()),
         b4.as_ref().map(|b4| b4.table()),
         b5.as_ref().map(|b5| b5.table()),
     ]
@@ -140,6 +162,7 @@ async fn run() -> Result<(), BenchError> {
     let report = Report {
         b1,
         b2,
+        b3,
         b4,
         b5,
         machine,
@@ -161,7 +184,7 @@ async fn run() -> Result<(), BenchError> {
     Ok(())
 }
 
-/// A moto to use instead of starting one (B1, B4).
+/// A moto to use instead of starting one (B1, B3, B4).
 fn bench_aws_endpoint() -> Option<String> {
     std::env::var("BENCH_AWS_ENDPOINT")
         .ok()

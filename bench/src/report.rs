@@ -8,6 +8,7 @@ use crate::cold_start::B5Report;
 use crate::delivery::B4Report;
 use crate::inbound::B1Report;
 use crate::signature_cpu::B2Report;
+use crate::sync::B3Report;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -15,6 +16,8 @@ pub struct Report {
     pub b1: Option<B1Report>,
     #[serde(rename = "B2", skip_serializing_if = "Option::is_none")]
     pub b2: Option<B2Report>,
+    #[serde(rename = "B3", skip_serializing_if = "Option::is_none")]
+    pub b3: Option<B3Report>,
     #[serde(rename = "B4", skip_serializing_if = "Option::is_none")]
     pub b4: Option<B4Report>,
     #[serde(rename = "B5", skip_serializing_if = "Option::is_none")]
@@ -116,10 +119,11 @@ mod tests {
     }
 
     #[test]
-    fn a_report_without_b1_b2_b4_or_b5_has_none_of_their_keys_and_names_the_machine() {
+    fn a_report_without_b1_to_b5_has_none_of_their_keys_and_names_the_machine() {
         let report = Report {
             b1: None,
             b2: None,
+            b3: None,
             b4: None,
             b5: None,
             machine: Machine::detect(),
@@ -128,6 +132,7 @@ mod tests {
         let json = serde_json::to_value(&report).expect("serializable");
         assert!(json.get("B1").is_none());
         assert!(json.get("B2").is_none());
+        assert!(json.get("B3").is_none());
         assert!(json.get("B5").is_none());
         assert!(json.get("B4").is_none());
         assert_eq!(json["timestamp"], "2026-03-10T12:00:00Z");
