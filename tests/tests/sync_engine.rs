@@ -337,7 +337,8 @@ async fn a_run_killed_after_a_page_resumes_from_its_checkpoint_and_counts_every_
     );
 
     // The third page hangs; the run is killed while it waits (two pages are checkpointed).
-    provider.stall_next(0, Duration::ZERO);
+    provider.stall_next(2, Duration::ZERO);
+    provider.stall_next(1, Duration::from_secs(30));
     let first_run = {
         let services = services.clone();
         let job = job.clone();
@@ -351,11 +352,6 @@ async fn a_run_killed_after_a_page_resumes_from_its_checkpoint_and_counts_every_
         })
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while provider.requests().len() < 2 {
-        assert!(Instant::now() < deadline, "the run did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    provider.stall_next(1, Duration::from_secs(30));
     while provider.requests().len() < 3 {
         assert!(
             Instant::now() < deadline,

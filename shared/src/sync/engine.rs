@@ -308,8 +308,10 @@ impl Run<'_> {
                 RunMode::Incremental
             };
             let Some(position) = run.position.clone() else {
-                // Every page is read: a full run's deletion pass, then done.
-                if detects_deletions(mode) {
+                // Every page is read: a full run's deletion pass, then done. A run that began
+                // with no stored record of the entity wrote every one there is itself (stamped):
+                // nothing can be missing, so it reads nothing again.
+                if detects_deletions(mode) && !run.store_was_empty {
                     match self.deletion_pass(&entity_name, &mut run).await? {
                         Some(()) => {}
                         None => return Ok(EntityEnd::Lost),
