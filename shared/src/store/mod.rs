@@ -124,6 +124,27 @@ where
     }
 }
 
+/// The result of a conditional write, with a failed condition as `None`: the write's "not this
+/// time" (another holder, a gone item), not an error. Other failures are store errors.
+pub(crate) fn unless_condition_failed<T, E, R>(
+    operation: &'static str,
+    result: Result<T, SdkError<E, R>>,
+) -> Result<Option<T>, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(SdkError::ServiceError(service))
+            if service.err().code() == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(aws_error(operation, error)),
+    }
+}
+
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
@@ -174,6 +195,20 @@ impl Store {
             .await
             .map_err(|e| aws_error("PutItem", e))?;
         Ok(())
+    }
+
+    /// An `UpdateItem` of the tenant's integration `id`: its key only (each caller states its own
+    /// condition).
+    pub(crate) fn update_integration_item(
+        &self,
+        tenant: &TenantId,
+        id: &crate::domain::IntegrationId,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.dynamo()
+            .update_item()
+            .table_name(self.table())
+            .key(keys::PK, s(keys::tenant_pk(tenant)))
+            .key(keys::SK, s(keys::integration_sk(id.as_str())))
     }
 
     /// One item of the tenant's partition (`TENANT#<t>` / `sk`), strongly consistent.

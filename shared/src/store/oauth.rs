@@ -14,7 +14,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use serde::{Deserialize, Serialize};
 
 use super::integrations::{IntegrationItem, StatusTransition};
-use super::{aws_error, keys, n, now_epoch_seconds, s, timestamp, Item, Store, StoreError};
+use super::{
+    aws_error, keys, n, now_epoch_seconds, s, timestamp, unless_condition_failed, Item, Store,
+    StoreError,
+};
 use crate::domain::{ConnectionKey, IntegrationId, IntegrationStatus, ProviderSlug, TenantId};
 
 /// A tenant's own OAuth app for one provider. The client secret is only an envelope
@@ -200,18 +203,10 @@ impl Store {
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
-        match out {
-            Ok(out) => out
-                .attributes
-                .map(|item| from_item(item, "oauth state"))
-                .transpose(),
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
-            {
-                Ok(None)
-            }
-            Err(error) => Err(aws_error("DeleteItem", error)),
-        }
+        unless_condition_failed("DeleteItem", out)?
+            .and_then(|out| out.attributes)
+            .map(|item| from_item(item, "oauth state"))
+            .transpose()
     }
 
     /// The integration holding `(tenant, provider, connectionKey)`, if any.
@@ -363,18 +358,10 @@ impl Store {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match out {
-            Ok(out) => out
-                .attributes
-                .map(|item| from_item(item, "integration"))
-                .transpose(),
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
-            {
-                Ok(None)
-            }
-            Err(error) => Err(aws_error("UpdateItem", error)),
-        }
+        unless_condition_failed("UpdateItem", out)?
+            .and_then(|out| out.attributes)
+            .map(|item| from_item(item, "integration"))
+            .transpose()
     }
 
     /// Gives the lease back without new tokens (the token endpoint was unavailable).
@@ -385,25 +372,14 @@ impl Store {
         owner: &str,
     ) -> Result<(), StoreError> {
         let out = self
-            .dynamo()
-            .update_item()
-            .table_name(self.table())
-            .key(keys::PK, s(keys::tenant_pk(tenant)))
-            .key(keys::SK, s(keys::integration_sk(id.as_str())))
+            .update_integration_item(tenant, id)
             .update_expression("REMOVE refreshLeaseOwner, refreshLeaseUntil")
             .condition_expression("refreshLeaseOwner = :owner")
             .expression_attribute_values(":owner", s(owner))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(aws_error("UpdateItem", error)),
-        }
+        // Not ours any more (it ran out and another holder took it): nothing to give back.
+        unless_condition_failed("UpdateItem", out).map(|_| ())
     }
 
     /// The provider refused the refresh token: `expired` with the reason, lease dropped.
@@ -482,23 +458,12 @@ impl Store {
             .expression_attribute_values(":at", s(expires_at))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(aws_error("UpdateItem", error)),
-        }
+        Ok(unless_condition_failed("UpdateItem", out)?.is_some())
     }
 
+    /// An update of an integration that must still exist.
     fn integration_update(&self, tenant: &TenantId, id: &IntegrationId) -> UpdateItemFluentBuilder {
-        self.dynamo()
-            .update_item()
-            .table_name(self.table())
-            .key(keys::PK, s(keys::tenant_pk(tenant)))
-            .key(keys::SK, s(keys::integration_sk(id.as_str())))
+        self.update_integration_item(tenant, id)
             .condition_expression("attribute_exists(pk)")
     }
 
@@ -509,23 +474,15 @@ impl Store {
         &self,
         out: Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>>,
     ) -> Result<Option<StatusTransition>, StoreError> {
-        match out {
-            Ok(out) => {
-                let old: IntegrationItem =
-                    from_item(out.attributes.unwrap_or_default(), "integration")?;
-                let after = self.get_integration(&old.tenant_id, &old.id).await?;
-                Ok(after.map(|item| StatusTransition {
-                    from: old.status,
-                    item,
-                }))
-            }
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
-            {
-                Ok(None)
-            }
-            Err(error) => Err(aws_error("UpdateItem", error)),
-        }
+        let Some(out) = unless_condition_failed("UpdateItem", out)? else {
+            return Ok(None);
+        };
+        let old: IntegrationItem = from_item(out.attributes.unwrap_or_default(), "integration")?;
+        let after = self.get_integration(&old.tenant_id, &old.id).await?;
+        Ok(after.map(|item| StatusTransition {
+            from: old.status,
+            item,
+        }))
     }
 }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::integrations::IntegrationItem;
-use super::{aws_error, keys, n, s, timestamp, Store, StoreError};
+use super::{aws_error, keys, n, s, timestamp, unless_condition_failed, Store, StoreError};
 use crate::domain::{IntegrationId, JobId, TenantId};
 
 /// A queued job not started within this long is taken as lost (its message never arrived).
@@ -160,7 +160,7 @@ impl Store {
     ) -> Result<QueueClaim, StoreError> {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let out = self
-            .job_update(tenant, id)
+            .update_integration_item(tenant, id)
             .update_expression("SET syncJob = :hold")
             .condition_expression(
                 "attribute_exists(pk) AND (attribute_not_exists(syncJob) OR syncJob.leaseUntilMs < :now)",
@@ -196,13 +196,13 @@ impl Store {
         job: &JobId,
     ) -> Result<(), StoreError> {
         let out = self
-            .job_update(tenant, id)
+            .update_integration_item(tenant, id)
             .update_expression("REMOVE syncJob")
             .condition_expression("syncJob.jobId = :job")
             .expression_attribute_values(":job", s(job.as_str()))
             .send()
             .await;
-        ignore_condition(out)
+        condition_held(out).map(|_| ())
     }
 
     /// The runner takes `job`: the queued job of that id, or a running one whose lease ran out (its
@@ -218,7 +218,7 @@ impl Store {
         let now = chrono::Utc::now();
         let now_ms = now.timestamp_millis();
         let ours = self
-            .job_update(tenant, id)
+            .update_integration_item(tenant, id)
             .update_expression(
                 "SET syncJob.#state = :running, syncJob.leaseUntilMs = :until, \
                  syncJob.startedAt = if_not_exists(syncJob.startedAt, :started), \
@@ -238,18 +238,15 @@ impl Store {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match ours {
-            Ok(out) => return out.attributes.map(IntegrationItem::from_stored).transpose(),
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() => {}
-            Err(error) => return Err(aws_error("UpdateItem", error)),
+        if let Some(out) = unless_condition_failed("UpdateItem", ours)? {
+            return out.attributes.map(IntegrationItem::from_stored).transpose();
         }
         let mut hold = hold_attribute(job, SyncJobState::Running, now_ms + ms(RUNNING_LEASE));
         if let AttributeValue::M(map) = &mut hold {
             map.insert("startedAt".to_string(), s(timestamp(now)));
         }
         let free = self
-            .job_update(tenant, id)
+            .update_integration_item(tenant, id)
             .update_expression(
                 "SET syncJob = :hold, syncState = if_not_exists(syncState, :emptyState)",
             )
@@ -262,15 +259,10 @@ impl Store {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match free {
-            Ok(out) => out.attributes.map(IntegrationItem::from_stored).transpose(),
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
-            {
-                Ok(None)
-            }
-            Err(error) => Err(aws_error("UpdateItem", error)),
-        }
+        unless_condition_failed("UpdateItem", free)?
+            .and_then(|out| out.attributes)
+            .map(IntegrationItem::from_stored)
+            .transpose()
     }
 
     /// After every page: the entity's checkpoint, the lease and `processed`, in one write. `false`
@@ -286,7 +278,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let out = self
-            .job_update(tenant, id)
+            .update_integration_item(tenant, id)
             .update_expression(
                 "SET syncJob.leaseUntilMs = :until, syncState.#entity = :checkpoint \
                  ADD syncJob.#processed :processed",
@@ -316,7 +308,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let out = self
-            .job_update(tenant, id)
+            .update_integration_item(tenant, id)
             .update_expression(
                 "SET syncJob.leaseUntilMs = :until ADD syncJob.#processed :processed",
             )
@@ -342,7 +334,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let out = self
-            .job_update(tenant, id)
+            .update_integration_item(tenant, id)
             .update_expression("SET syncJob.#state = :queued, syncJob.leaseUntilMs = :until")
             .condition_expression("syncJob.jobId = :job")
             .expression_attribute_names("#state", "state")
@@ -366,7 +358,7 @@ impl Store {
     ) -> Result<Option<IntegrationItem>, StoreError> {
         let now = timestamp(chrono::Utc::now());
         let mut request = self
-            .job_update(tenant, id)
+            .update_integration_item(tenant, id)
             .condition_expression("syncJob.jobId = :job")
             .expression_attribute_values(":job", s(job.as_str()))
             .expression_attribute_values(":now", s(now))
@@ -397,15 +389,11 @@ impl Store {
                  nextSyncAt = :null ADD totalSyncs :one REMOVE syncJob, gsi1pk, gsi1sk"
             }
         };
-        match request.update_expression(update).send().await {
-            Ok(out) => out.attributes.map(IntegrationItem::from_stored).transpose(),
-            Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
-            {
-                Ok(None)
-            }
-            Err(error) => Err(aws_error("UpdateItem", error)),
-        }
+        let out = request.update_expression(update).send().await;
+        unless_condition_failed("UpdateItem", out)?
+            .and_then(|out| out.attributes)
+            .map(IntegrationItem::from_stored)
+            .transpose()
     }
 
     /// The scheduler moves an integration it could not queue (another job holds it) or has queued
@@ -419,7 +407,7 @@ impl Store {
         next: &str,
     ) -> Result<bool, StoreError> {
         let out = self
-            .job_update(tenant, id)
+            .update_integration_item(tenant, id)
             .update_expression("SET nextSyncAt = :next, gsi1sk = :gsiSk")
             .condition_expression("nextSyncAt = :seen")
             .expression_attribute_values(":next", s(next))
@@ -428,18 +416,6 @@ impl Store {
             .send()
             .await;
         condition_held(out)
-    }
-
-    fn job_update(
-        &self,
-        tenant: &TenantId,
-        id: &IntegrationId,
-    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
-        self.dynamo()
-            .update_item()
-            .table_name(self.table())
-            .key(keys::PK, s(keys::tenant_pk(tenant)))
-            .key(keys::SK, s(keys::integration_sk(id.as_str())))
     }
 }
 
@@ -465,22 +441,9 @@ fn item_returned(error: &UpdateItemError) -> bool {
     }
 }
 
+/// Whether a conditional update's condition held.
 fn condition_held<T>(
     out: Result<T, SdkError<UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>>,
 ) -> Result<bool, StoreError> {
-    match out {
-        Ok(_) => Ok(true),
-        Err(SdkError::ServiceError(service))
-            if service.err().is_conditional_check_failed_exception() =>
-        {
-            Ok(false)
-        }
-        Err(error) => Err(aws_error("UpdateItem", error)),
-    }
-}
-
-fn ignore_condition<T>(
-    out: Result<T, SdkError<UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>>,
-) -> Result<(), StoreError> {
-    condition_held(out).map(|_| ())
+    Ok(unless_condition_failed("UpdateItem", out)?.is_some())
 }
