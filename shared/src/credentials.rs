@@ -115,6 +115,19 @@ pub async fn open(
         .collect())
 }
 
+/// The fields as the catalog's request templates read them (`{credentials.*}`, `{accessToken}`).
+pub fn to_values(fields: &CredentialFields) -> serde_json::Map<String, serde_json::Value> {
+    fields
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.clone(),
+                serde_json::Value::String(value.as_str().to_string()),
+            )
+        })
+        .collect()
+}
+
 /// Field names come from the request: keep them short and printable in error paths.
 fn printable(name: &str) -> String {
     name.chars().filter(|c| !c.is_control()).take(64).collect()

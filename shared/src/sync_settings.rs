@@ -129,19 +129,23 @@ pub struct ImportEntity {
 
 impl SyncSettings {
     /// What a sync imports: the settings' entities that are enabled and import (`import` or
-    /// `bidirectional`); with no entities in the settings, every entity the provider defines, under
-    /// the local name of its default mappings (else its remote name). `provider_entities` yields
-    /// `(remote name, default local name)`.
-    pub fn import_entities<'a>(
+    /// `bidirectional`); with no entities in the settings, every entity of `definitions` (the
+    /// provider's, by remote name), under the local name of its default mappings (else its remote
+    /// name).
+    pub fn import_entities(
         &self,
-        provider_entities: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+        definitions: &std::collections::BTreeMap<String, crate::catalog::EntityDef>,
     ) -> Vec<ImportEntity> {
         if self.entities.is_empty() {
-            return provider_entities
-                .into_iter()
-                .map(|(remote, local)| ImportEntity {
-                    local: local.unwrap_or(remote).to_string(),
-                    remote: remote.to_string(),
+            return definitions
+                .iter()
+                .map(|(remote, definition)| ImportEntity {
+                    local: definition
+                        .default_mappings
+                        .as_ref()
+                        .map_or(remote.as_str(), |d| d.local_entity.as_str())
+                        .to_string(),
+                    remote: remote.clone(),
                 })
                 .collect();
         }

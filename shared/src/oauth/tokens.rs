@@ -116,16 +116,8 @@ pub async fn provider_credentials(
 ) -> Result<CredentialFields, TokenError> {
     match provider.oauth2() {
         Some(oauth) => fresh_tokens(services, oauth, item, false).await,
-        None => match &item.credentials {
-            Some(envelope) => Ok(credentials::open(
-                services.store.cipher(),
-                item.tenant_id.as_str(),
-                &item.id,
-                envelope,
-            )
-            .await?),
-            None => Ok(CredentialFields::new()),
-        },
+        None if item.credentials.is_some() => open_tokens(services, item).await,
+        None => Ok(CredentialFields::new()),
     }
 }
 
@@ -513,6 +505,7 @@ pub async fn revoke_tokens(
     }
 }
 
+/// The stored credentials (for OAuth, the token set), opened.
 async fn open_tokens(
     services: &Services,
     item: &IntegrationItem,

@@ -23,7 +23,6 @@ use super::incremental::{
 use super::mapping::{page_records, Mapped, RecordMapper};
 use super::paging::{next_position, page_request, PagePosition};
 use crate::catalog::{EntityDef, Provider, Values};
-use crate::credentials::CredentialFields;
 use crate::delivery::{emit_to, BatchCache};
 use crate::domain::{IntegrationStatus, LogId, RemoteId};
 use crate::events::{
@@ -176,21 +175,14 @@ impl Run<'_> {
         let entities: Vec<ImportEntity> = self
             .item
             .sync_settings
-            .import_entities(definitions.iter().map(|(remote, def)| {
-                (
-                    remote.as_str(),
-                    def.default_mappings
-                        .as_ref()
-                        .map(|d| d.local_entity.as_str()),
-                )
-            }))
+            .import_entities(&definitions)
             .into_iter()
             .filter(|entity| {
                 self.job.entities.is_empty() || self.job.entities.contains(&entity.local)
             })
             .collect();
         match provider_credentials(self.services, &provider, &self.item).await {
-            Ok(fields) => self.credentials = Some(plain(&fields)),
+            Ok(fields) => self.credentials = Some(crate::credentials::to_values(&fields)),
             Err(TokenError::Store(error)) => return Err(error.into()),
             Err(error) => return self.finish(Some(error.to_string())).await,
         }
@@ -312,10 +304,7 @@ impl Run<'_> {
                 // with no stored record of the entity wrote every one there is itself (stamped):
                 // nothing can be missing, so it reads nothing again.
                 if detects_deletions(mode) && !run.store_was_empty {
-                    match self.deletion_pass(&entity_name, &mut run).await? {
-                        Some(()) => {}
-                        None => return Ok(EntityEnd::Lost),
-                    }
+                    self.deletion_pass(&entity_name, &mut run).await?;
                     if run.deletion_start.is_some() {
                         checkpoint.run = Some(run.clone());
                         if !self.save(&entity.local, &checkpoint, 0).await? {
@@ -565,27 +554,18 @@ impl Run<'_> {
                 }
             }
         }
-        self.services
-            .store
-            .write_synced_records(&self.job.tenant_id, &self.item.id, entity, &run.id, writes)
+        self.write_and_announce(entity, &run.id, writes, changes)
             .await?;
-        let events: Vec<Event> = changes
-            .into_iter()
-            .map(|(change, record)| {
-                Event::record(&self.job.tenant_id, entity.clone(), change, &record)
-            })
-            .collect();
-        self.emit(events).await;
         run.counts.add(&counts);
         Ok(Ok((counts, records_on_page, last_id)))
     }
 
-    /// One page of a full run's deletion pass. `None` when the job lost the integration.
+    /// One page of a full run's deletion pass.
     async fn deletion_pass(
         &mut self,
         entity: &EntityName,
         run: &mut EntityRun,
-    ) -> Result<Option<()>, SyncError> {
+    ) -> Result<(), SyncError> {
         let start = run
             .deletion_start
             .take()
@@ -618,9 +598,23 @@ impl Run<'_> {
             changes.push((RecordChange::Deleted, entity_record(&write, &self.item)));
             writes.push(write);
         }
+        self.write_and_announce(entity, &run.id, writes, changes)
+            .await?;
+        run.deletion_start = page.next.map(|key| json_key(&key));
+        Ok(())
+    }
+
+    /// A page's writes (stamped with the run), then the events of its changes.
+    async fn write_and_announce(
+        &self,
+        entity: &EntityName,
+        run_id: &str,
+        writes: Vec<SyncWrite>,
+        changes: Vec<(RecordChange, EntityRecord)>,
+    ) -> Result<(), SyncError> {
         self.services
             .store
-            .write_synced_records(&self.job.tenant_id, &self.item.id, entity, &run.id, writes)
+            .write_synced_records(&self.job.tenant_id, &self.item.id, entity, run_id, writes)
             .await?;
         let events: Vec<Event> = changes
             .into_iter()
@@ -629,8 +623,7 @@ impl Run<'_> {
             })
             .collect();
         self.emit(events).await;
-        run.deletion_start = page.next.map(|key| json_key(&key));
-        Ok(Some(()))
+        Ok(())
     }
 
     /// One page request: the rate-limit bucket, then up to [`PAGE_ATTEMPTS`] requests while the
@@ -732,7 +725,10 @@ impl Run<'_> {
                                     self.item.credentials = item.credentials.clone();
                                     match provider_credentials(self.services, provider, &item).await
                                     {
-                                        Ok(fields) => self.credentials = Some(plain(&fields)),
+                                        Ok(fields) => {
+                                            self.credentials =
+                                                Some(crate::credentials::to_values(&fields))
+                                        }
                                         Err(error) => return Ok(Fetched::Fatal(error.to_string())),
                                     }
                                     attempt -= 1;
@@ -1081,13 +1077,6 @@ impl Run<'_> {
     fn would_pass_deadline(&self, wait: Duration) -> bool {
         self.deadline.saturating_duration_since(Instant::now()) < HANDOFF_MARGIN + wait
     }
-}
-
-fn plain(fields: &CredentialFields) -> Map<String, Value> {
-    fields
-        .iter()
-        .map(|(name, value)| (name.clone(), Value::String(value.as_str().to_string())))
-        .collect()
 }
 
 fn mode_name(mode: RunMode) -> &'static str {

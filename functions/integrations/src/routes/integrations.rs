@@ -388,6 +388,20 @@ pub async fn load(
         .ok_or_else(|| ApiError::not_found("integration"))
 }
 
+/// The catalog entry of an integration's provider; a provider taken out of the catalog since (a
+/// `PROVIDERS_FILE` changed) is 400 `not_supported` for what needs it.
+pub fn provider_of<'a>(
+    state: &'a AppState,
+    item: &IntegrationItem,
+) -> Result<&'a Provider, ApiError> {
+    state.catalog.get(item.provider.as_str()).ok_or_else(|| {
+        ApiError::not_supported(format!(
+            "provider {} is no longer in the catalog",
+            item.provider
+        ))
+    })
+}
+
 /// `config` is non-secret and small, holds exactly the provider's settings (the catalog's
 /// check: unknown, missing, non-string, pattern), and a `baseUrl` is a target the SSRF guard allows.
 async fn check_config(

@@ -15,7 +15,7 @@ use hub_shared::store::QueueClaim;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::routes::integrations::load;
+use crate::routes::integrations::{load, provider_of};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -34,23 +34,9 @@ pub async fn trigger(
     OptionalJsonBody(request): OptionalJsonBody<SyncRequest>,
 ) -> Result<Response, ApiError> {
     let item = load(&state, &auth, &id).await?;
-    let provider = state.catalog.get(item.provider.as_str()).ok_or_else(|| {
-        ApiError::not_supported(format!(
-            "provider {} is no longer in the catalog",
-            item.provider
-        ))
-    })?;
+    let provider = provider_of(&state, &item)?;
     let definitions = provider.integration_entities(&item.config)?;
-    let importable = item
-        .sync_settings
-        .import_entities(definitions.iter().map(|(remote, def)| {
-            (
-                remote.as_str(),
-                def.default_mappings
-                    .as_ref()
-                    .map(|d| d.local_entity.as_str()),
-            )
-        }));
+    let importable = item.sync_settings.import_entities(&definitions);
     if importable.is_empty() {
         return Err(ApiError::not_supported(format!(
             "{} has no entities to sync for this integration",

@@ -9,6 +9,7 @@ use axum::Json;
 use http::{HeaderName, HeaderValue};
 use hub_shared::auth::AuthContext;
 use hub_shared::catalog::{CatalogError, ExpectOutcome, HealthCheckRequest};
+use hub_shared::credentials;
 use hub_shared::domain::LogId;
 use hub_shared::error::ApiError;
 use hub_shared::events::{Event, StatusChangeReason};
@@ -17,9 +18,9 @@ use hub_shared::oauth::{provider_credentials, TokenError};
 use hub_shared::store::{
     timestamp, Admission, CheckOutcome, IntegrationItem, IntegrationLog, LogAction, LogStatus,
 };
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use crate::routes::integrations::load;
+use crate::routes::integrations::{load, provider_of};
 use crate::state::AppState;
 
 /// Test connection gives the provider 10 s (docs/decisions.md, "Test connection").
@@ -42,12 +43,7 @@ pub async fn test(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let item = load(&state, &auth, &id).await?;
-    let provider = state.catalog.get(item.provider.as_str()).ok_or_else(|| {
-        ApiError::not_supported(format!(
-            "provider {} is no longer in the catalog",
-            item.provider
-        ))
-    })?;
+    let provider = provider_of(&state, &item)?;
     let Some(rate_limit) = provider
         .api
         .as_ref()
@@ -85,10 +81,7 @@ pub async fn test(
         Ok(fields) => fields,
         Err(error) => return token_failure(&state, &auth, &item, error, started_at).await,
     };
-    let plain: Map<String, Value> = fields
-        .iter()
-        .map(|(name, value)| (name.clone(), Value::String(value.as_str().to_string())))
-        .collect();
+    let plain = credentials::to_values(&fields);
     let result = match provider.build_health_check(&item.config, &plain) {
         Ok(request) => run_check(&state, request).await,
         Err(CatalogError::NoHealthCheck) => {
