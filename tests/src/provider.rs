@@ -190,19 +190,18 @@ async fn cursor(
     State(provider): State<LocalProvider>,
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let (records, size) = match begin(&provider, &uri).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+) -> Result<Response, Response> {
+    let (records, size) = begin(&provider, &uri).await?;
     let (items, token_now) = {
         let data = provider.data.lock().expect("lock");
         match query.get("syncToken") {
             Some(token) => {
                 let since: u64 = token.parse().unwrap_or(0);
                 if since < data.tokens_valid_from {
-                    return (StatusCode::GONE, Json(json!({"error": "fullSyncRequired"})))
-                        .into_response();
+                    return Ok(
+                        (StatusCode::GONE, Json(json!({"error": "fullSyncRequired"})))
+                            .into_response(),
+                    );
                 }
                 let mut changes: Vec<Value> = records
                     .into_iter()
@@ -230,7 +229,7 @@ async fn cursor(
     } else {
         body["nextSyncToken"] = Value::String(token_now.to_string());
     }
-    Json(body).into_response()
+    Ok(Json(body).into_response())
 }
 
 /// `offset` + `limit`, records under `results`.
@@ -238,15 +237,12 @@ async fn offset(
     State(provider): State<LocalProvider>,
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let (records, size) = match begin(&provider, &uri).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+) -> Result<Response, Response> {
+    let (records, size) = begin(&provider, &uri).await?;
     let start = number(&query, "offset", 0);
     let limit = number(&query, "limit", size);
     let page: Vec<Value> = records.into_iter().skip(start).take(limit).collect();
-    Json(json!({"results": page})).into_response()
+    Ok(Json(json!({"results": page})).into_response())
 }
 
 /// `page` (from 1) + `per_page` (or the provider's own size), the body itself the array.
@@ -254,11 +250,8 @@ async fn page(
     State(provider): State<LocalProvider>,
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let (records, size) = match begin(&provider, &uri).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+) -> Result<Response, Response> {
+    let (records, size) = begin(&provider, &uri).await?;
     let number_of = number(&query, "page", 1).max(1);
     let per_page = number(&query, "per_page", size);
     let page: Vec<Value> = records
@@ -266,7 +259,7 @@ async fn page(
         .skip((number_of - 1) * per_page)
         .take(per_page)
         .collect();
-    Json(Value::Array(page)).into_response()
+    Ok(Json(Value::Array(page)).into_response())
 }
 
 /// RFC 8288: the next page as a relative `Link` (the array as the body).
@@ -274,11 +267,8 @@ async fn link(
     State(provider): State<LocalProvider>,
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let (records, size) = match begin(&provider, &uri).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+) -> Result<Response, Response> {
+    let (records, size) = begin(&provider, &uri).await?;
     let number_of = number(&query, "p", 1).max(1);
     let page: Vec<Value> = records
         .iter()
@@ -294,7 +284,7 @@ async fn link(
         );
         headers.insert("link", HeaderValue::from_str(&link).expect("header"));
     }
-    (headers, Json(Value::Array(page))).into_response()
+    Ok((headers, Json(Value::Array(page))).into_response())
 }
 
 /// Stripe: `starting_after` (an id) + `limit`, `{data, has_more}`.
@@ -302,11 +292,8 @@ async fn stripe(
     State(provider): State<LocalProvider>,
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let (records, size) = match begin(&provider, &uri).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+) -> Result<Response, Response> {
+    let (records, size) = begin(&provider, &uri).await?;
     let limit = number(&query, "limit", size);
     let start = match query.get("starting_after") {
         Some(after) => records
@@ -318,7 +305,7 @@ async fn stripe(
     };
     let page: Vec<Value> = records.iter().skip(start).take(limit).cloned().collect();
     let has_more = start + limit < records.len();
-    Json(json!({"data": page, "has_more": has_more})).into_response()
+    Ok(Json(json!({"data": page, "has_more": has_more})).into_response())
 }
 
 /// Updated since `updatedMin` (RFC 3339), inclusive, all in one answer under `items`.
@@ -326,11 +313,8 @@ async fn since(
     State(provider): State<LocalProvider>,
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let (records, _) = match begin(&provider, &uri).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+) -> Result<Response, Response> {
+    let (records, _) = begin(&provider, &uri).await?;
     let after = query
         .get("updatedMin")
         .and_then(|raw| chrono::DateTime::parse_from_rfc3339(raw).ok());
@@ -344,5 +328,5 @@ async fn since(
                 .is_some_and(|u| u >= after),
         })
         .collect();
-    Json(json!({"items": items})).into_response()
+    Ok(Json(json!({"items": items})).into_response())
 }
