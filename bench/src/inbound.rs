@@ -37,7 +37,6 @@ use hub_local::aws_counter::AwsRequestCounter;
 use hub_local::moto::Moto;
 use hub_local::provision::StackNames;
 use hub_local::stack::{local_sdk_config, LocalStack, StackOptions};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
 use rand::rngs::StdRng;
@@ -276,7 +275,7 @@ fn missed_targets(hub: &LoadRun, p50_ratio: f64, throughput_ratio: f64) -> Vec<S
 // Signed webhooks.
 
 type Hmac256 = Hmac<Sha256>;
-type Client = HttpClient<HttpConnector, Full<Bytes>>;
+use crate::gateway::Client;
 
 /// A 1 KiB JSON body shaped like a provider's event: a few fields, random ids, and random hex
 /// filling it to exactly [`BODY_BYTES`] (gzip halves it, as it roughly does real payloads).
@@ -350,31 +349,16 @@ async fn create_webhook(
     options: &StackOptions,
     body: Value,
 ) -> Result<CreatedWebhook, InboundBenchError> {
-    let token = hub_local::jwt::dev_token(
-        options.jwt_secret.as_bytes(),
-        &options.tenant_claim,
+    let (status, answer) = crate::gateway::post_json_as(
+        client,
+        stack,
+        options,
         TENANT,
-        "bench-user",
-        &options.jwt_issuer,
-        &options.jwt_audience,
-        3600,
-    );
-    let request = http::Request::post(format!("{}/api/webhooks/incoming", stack.url))
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {token}"))
-        .body(Full::new(Bytes::from(body.to_string())))
-        .map_err(setup("the create request"))?;
-    let response = client
-        .request(request)
-        .await
-        .map_err(setup("POST /api/webhooks/incoming"))?;
-    let status = response.status();
-    let answer = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(setup("the create answer"))?
-        .to_bytes();
+        "/api/webhooks/incoming",
+        &body,
+    )
+    .await
+    .map_err(InboundBenchError::Setup)?;
     let created: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
     let (Some(id), Some(secret)) = (created["id"].as_str(), created["secret"].as_str()) else {
         return Err(InboundBenchError::Setup(format!(

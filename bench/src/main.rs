@@ -10,6 +10,7 @@ mod cold_start;
 mod connection_counter;
 mod delivery;
 mod elf;
+mod gateway;
 mod inbound;
 mod proc_cpu;
 mod report;

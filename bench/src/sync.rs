@@ -26,8 +26,6 @@ use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hub_local::aws_counter::AwsRequestCounter;
 use hub_local::moto::Moto;
 use hub_local::provision::StackNames;
@@ -40,7 +38,6 @@ use hub_shared::store::{keys, record_hash, timestamp, LogAction, LogFilter, Queu
 use hub_shared::sync::engine::{run_job, JobOutcome};
 use hub_shared::sync::{Mapped, RecordMapper};
 use hub_shared::sync_settings::SyncSettings;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
@@ -335,7 +332,7 @@ fn integration_body(provider_url: &str, dataset: &str, run_id: &str) -> Value {
     })
 }
 
-type Client = HttpClient<HttpConnector, Full<Bytes>>;
+use crate::gateway::Client;
 
 /// Creates the integration through the gateway, as a tenant's user does (credentials sealed).
 async fn create_integration(
@@ -344,31 +341,10 @@ async fn create_integration(
     options: &StackOptions,
     body: Value,
 ) -> Result<IntegrationId, SyncBenchError> {
-    let token = hub_local::jwt::dev_token(
-        options.jwt_secret.as_bytes(),
-        &options.tenant_claim,
-        TENANT,
-        "bench-user",
-        &options.jwt_issuer,
-        &options.jwt_audience,
-        3600,
-    );
-    let request = http::Request::post(format!("{}/api/integrations", stack.url))
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {token}"))
-        .body(Full::new(Bytes::from(body.to_string())))
-        .map_err(setup("the create request"))?;
-    let response = client
-        .request(request)
-        .await
-        .map_err(setup("POST /api/integrations"))?;
-    let status = response.status();
-    let answer = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(setup("the create answer"))?
-        .to_bytes();
+    let (status, answer) =
+        crate::gateway::post_json_as(client, stack, options, TENANT, "/api/integrations", &body)
+            .await
+            .map_err(SyncBenchError::Setup)?;
     let created: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
     created["id"]
         .as_str()
