@@ -1313,20 +1313,49 @@ fn error_page(message: &'static str) -> Response {
         .into_response()
 }
 
+/// What the token and revocation endpoints read first: the form (when the body is one) and the
+/// client the request claims to be, and how.
+struct ClientRequest {
+    form: bool,
+    params: Params,
+    credentials: BasicCredentials,
+    client_auth: Option<ClientAuthMethod>,
+    client_id: Option<String>,
+}
+
+impl ClientRequest {
+    fn read(headers: &HeaderMap, body: &Bytes) -> ClientRequest {
+        let form = is_form_urlencoded(headers);
+        let params = if form {
+            Params::parse(body)
+        } else {
+            Params::default()
+        };
+        let credentials = BasicCredentials::from_headers(headers);
+        let (client_auth, client_id) = claimed_client(&credentials, &params);
+        ClientRequest {
+            form,
+            params,
+            credentials,
+            client_auth,
+            client_id,
+        }
+    }
+}
+
 /// RFC 6749 §3.2: the token endpoint.
 async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     let delay = shared.lock().options.token_delay;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let form = is_form_urlencoded(&headers);
-    let params = if form {
-        Params::parse(&body)
-    } else {
-        Params::default()
-    };
-    let credentials = BasicCredentials::from_headers(&headers);
-    let (client_auth, client_id) = claimed_client(&credentials, &params);
+    let ClientRequest {
+        form,
+        params,
+        credentials,
+        client_auth,
+        client_id,
+    } = ClientRequest::read(&headers, &body);
 
     let mut state = shared.lock();
     let outcome = if let Some(failure) = state.take_injected_failure() {
@@ -1379,14 +1408,13 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
 
 /// RFC 7009: the revocation endpoint.
 async fn revoke(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = is_form_urlencoded(&headers);
-    let params = if form {
-        Params::parse(&body)
-    } else {
-        Params::default()
-    };
-    let credentials = BasicCredentials::from_headers(&headers);
-    let (client_auth, client_id) = claimed_client(&credentials, &params);
+    let ClientRequest {
+        form,
+        params,
+        credentials,
+        client_auth,
+        client_id,
+    } = ClientRequest::read(&headers, &body);
 
     let mut state = shared.lock();
     let outcome = if !form {
