@@ -57,6 +57,16 @@ fn basic_shape() -> ProviderShape {
     }
 }
 
+/// `POST /api/integrations/{id}/refresh`.
+async fn refresh(app: &TestApp, id: &str) -> hub_tests::Reply {
+    app.post_json(
+        TENANT,
+        &format!("/api/integrations/{id}/refresh"),
+        &json!({}),
+    )
+    .await
+}
+
 /// The integration id of a successful callback (asserting the redirect's shape).
 fn connected_id(reply: &hub_tests::Reply) -> String {
     assert_eq!(reply.status, 302, "callback: {}", reply.text);
@@ -414,13 +424,7 @@ async fn concurrent_callers_make_one_refresh_and_all_use_its_rotated_tokens() {
     );
 
     // Refresh on demand answers the expiry, never a token.
-    let refreshed = app
-        .post_json(
-            TENANT,
-            &format!("/api/integrations/{id}/refresh"),
-            &json!({}),
-        )
-        .await;
+    let refreshed = refresh(&app, &id).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.text);
     let body = refreshed.json();
     assert_eq!(body["status"], "connected");
@@ -462,13 +466,7 @@ async fn a_refused_refresh_expires_the_integration_announces_it_and_reconnect_re
 
     // An outage: the asked-for refresh did not happen (502), and the status is kept.
     server.fail_next_token_requests(InjectedFailure::ServerError, 3);
-    let outage = app
-        .post_json(
-            TENANT,
-            &format!("/api/integrations/{id}/refresh"),
-            &json!({}),
-        )
-        .await;
+    let outage = refresh(&app, &id).await;
     assert_eq!(outage.status, 502, "{}", outage.text);
     assert_eq!(outage.json()["code"], "provider_error");
     let kept = app
@@ -478,13 +476,7 @@ async fn a_refused_refresh_expires_the_integration_announces_it_and_reconnect_re
     assert_eq!(kept["status"], "connected");
 
     server.fail_next_token_requests(InjectedFailure::InvalidGrant, 1);
-    let refused = app
-        .post_json(
-            TENANT,
-            &format!("/api/integrations/{id}/refresh"),
-            &json!({}),
-        )
-        .await;
+    let refused = refresh(&app, &id).await;
     assert_eq!(refused.status, 409, "{}", refused.text);
     assert_eq!(refused.json()["code"], "reconnect_required");
     let expired = app
@@ -554,13 +546,7 @@ async fn delete_revokes_at_the_provider_and_no_token_leaks_anywhere() {
         first.contains_key("idToken"),
         "the id_token is kept in the envelope"
     );
-    let refreshed = app
-        .post_json(
-            TENANT,
-            &format!("/api/integrations/{id}/refresh"),
-            &json!({}),
-        )
-        .await;
+    let refreshed = refresh(&app, &id).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.text);
     let second = stored_tokens(&app, &id).await;
     app.get(TENANT, &format!("/api/integrations/{id}")).await;
