@@ -1,16 +1,19 @@
 //! A local provider API for sync tests: one data set of records served under every pagination
 //! style the catalog knows, with a Google-style sync token (and its 410), an updated-since filter,
 //! and injectable failures (a status for the next requests, with `Retry-After`). Every request is
-//! recorded (path and query).
+//! recorded (path and query, and a JSON body). Two routes take the shape of real APIs whose paging
+//! is not a parameter of its own: QuickBooks' query statement (`/v3/company/{realmId}/query`)
+//! and monday's GraphQL `items_page` (`POST /v2`).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use axum::extract::Path;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
@@ -59,6 +62,8 @@ impl LocalProvider {
             .route("/link", get(link))
             .route("/stripe", get(stripe))
             .route("/since", get(since))
+            .route("/v3/company/{realm}/query", get(quickbooks))
+            .route("/v2", post(monday))
             .with_state(provider.clone());
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
@@ -116,7 +121,7 @@ impl LocalProvider {
         }
     }
 
-    /// Every request so far, as `path?query`.
+    /// Every request so far, as `path?query` (and ` ` + the body for a JSON body).
     pub fn requests(&self) -> Vec<String> {
         let data = self.data.lock().expect("lock");
         data.requests.iter().map(|(_, r)| r.clone()).collect()
@@ -149,11 +154,18 @@ fn upsert(data: &mut Data, mut record: Value) {
 }
 
 /// Records the request, holds it when a stall is due, answers an injected failure when one is.
-async fn begin(provider: &LocalProvider, uri: &Uri) -> Result<(Vec<Value>, usize), Response> {
+async fn begin(
+    provider: &LocalProvider,
+    uri: &Uri,
+    body: Option<&Value>,
+) -> Result<(Vec<Value>, usize), Response> {
     let stall = {
         let mut data = provider.data.lock().expect("lock");
-        data.requests
-            .push((std::time::Instant::now(), uri.to_string()));
+        let request = match body {
+            Some(body) => format!("{uri} {body}"),
+            None => uri.to_string(),
+        };
+        data.requests.push((std::time::Instant::now(), request));
         data.stalls.pop_front()
     };
     if let Some(hold) = stall {
@@ -191,7 +203,7 @@ async fn cursor(
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Response> {
-    let (records, size) = begin(&provider, &uri).await?;
+    let (records, size) = begin(&provider, &uri, None).await?;
     let (items, token_now) = {
         let data = provider.data.lock().expect("lock");
         match query.get("syncToken") {
@@ -238,7 +250,7 @@ async fn offset(
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Response> {
-    let (records, size) = begin(&provider, &uri).await?;
+    let (records, size) = begin(&provider, &uri, None).await?;
     let start = number(&query, "offset", 0);
     let limit = number(&query, "limit", size);
     let page: Vec<Value> = records.into_iter().skip(start).take(limit).collect();
@@ -251,7 +263,7 @@ async fn page(
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Response> {
-    let (records, size) = begin(&provider, &uri).await?;
+    let (records, size) = begin(&provider, &uri, None).await?;
     let number_of = number(&query, "page", 1).max(1);
     let per_page = number(&query, "per_page", size);
     let page: Vec<Value> = records
@@ -268,7 +280,7 @@ async fn link(
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Response> {
-    let (records, size) = begin(&provider, &uri).await?;
+    let (records, size) = begin(&provider, &uri, None).await?;
     let number_of = number(&query, "p", 1).max(1);
     let page: Vec<Value> = records
         .iter()
@@ -293,7 +305,7 @@ async fn stripe(
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Response> {
-    let (records, size) = begin(&provider, &uri).await?;
+    let (records, size) = begin(&provider, &uri, None).await?;
     let limit = number(&query, "limit", size);
     let start = match query.get("starting_after") {
         Some(after) => records
@@ -314,7 +326,7 @@ async fn since(
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Response> {
-    let (records, _) = begin(&provider, &uri).await?;
+    let (records, _) = begin(&provider, &uri, None).await?;
     let after = query
         .get("updatedMin")
         .and_then(|raw| chrono::DateTime::parse_from_rfc3339(raw).ok());
@@ -329,4 +341,125 @@ async fn since(
         })
         .collect();
     Ok(Json(json!({"items": items})).into_response())
+}
+
+/// The answer to a request the real API would refuse: its status and a message.
+fn refused(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({"error": message}))).into_response()
+}
+
+/// QuickBooks Online's query endpoint: `query` must be exactly the statement the catalog sends
+/// (inactive customers included), paged by `STARTPOSITION` (from 1) and `MAXRESULTS` (≤ 1,000),
+/// with a Bearer token. Records are QuickBooks customers (`Id`, `DisplayName`, `Balance`,
+/// `Active` false for a record whose `status` is `inactive`, `MetaData.LastUpdatedTime`); a
+/// page with no customers is `{"QueryResponse": {}}`, as QuickBooks answers.
+async fn quickbooks(
+    State(provider): State<LocalProvider>,
+    Path(realm): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, Response> {
+    let (records, _) = begin(&provider, &uri, None).await?;
+    if !bearer(&headers) || !realm.chars().all(|c| c.is_ascii_digit()) {
+        return Err(refused(StatusCode::UNAUTHORIZED, "AuthenticationFailed"));
+    }
+    let statement = query.get("query").map(String::as_str).unwrap_or("");
+    let prefix = "select * from Customer where Active IN (true, false) STARTPOSITION ";
+    let Some((start, max)) = statement
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.split_once(" MAXRESULTS "))
+        .and_then(|(start, max)| Some((start.parse::<usize>().ok()?, max.parse::<usize>().ok()?)))
+        .filter(|(start, max)| *start >= 1 && (1..=1000).contains(max))
+    else {
+        return Err(refused(StatusCode::BAD_REQUEST, "QueryParserError"));
+    };
+    let customers: Vec<Value> = records
+        .iter()
+        .skip(start - 1)
+        .take(max)
+        .map(|r| {
+            json!({"Id": r["id"], "DisplayName": r["name"], "Balance": r["amount"],
+                   "Active": r["status"] != "inactive",
+                   "MetaData": {"CreateTime": r["updated"], "LastUpdatedTime": r["updated"]}})
+        })
+        .collect();
+    let mut response = json!({"QueryResponse": {}, "time": chrono::Utc::now().to_rfc3339()});
+    if !customers.is_empty() {
+        response["QueryResponse"] =
+            json!({"Customer": customers, "startPosition": start, "maxResults": customers.len()});
+    }
+    Ok(Json(response).into_response())
+}
+
+fn bearer(headers: &HeaderMap) -> bool {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer ") && v.len() > 7)
+}
+
+/// monday.com's GraphQL endpoint for `boards(ids: $board) { items_page(limit, cursor: $cursor) }`:
+/// a JSON POST with the token as the bare `Authorization` value, `variables.board` one board id,
+/// `variables.cursor` null for the first page or the cursor the previous page answered. Items
+/// are `{id, name, state, updated_at, column_values}`; the last page's cursor is null.
+async fn monday(
+    State(provider): State<LocalProvider>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, Response> {
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let (records, _) = begin(&provider, &uri, Some(&request)).await?;
+    let token = headers.get("authorization").and_then(|v| v.to_str().ok());
+    let json_body = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if token.is_none_or(|t| t.is_empty() || t.starts_with("Bearer ")) || !json_body {
+        return Err(refused(StatusCode::UNAUTHORIZED, "Not Authenticated"));
+    }
+    let query = request["query"].as_str().unwrap_or("");
+    let limit = query
+        .split_once("items_page(limit: ")
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| (1..=500).contains(n));
+    let board = request["variables"]["board"].as_array().map(Vec::as_slice);
+    let (Some(limit), Some([Value::String(_)])) = (limit, board) else {
+        return Ok(Json(
+            json!({"errors": [{"message": "Field 'items_page' needs a board and a limit"}]}),
+        )
+        .into_response());
+    };
+    let start = match &request["variables"]["cursor"] {
+        Value::Null => 0,
+        Value::String(cursor) => match cursor.strip_prefix("cur-").and_then(|n| n.parse().ok()) {
+            Some(start) => start,
+            None => {
+                return Ok(Json(json!({"errors": [{"message": "CursorException"}]})).into_response())
+            }
+        },
+        _ => {
+            return Ok(
+                Json(json!({"errors": [{"message": "cursor must be a String"}]})).into_response(),
+            )
+        }
+    };
+    let items: Vec<Value> = records
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|r| {
+            json!({"id": r["id"], "name": r["name"], "state": "active", "updated_at": r["updated"],
+                   "column_values": [{"id": "numbers", "type": "numbers", "text": r["amount"].to_string(),
+                                      "value": r["amount"].to_string()}]})
+        })
+        .collect();
+    let next = (start + limit < records.len()).then(|| format!("cur-{}", start + limit));
+    Ok(Json(
+        json!({"data": {"boards": [{"items_page": {"cursor": next, "items": items}}]},
+                   "account_id": 1}),
+    )
+    .into_response())
 }

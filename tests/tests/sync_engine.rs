@@ -78,11 +78,16 @@ async fn wait_for_log(app: &TestApp, id: &str, job: &str) -> Value {
 
 /// Every stored record of the integration's `contact` entity (deleted ones with `include_deleted`).
 async fn records(app: &TestApp, id: &str, include_deleted: bool) -> Vec<Value> {
+    records_of(app, id, "contact", include_deleted).await
+}
+
+/// Every stored record of the integration's local `entity`.
+async fn records_of(app: &TestApp, id: &str, entity: &str, include_deleted: bool) -> Vec<Value> {
     let mut all = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
         let mut path = format!(
-            "/api/integrations/{id}/records/contact?limit=100&includeDeleted={include_deleted}"
+            "/api/integrations/{id}/records/{entity}?limit=100&includeDeleted={include_deleted}"
         );
         if let Some(cursor) = &cursor {
             path.push_str(&format!("&cursor={cursor}"));
@@ -586,4 +591,139 @@ async fn the_schedule_queues_due_integrations_only_and_next_sync_at_follows_the_
     .await
     .expect("tick");
     assert_eq!(report.due, 0);
+}
+
+/// The built-in catalog entry `slug` as shipped, pointed at `base_url` and authenticated with an
+/// API key applied as `format` in `Authorization` (the local servers do not run OAuth): its
+/// `config` and `sync` definitions are exactly the ones the product ships.
+fn shipped_entry(slug: &str, base_url: &str, format: &str) -> Value {
+    let catalog: Value =
+        serde_saphyr::from_str(include_str!("../../shared/src/catalog/providers.yaml"))
+            .expect("the built-in catalog");
+    let mut entry = catalog[slug].clone();
+    entry["name"] = json!(format!(
+        "{} (local)",
+        entry["name"].as_str().unwrap_or(slug)
+    ));
+    entry["auth"] = json!({"mode": "api_key", "fields": [{"name": "token", "secret": true}],
+                           "apply": {"header": "Authorization", "format": format}});
+    entry["api"]["baseUrl"] = json!(base_url);
+    entry
+}
+
+fn sync_settings_for(entity: &str, mappings: Value) -> Value {
+    json!({"enabled": false, "direction": "import", "frequency": "manual",
+           "entities": [{"localEntity": entity, "remoteEntity": entity}],
+           "fieldMappings": mappings})
+}
+
+#[tokio::test]
+async fn the_shipped_quickbooks_and_monday_definitions_sync_from_apis_shaped_like_theirs() {
+    let provider = LocalProvider::start(200, 100).await;
+    let local = provider.url();
+    let entries = json!({
+        "quickbooks_local": shipped_entry("quickbooks", &format!("{local}/v3/company/{{config.realmId}}"), "Bearer {token}"),
+        "monday_local": shipped_entry("monday", local, "{token}"),
+    });
+    let file = hub_tests::write_providers_file(&entries.to_string());
+    let app = spawn_app_with(|options| options.providers_file = Some(file)).await;
+
+    // QuickBooks: the query statement pages by STARTPOSITION; inactive customers are deletions;
+    // the third page of exactly 200 customers is QuickBooks' empty `{"QueryResponse": {}}`.
+    let quickbooks = app
+        .create_integration(
+            TENANT,
+            &json!({"provider": "quickbooks_local", "name": "Books", "connectionKey": unique_key(),
+                    "credentials": {"token": "qb-access-token-0001"}, "config": {"realmId": "9130347"},
+                    "syncSettings": sync_settings_for("customer", json!([
+                        {"localEntity": "customer", "localField": "name", "remoteField": "DisplayName"},
+                        {"localEntity": "customer", "localField": "balance", "remoteField": "Balance",
+                         "transform": "currency_convert", "transformConfig": {"divideBy": 100}}]))}),
+        )
+        .await;
+    let qb = quickbooks["id"].as_str().expect("id");
+    let first = sync_and_wait(&app, qb, json!({})).await;
+    assert_eq!(first["status"], "success", "{first}");
+    assert_eq!(summary(&first), (200, 200, 0, 0, 0, 0), "{first}");
+    let statements: Vec<String> = provider
+        .requests()
+        .iter()
+        .filter_map(|r| url::Url::parse(&format!("http://h{r}")).ok())
+        .filter(|u| u.path() == "/v3/company/9130347/query")
+        .filter_map(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "query")
+                .map(|(_, v)| v.into_owned())
+        })
+        .collect();
+    let positions: Vec<&str> = statements
+        .iter()
+        .map(|q| q.rsplit("STARTPOSITION ").next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        positions,
+        [
+            "1 MAXRESULTS 100",
+            "101 MAXRESULTS 100",
+            "201 MAXRESULTS 100"
+        ]
+    );
+    let stored = records_of(&app, qb, "customer", false).await;
+    assert_eq!(stored.len(), 200);
+    let r7 = stored.iter().find(|r| r["id"] == "r0007").expect("r0007");
+    assert_eq!(r7["data"], json!({"name": "Record 7", "balance": 7}));
+
+    provider.change("r0003", "name", json!("Renamed ☕ שלום"));
+    provider.change("r0004", "status", json!("inactive"));
+    provider.put(json!({"id": "r0201", "name": "New", "amount": 1, "status": "active"}));
+    let second = sync_and_wait(&app, qb, json!({})).await;
+    assert_eq!(second["status"], "success", "{second}");
+    assert_eq!(summary(&second), (201, 1, 1, 198, 1, 0), "{second}");
+    let live = records_of(&app, qb, "customer", false).await;
+    assert_eq!(live.len(), 200);
+    assert!(live.iter().all(|r| r["id"] != "r0004"));
+    let renamed = live.iter().find(|r| r["id"] == "r0003").expect("r0003");
+    assert_eq!(renamed["data"]["name"], "Renamed ☕ שלום");
+
+    // monday: GraphQL with the board and cursor as variables; items gone from the board are deleted.
+    let monday = app
+        .create_integration(
+            TENANT,
+            &json!({"provider": "monday_local", "name": "Board", "connectionKey": unique_key(),
+                    "credentials": {"token": "monday-token-0001"}, "config": {"boardId": "1234567890"},
+                    "syncSettings": sync_settings_for("item", json!([
+                        {"localEntity": "item", "localField": "title", "remoteField": "name"},
+                        {"localEntity": "item", "localField": "amount", "remoteField": "column_values.0.text"}]))}),
+        )
+        .await;
+    let board = monday["id"].as_str().expect("id");
+    let first = sync_and_wait(&app, board, json!({})).await;
+    assert_eq!(first["status"], "success", "{first}");
+    assert_eq!(summary(&first), (201, 201, 0, 0, 0, 0), "{first}");
+    let variables: Vec<Value> = provider
+        .requests()
+        .iter()
+        .filter_map(|r| r.strip_prefix("/v2 "))
+        .map(|body| serde_json::from_str::<Value>(body).expect("a JSON body")["variables"].clone())
+        .collect();
+    assert_eq!(
+        variables,
+        [
+            json!({"board": ["1234567890"], "cursor": null}),
+            json!({"board": ["1234567890"], "cursor": "cur-100"}),
+            json!({"board": ["1234567890"], "cursor": "cur-200"})
+        ]
+    );
+    provider.delete("r0010");
+    provider.delete("r0011");
+    provider.change("r0012", "name", json!("Moved to done"));
+    let second = sync_and_wait(&app, board, json!({})).await;
+    assert_eq!(summary(&second), (199, 0, 1, 198, 2, 0), "{second}");
+    let items = records_of(&app, board, "item", false).await;
+    assert_eq!(items.len(), 199);
+    let moved = items.iter().find(|r| r["id"] == "r0012").expect("r0012");
+    assert_eq!(
+        moved["data"],
+        json!({"title": "Moved to done", "amount": "1200"})
+    );
 }

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub use crate::sync_settings::FieldMapping;
 
@@ -315,6 +315,11 @@ pub struct EntityDef {
     pub request: EntityRequest,
     /// Dot path to the array of records in the response body; `""` = the body is the array.
     pub records: String,
+    /// True when a response may leave the records array out to mean "no records" (QuickBooks
+    /// answers `{"QueryResponse": {}}` to a query with no results). Otherwise a response without
+    /// it is an error, so a wrong path can never read as an empty data set.
+    #[serde(default)]
+    pub records_optional: bool,
     /// Dot path to the remote id inside a record.
     pub id: String,
     /// Dot path to the record's modification time.
@@ -338,7 +343,7 @@ impl EntityDef {
     }
 }
 
-/// The list request; `path` and `params` values are templates.
+/// The list request; `path` and `params` values are templates, and so is every string in `body`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EntityRequest {
@@ -347,6 +352,23 @@ pub struct EntityRequest {
     pub path: String,
     #[serde(default, deserialize_with = "scalar_map")]
     pub params: BTreeMap<String, String>,
+    /// A JSON body (search APIs take the cursor and filters in the body), sent as
+    /// `application/json`. Every string in it is a template; one that is exactly one `{page.*}`
+    /// placeholder becomes that value with its JSON type (a number, or the cursor; `null` on the
+    /// first page).
+    pub body: Option<Value>,
+    /// A GraphQL request (monday): sent as the JSON body `{"query", "variables"}`.
+    pub graphql: Option<GraphQlRequest>,
+}
+
+/// A GraphQL query with its variables. The query is literal text (its braces are GraphQL's);
+/// the variables are a template as `body` is, so the cursor and settings travel as variables.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GraphQlRequest {
+    pub query: String,
+    #[serde(default)]
+    pub variables: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -365,18 +387,21 @@ pub struct DeletedMarker {
     deny_unknown_fields
 )]
 pub enum Pagination {
-    /// The value at `next` in the body is sent as `param` on the next request.
-    Cursor { param: String, next: String },
+    /// The value at `next` in the body is sent as `param` on the next request. Without `param`
+    /// the request carries it as `{page.cursor}` (in a parameter or the body).
+    Cursor { param: Option<String>, next: String },
     /// `param` = records seen so far, `limitParam` = `pageSize`. Without `limitParam` no size is
     /// sent (the provider's fixed page size applies); `pageSize` still detects the last page.
+    /// Without `param` the request carries the position as `{page.offset}` or `{page.start}`.
     Offset {
-        param: String,
+        param: Option<String>,
         limit_param: Option<String>,
         page_size: u32,
     },
     /// `param` = page number from 1, `sizeParam` = `pageSize` (optional as `limitParam` is).
+    /// Without `param` the request carries the number as `{page.number}`.
     Page {
-        param: String,
+        param: Option<String>,
         size_param: Option<String>,
         page_size: u32,
     },

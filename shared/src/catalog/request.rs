@@ -8,8 +8,8 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::model::HealthExpect;
-use super::template::{percent_encode, MissingValue, Template, Values};
+use super::model::{EntityRequest, HealthExpect};
+use super::template::{percent_encode, MissingValue, Segment, Source, Template, Values};
 use super::{Auth, CatalogError, CredentialApply, Provider};
 
 /// A provider request ready to be sent through the SSRF-guarded HTTP client. Its `Debug` shows
@@ -158,6 +158,39 @@ fn render_path(text: &str, what: &str, values: &Values<'_>) -> Result<String, Ca
     Ok(parse(text, what)?.render(values, |_, _, v| percent_encode(v))?)
 }
 
+/// The page value of a template that is exactly one `{page.*}` placeholder.
+fn lone_page_value(template: &Template, values: &Values<'_>) -> Option<Value> {
+    match template.segments.as_slice() {
+        [Segment::Placeholder(p)] if p.source == Source::Page => Some(values.page_value(&p.name)),
+        _ => None,
+    }
+}
+
+fn render_json(template: &Value, values: &Values<'_>) -> Result<Value, CatalogError> {
+    Ok(match template {
+        Value::String(text) => {
+            let template = parse(text, "body")?;
+            match lone_page_value(&template, values) {
+                Some(value) => value,
+                None => Value::String(template.render(values, |_, _, v| v.to_owned())?),
+            }
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| render_json(item, values))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(members) => Value::Object(
+            members
+                .iter()
+                .map(|(key, value)| Ok((key.clone(), render_json(value, values)?)))
+                .collect::<Result<_, CatalogError>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
 fn base_url(
     provider_base: &str,
     config: &Map<String, Value>,
@@ -223,7 +256,12 @@ impl Provider {
             url.query_pairs_mut().append_pair(name, &value);
         }
         for (name, value) in params {
-            let value = render_raw(value, "params", values)?;
+            let template = parse(value, "params")?;
+            if lone_page_value(&template, values) == Some(Value::Null) {
+                // `{page.cursor}` on the first page: no cursor, no parameter.
+                continue;
+            }
+            let value = template.render(values, |_, _, v| v.to_owned())?;
             url.query_pairs_mut().append_pair(name, &value);
         }
         let mut headers = Vec::with_capacity(api.headers.len() + 1);
@@ -248,6 +286,34 @@ impl Provider {
             url,
             headers,
         })
+    }
+
+    /// The JSON body of a sync entity's request, if it has one: `request.body` rendered, or
+    /// `request.graphql` as `{"query", "variables"}` with the variables rendered. Every string of
+    /// a template is rendered as text, except a string that is exactly one `{page.*}`
+    /// placeholder, which becomes the page value with its own JSON type (a number, the cursor,
+    /// or `null`). Object keys are kept as written.
+    pub fn entity_body(
+        &self,
+        request: &EntityRequest,
+        values: &Values<'_>,
+    ) -> Result<Option<Value>, CatalogError> {
+        let config = self.config_with_defaults(values.config);
+        let values = &Values {
+            config: &config,
+            ..*values
+        };
+        if let Some(body) = &request.body {
+            return Ok(Some(render_json(body, values)?));
+        }
+        let Some(graphql) = &request.graphql else {
+            return Ok(None);
+        };
+        let mut body = Map::new();
+        body.insert("query".into(), Value::String(graphql.query.clone()));
+        let variables = Value::Object(graphql.variables.clone());
+        body.insert("variables".into(), render_json(&variables, values)?);
+        Ok(Some(Value::Object(body)))
     }
 
     /// The test-connection request for an integration with this `config` and these decrypted

@@ -4,7 +4,10 @@
 //! - `{config.name}` — the integration's non-secret `config.name`; `{config.name|fallback}` renders
 //!   `fallback` when the integration has no such value (e.g. Google's `calendarId` → `primary`);
 //! - `{name}` — a credential field (api_key/basic) or a member of the OAuth token set (`accessToken`);
-//! - `{remoteId}` — the remote record id, only in export (`write`) paths.
+//! - `{remoteId}` — the remote record id, only in export (`write`) paths;
+//! - `{page.name}` — where a listing is (`cursor`, `offset`, `start`, `number`, `size`), only in a
+//!   sync entity's `request.params` and `request.body`, for providers that take the page position
+//!   inside a parameter or a body rather than as a parameter of its own.
 
 use serde_json::{Map, Value};
 
@@ -14,7 +17,13 @@ pub(crate) enum Source {
     Config,
     Credential,
     RemoteId,
+    Page,
 }
+
+/// The `{page.*}` names: the cursor (cursor pagination), the number of records already read
+/// (`offset`, from 0) and the 1-based position of the first record (`start`) for offset
+/// pagination, the page number from 1 (`number`) for page pagination, and `pageSize` (`size`).
+pub(crate) const PAGE_NAMES: [&str; 5] = ["cursor", "offset", "start", "number", "size"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Placeholder {
@@ -28,6 +37,7 @@ impl Placeholder {
     pub(crate) fn display(&self) -> String {
         match self.source {
             Source::Config => format!("{{config.{}}}", self.name),
+            Source::Page => format!("{{page.{}}}", self.name),
             Source::Credential | Source::RemoteId => format!("{{{}}}", self.name),
         }
     }
@@ -154,6 +164,19 @@ fn parse_placeholder(inner: &str) -> Result<Placeholder, String> {
             fallback,
         });
     }
+    if let Some(name) = inner.strip_prefix("page.") {
+        if !PAGE_NAMES.contains(&name) {
+            return Err(format!(
+                "`{{{inner}}}` is not a page placeholder (expected one of {})",
+                PAGE_NAMES.map(|n| format!("{{page.{n}}}")).join(", ")
+            ));
+        }
+        return Ok(Placeholder {
+            source: Source::Page,
+            name: name.to_owned(),
+            fallback: None,
+        });
+    }
     if !is_identifier(inner) {
         return Err(format!(
             "`{{{inner}}}` is not a valid placeholder (expected {{fieldName}} or {{config.name}})"
@@ -184,6 +207,8 @@ pub struct Values<'a> {
     pub(crate) config: &'a Map<String, Value>,
     pub(crate) credentials: &'a Map<String, Value>,
     pub(crate) remote_id: Option<&'a str>,
+    /// The `{page.*}` values of the page being requested (a `null` value: none on this page).
+    pub(crate) page: Option<&'a Map<String, Value>>,
 }
 
 impl<'a> Values<'a> {
@@ -194,6 +219,7 @@ impl<'a> Values<'a> {
             config,
             credentials,
             remote_id: None,
+            page: None,
         }
     }
 
@@ -203,6 +229,23 @@ impl<'a> Values<'a> {
             remote_id: Some(remote_id),
             ..self
         }
+    }
+
+    /// Adds the position of the page being requested, rendered as `{page.*}`.
+    pub fn with_page(self, page: &'a Map<String, Value>) -> Self {
+        Values {
+            page: Some(page),
+            ..self
+        }
+    }
+
+    /// The JSON value of a `{page.*}` placeholder (`null` when the page has none, as the first
+    /// page has no cursor).
+    pub(crate) fn page_value(&self, name: &str) -> Value {
+        self.page
+            .and_then(|page| page.get(name))
+            .cloned()
+            .unwrap_or(Value::Null)
     }
 
     fn lookup(&self, p: &Placeholder) -> Result<String, MissingValue> {
@@ -216,6 +259,7 @@ impl<'a> Values<'a> {
             }
             Source::Config => self.config.get(&p.name),
             Source::Credential => self.credentials.get(&p.name),
+            Source::Page => self.page.and_then(|page| page.get(&p.name)),
         };
         match value {
             Some(Value::String(s)) => Ok(s.clone()),

@@ -510,7 +510,7 @@ fn an_oauth2_apply_overrides_the_bearer_default() {
     let request = monday
         .prepare_request(
             http::Method::POST,
-            "",
+            "/v2",
             &Default::default(),
             &Values::new(&Map::new(), &obj(json!({"accessToken": "tok"}))),
         )

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde_json::Value;
 use url::Url;
 
 use super::model::{
@@ -56,6 +57,9 @@ enum Place {
     Credential,
     /// Header and query parameter names: `{config.*}` only.
     Name,
+    /// A sync entity's `request.params` values and `request.body` strings: as `Url`, plus
+    /// `{page.*}`.
+    EntityRequest,
 }
 
 /// The credentials and settings an entry's templates may refer to.
@@ -84,6 +88,14 @@ impl Scope<'_> {
                                 "{shown} names no declared setting: declare it under `config` (declared: {})",
                                 if names.is_empty() { "none".to_owned() } else { names.join(", ") }
                             ),
+                        );
+                    }
+                }
+                Source::Page => {
+                    if place != Place::EntityRequest {
+                        return err(
+                            path,
+                            format!("{shown} is only allowed in a sync entity's request.params and request.body"),
                         );
                     }
                 }
@@ -126,7 +138,7 @@ impl Scope<'_> {
                                     format!("{shown}: names may only use {{config.*}}"),
                                 );
                             }
-                            Place::Url | Place::WriteUrl
+                            Place::Url | Place::WriteUrl | Place::EntityRequest
                                 if field.secret && !self.secrets_in_url =>
                             {
                                 return err(
@@ -617,11 +629,47 @@ fn check_entity(entity: &EntityDef, path: &str, scope: &Scope<'_>) -> Result<(),
         Place::Url,
         scope,
     )?;
+    let mut templates = Vec::new();
     for (key, value) in &entity.request.params {
         let p = format!("{path}.request.params.{key}");
         non_empty(key, &p)?;
-        scope.check(value, &p, Place::Url)?;
+        templates.push((scope.check(value, &p, Place::EntityRequest)?, p));
     }
+    let has_body = entity.request.body.is_some() || entity.request.graphql.is_some();
+    if has_body
+        && matches!(
+            entity.request.method,
+            http::Method::GET | http::Method::HEAD
+        )
+    {
+        return err(
+            format!("{path}.request.method"),
+            format!("a {} request has no body: use POST", entity.request.method),
+        );
+    }
+    if let Some(body) = &entity.request.body {
+        let p = format!("{path}.request.body");
+        if entity.request.graphql.is_some() {
+            return err(p, "a request has either body or graphql, not both");
+        }
+        if !body.is_object() && !body.is_array() {
+            return err(p, "must be a JSON object or array");
+        }
+        body_templates(body, &p, scope, &mut templates)?;
+    }
+    if let Some(graphql) = &entity.request.graphql {
+        let p = format!("{path}.request.graphql");
+        non_empty(graphql.query.trim(), &format!("{p}.query"))?;
+        for (name, value) in &graphql.variables {
+            body_templates(
+                value,
+                &format!("{p}.variables.{name}"),
+                scope,
+                &mut templates,
+            )?;
+        }
+    }
+    check_page_placeholders(entity, path, &templates)?;
     non_empty(&entity.id, &format!("{path}.id"))?;
     if let Some(updated) = &entity.updated_at {
         non_empty(updated, &format!("{path}.updatedAt"))?;
@@ -633,7 +681,9 @@ fn check_entity(entity: &EntityDef, path: &str, scope: &Scope<'_>) -> Result<(),
         let p = format!("{path}.pagination");
         match pagination {
             Pagination::Cursor { param, next } => {
-                non_empty(param, &format!("{p}.param"))?;
+                if let Some(param) = param {
+                    non_empty(param, &format!("{p}.param"))?;
+                }
                 non_empty(next, &format!("{p}.next"))?;
             }
             Pagination::Offset {
@@ -641,7 +691,9 @@ fn check_entity(entity: &EntityDef, path: &str, scope: &Scope<'_>) -> Result<(),
                 limit_param,
                 page_size,
             } => {
-                non_empty(param, &format!("{p}.param"))?;
+                if let Some(param) = param {
+                    non_empty(param, &format!("{p}.param"))?;
+                }
                 if let Some(limit_param) = limit_param {
                     non_empty(limit_param, &format!("{p}.limitParam"))?;
                 }
@@ -654,7 +706,9 @@ fn check_entity(entity: &EntityDef, path: &str, scope: &Scope<'_>) -> Result<(),
                 size_param,
                 page_size,
             } => {
-                non_empty(param, &format!("{p}.param"))?;
+                if let Some(param) = param {
+                    non_empty(param, &format!("{p}.param"))?;
+                }
                 if let Some(size_param) = size_param {
                     non_empty(size_param, &format!("{p}.sizeParam"))?;
                 }
@@ -729,6 +783,90 @@ fn check_entity(entity: &EntityDef, path: &str, scope: &Scope<'_>) -> Result<(),
         if let Some(id) = &write.id {
             non_empty(id, &format!("{p}.id"))?;
         }
+    }
+    Ok(())
+}
+
+/// Checks every string of a body template, collecting the templates with where they are.
+fn body_templates(
+    body: &Value,
+    path: &str,
+    scope: &Scope<'_>,
+    templates: &mut Vec<(Template, String)>,
+) -> Result<(), FieldError> {
+    match body {
+        Value::String(text) => templates.push((
+            scope.check(text, path, Place::EntityRequest)?,
+            path.to_owned(),
+        )),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                body_templates(item, &format!("{path}[{i}]"), scope, templates)?;
+            }
+        }
+        Value::Object(members) => {
+            for (key, value) in members {
+                body_templates(value, &format!("{path}.{key}"), scope, templates)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `{page.*}` placeholders (in params, body and GraphQL variables) name values the entity's pagination has (`cursor` for cursor;
+/// `offset`, `start`, `size` for offset; `number`, `size` for page), `{page.cursor}` is a whole
+/// value (it has none on the first page, where the parameter is left out and a body value is
+/// `null`), and a pagination without `param` finds its position in the request.
+fn check_page_placeholders(
+    entity: &EntityDef,
+    path: &str,
+    templates: &[(Template, String)],
+) -> Result<(), FieldError> {
+    let (kind, names, position): (&str, &[&str], &[&str]) = match &entity.pagination {
+        Some(Pagination::Cursor { .. }) => ("cursor", &["cursor"], &["cursor"]),
+        Some(Pagination::Offset { .. }) => {
+            ("offset", &["offset", "start", "size"], &["offset", "start"])
+        }
+        Some(Pagination::Page { .. }) => ("page", &["number", "size"], &["number"]),
+        Some(Pagination::LinkHeader {}) => ("link_header", &[], &[]),
+        Some(Pagination::StartingAfter { .. }) => ("starting_after", &[], &[]),
+        None => ("no", &[], &[]),
+    };
+    let mut carries_position = false;
+    for (template, at) in templates {
+        for p in template.placeholders().filter(|p| p.source == Source::Page) {
+            let shown = p.display();
+            if !names.contains(&p.name.as_str()) {
+                return err(
+                    at.as_str(),
+                    format!("{shown} has no value with {kind} pagination"),
+                );
+            }
+            if p.name == "cursor" && template.segments.len() != 1 {
+                return err(
+                    at.as_str(),
+                    format!("{shown} must be the whole value (the first page has no cursor)"),
+                );
+            }
+            carries_position |= position.contains(&p.name.as_str());
+        }
+    }
+    let param_absent = match &entity.pagination {
+        Some(Pagination::Cursor { param, .. })
+        | Some(Pagination::Offset { param, .. })
+        | Some(Pagination::Page { param, .. }) => param.is_none(),
+        _ => false,
+    };
+    if param_absent && !carries_position {
+        let wanted: Vec<String> = position.iter().map(|n| format!("{{page.{n}}}")).collect();
+        return err(
+            format!("{path}.pagination.param"),
+            format!(
+                "is required unless request.params or request.body carries {}",
+                wanted.join(" or ")
+            ),
+        );
     }
     Ok(())
 }

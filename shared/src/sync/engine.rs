@@ -21,7 +21,7 @@ use super::incremental::{
     IncrementalState, RunMode,
 };
 use super::mapping::{page_records, Mapped, RecordMapper};
-use super::paging::{next_position, page_request, PagePosition};
+use super::paging::{next_position, page_request, page_values, PagePosition};
 use crate::catalog::{EntityDef, Provider, Values};
 use crate::delivery::{emit_to, BatchCache};
 use crate::domain::{IntegrationStatus, LogId, RemoteId};
@@ -768,7 +768,8 @@ impl Run<'_> {
     ) -> Result<OutgoingRequest, String> {
         let empty = Map::new();
         let credentials = self.credentials.as_ref().unwrap_or(&empty);
-        let values = Values::new(&self.item.config, credentials);
+        let page_values = page_values(definition.pagination.as_ref(), position);
+        let values = Values::new(&self.item.config, credentials).with_page(&page_values);
         let prepared = provider
             .prepare_request(
                 definition.request.method.clone(),
@@ -805,6 +806,18 @@ impl Run<'_> {
                 http::header::ACCEPT,
                 HeaderValue::from_static("application/json"),
             );
+        let body = provider
+            .entity_body(&definition.request, &values)
+            .map_err(|e| e.to_string())?;
+        if let Some(body) = body {
+            let bytes = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+            request = request
+                .header(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )
+                .body(bytes);
+        }
         for (name, value) in &prepared.headers {
             let (Ok(name), Ok(mut value)) = (
                 HeaderName::try_from(name.as_str()),

@@ -275,6 +275,7 @@ pub fn page_records<'a>(
     };
     let items = match found {
         Some(Value::Array(items)) => items,
+        None if entity.records_optional => return Ok(Vec::new()),
         Some(other) => {
             return Err(PageError {
                 message: format!("{place} is {}, not an array of records", kind_of(other)),

@@ -33,7 +33,8 @@ pub use mapping::{
     page_records, Mapped, MappingError, PageError, RecordError, RecordMapper, RemoteRecord,
 };
 pub use paging::{
-    next_position, page_request, parse_link_next, position_fits, PagePosition, PageRequest,
+    next_position, page_request, page_values, parse_link_next, position_fits, PagePosition,
+    PageRequest,
 };
 
 /// A cursor or sync token found in a body: a non-empty string as it is, a number as its decimal

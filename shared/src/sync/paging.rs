@@ -11,7 +11,7 @@
 
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use url::Url;
 
 use super::token_text;
@@ -64,18 +64,29 @@ pub fn position_fits(pagination: Option<&Pagination>, position: &PagePosition) -
 
 /// The parameters (or URL) of the request for `position`. The first page of `offset` sends
 /// `param=0` and of `page` `param=1`; the size parameter (`limitParam`, `sizeParam`) is sent with
-/// every page when the catalog declares one. A position that does not fit is the first page.
+/// every page when the catalog declares one. A pagination without `param` sends no position
+/// parameter: the entity's request carries it as a `{page.*}` placeholder ([`page_values`]).
+/// A position that does not fit is the first page.
 pub fn page_request(pagination: Option<&Pagination>, position: &PagePosition) -> PageRequest {
     let position = fitting(pagination, position);
     let Some(pagination) = pagination else {
         return PageRequest::default();
     };
-    let pair = |name: &str, value: String| (name.to_string(), value);
+    let pairs = |param: &Option<String>, value: String, size: Option<(&Option<String>, u32)>| {
+        let mut query: Vec<(String, String)> = param
+            .as_ref()
+            .map(|name| (name.clone(), value))
+            .into_iter()
+            .collect();
+        if let Some((Some(size_param), page_size)) = size {
+            query.push((size_param.clone(), page_size.to_string()));
+        }
+        PageRequest { query, url: None }
+    };
     match (pagination, position) {
-        (Pagination::Cursor { param, .. }, PagePosition::Cursor(cursor)) => PageRequest {
-            query: vec![pair(param, cursor.clone())],
-            url: None,
-        },
+        (Pagination::Cursor { param, .. }, PagePosition::Cursor(cursor)) => {
+            pairs(param, cursor.clone(), None)
+        }
         (
             Pagination::Offset {
                 param,
@@ -83,19 +94,11 @@ pub fn page_request(pagination: Option<&Pagination>, position: &PagePosition) ->
                 page_size,
             },
             position,
-        ) => {
-            let offset = match position {
-                PagePosition::Offset(offset) => *offset,
-                _ => 0,
-            };
-            let mut query = vec![pair(param, offset.to_string())];
-            query.extend(
-                limit_param
-                    .iter()
-                    .map(|name| pair(name, page_size.to_string())),
-            );
-            PageRequest { query, url: None }
-        }
+        ) => pairs(
+            param,
+            offset_of(position).to_string(),
+            Some((limit_param, *page_size)),
+        ),
         (
             Pagination::Page {
                 param,
@@ -103,28 +106,65 @@ pub fn page_request(pagination: Option<&Pagination>, position: &PagePosition) ->
                 page_size,
             },
             position,
-        ) => {
-            let page = match position {
-                PagePosition::Page(page) => *page,
-                _ => 1,
-            };
-            let mut query = vec![pair(param, page.to_string())];
-            query.extend(
-                size_param
-                    .iter()
-                    .map(|name| pair(name, page_size.to_string())),
-            );
-            PageRequest { query, url: None }
-        }
+        ) => pairs(
+            param,
+            page_number_of(position).to_string(),
+            Some((size_param, *page_size)),
+        ),
         (Pagination::LinkHeader {}, PagePosition::Link(url)) => PageRequest {
             query: Vec::new(),
             url: absolute_http_url(url),
         },
         (Pagination::StartingAfter { param, .. }, PagePosition::StartingAfter(id)) => PageRequest {
-            query: vec![pair(param, id.clone())],
+            query: vec![(param.clone(), id.clone())],
             url: None,
         },
         _ => PageRequest::default(),
+    }
+}
+
+/// The `{page.*}` values of the request for `position`: `cursor` (the cursor, `null` on the
+/// first page) for cursor pagination; `offset` (records read so far, from 0), `start` (one more
+/// than `offset`, for 1-based APIs such as QuickBooks' `STARTPOSITION`) and `size` for offset
+/// pagination;
+/// `number` (from 1) and `size` for page pagination. Other paginations have none.
+pub fn page_values(pagination: Option<&Pagination>, position: &PagePosition) -> Map<String, Value> {
+    let position = fitting(pagination, position);
+    let mut values = Map::new();
+    match pagination {
+        Some(Pagination::Cursor { .. }) => {
+            let cursor = match position {
+                PagePosition::Cursor(cursor) => Value::String(cursor.clone()),
+                _ => Value::Null,
+            };
+            values.insert("cursor".into(), cursor);
+        }
+        Some(Pagination::Offset { page_size, .. }) => {
+            let offset = offset_of(position);
+            values.insert("offset".into(), offset.into());
+            values.insert("start".into(), offset.saturating_add(1).into());
+            values.insert("size".into(), (*page_size).into());
+        }
+        Some(Pagination::Page { page_size, .. }) => {
+            values.insert("number".into(), page_number_of(position).into());
+            values.insert("size".into(), (*page_size).into());
+        }
+        Some(Pagination::LinkHeader {} | Pagination::StartingAfter { .. }) | None => {}
+    }
+    values
+}
+
+fn offset_of(position: &PagePosition) -> u64 {
+    match position {
+        PagePosition::Offset(offset) => *offset,
+        _ => 0,
+    }
+}
+
+fn page_number_of(position: &PagePosition) -> u64 {
+    match position {
+        PagePosition::Page(page) => *page,
+        _ => 1,
     }
 }
 
@@ -149,20 +189,14 @@ pub fn next_position(
             (!repeated).then_some(PagePosition::Cursor(cursor))
         }
         Pagination::Offset { page_size, .. } => {
-            let seen = match position {
-                PagePosition::Offset(offset) => *offset,
-                _ => 0,
-            };
+            let seen = offset_of(position);
             let full = full_page(records_on_page, *page_size);
             full.then(|| seen.checked_add(u64::try_from(records_on_page).ok()?))
                 .flatten()
                 .map(PagePosition::Offset)
         }
         Pagination::Page { page_size, .. } => {
-            let page = match position {
-                PagePosition::Page(page) => *page,
-                _ => 1,
-            };
+            let page = page_number_of(position);
             let full = full_page(records_on_page, *page_size);
             full.then(|| page.checked_add(1))
                 .flatten()

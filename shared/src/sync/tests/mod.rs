@@ -4,6 +4,7 @@
 mod incremental;
 mod mapping;
 mod paging;
+mod positions;
 mod proptests;
 mod records;
 
