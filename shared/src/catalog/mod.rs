@@ -18,6 +18,7 @@
 //! `{config.X}` placeholder must name one (or `baseUrl`, accepted for every provider), and
 //! [`Provider::check_config`] checks an integration's `config` against them.
 
+mod json_template;
 mod model;
 mod pattern;
 mod request;
@@ -25,6 +26,8 @@ mod settings;
 mod template;
 mod validate;
 
+#[cfg(test)]
+mod action_tests;
 #[cfg(test)]
 mod tests;
 
@@ -35,13 +38,13 @@ use serde_json::{json, Value};
 use url::Url;
 
 pub use model::{
-    Api, AuthMode, BasicApply, BodyCondition, BodyEncoding, Category, ConfigSetting,
-    CredentialField, DefaultMappings, DeletedMarker, EntityDef, EntityRequest, FieldMapping,
-    HealthCheck, HealthExpect, Incremental, Pagination, RateLimit, SyncDef, TimeFormat, TokenAuth,
-    Transform, WebhookDefaults, WebhookScheme, WriteDef, WriteRequest,
+    ActionDef, ActionRequest, Api, AuthMode, BasicApply, BodyCondition, BodyEncoding, Category,
+    ConfigSetting, CredentialField, DefaultMappings, DeletedMarker, EntityDef, EntityRequest,
+    FieldMapping, HealthCheck, HealthExpect, Incremental, Pagination, RateLimit, SyncDef,
+    TimeFormat, TokenAuth, Transform, WebhookDefaults, WebhookScheme, WriteDef, WriteRequest,
 };
 pub(crate) use request::json_equal;
-pub use request::{ExpectOutcome, HealthCheckRequest, ProviderRequest};
+pub use request::{ExpectOutcome, HealthCheckRequest, PreparedAction, ProviderRequest};
 pub use settings::{ProductConfig, BASE_URL_SETTING};
 pub use template::Values;
 
@@ -160,6 +163,8 @@ pub struct Provider {
     pub api: Option<Api>,
     pub webhook: Option<WebhookDefaults>,
     pub sync: Option<SyncDef>,
+    /// Declared actions by name (sync.md "Actions through a connection").
+    pub actions: BTreeMap<String, ActionDef>,
 }
 
 impl Provider {
@@ -193,8 +198,10 @@ impl Provider {
         self.sync.as_ref().and_then(|s| s.entities.get(name))
     }
 
-    /// The actions the platform offers for this provider, in a fixed order.
-    fn actions(&self) -> Vec<&'static str> {
+    /// What the platform does with this provider, in a fixed order: `oauth_connect`,
+    /// `test_connection`, `sync`, `export`, `webhooks`, `actions` (declared actions), `proxy` (any
+    /// provider with an API).
+    fn operations(&self) -> Vec<&'static str> {
         let mut actions = Vec::new();
         if matches!(self.auth, Auth::OAuth2(_)) {
             actions.push("oauth_connect");
@@ -211,12 +218,34 @@ impl Provider {
         if self.webhook.is_some() {
             actions.push("webhooks");
         }
+        if !self.actions.is_empty() {
+            actions.push("actions");
+        }
+        if self.api.is_some() {
+            actions.push("proxy");
+        }
         actions
     }
 
+    /// The declared actions as `GET /api/providers/{slug}` lists them: name, description, input
+    /// schema, and the output fields.
+    fn actions_view(&self) -> Vec<Value> {
+        self.actions
+            .iter()
+            .map(|(name, action)| {
+                json!({
+                    "name": name,
+                    "description": action.description,
+                    "input": action.input,
+                    "output": action.output.keys().collect::<Vec<_>>(),
+                })
+            })
+            .collect()
+    }
+
     /// The `GET /api/providers` item: `{slug, name, category, authMode, scopes, credentialFields,
-    /// settings, baseUrl, capabilities: {syncEntities, webhookScheme, actions}, healthCheck,
-    /// rateLimit}`. Credential fields show names and secrecy, never values.
+    /// settings, baseUrl, capabilities: {syncEntities, webhookScheme, actions, operations},
+    /// actions, healthCheck, rateLimit}`. Credential fields show names and secrecy, never values.
     pub fn public_view(&self, slug: &str) -> Value {
         let scopes = self.oauth2().map(|o| o.scopes.clone()).unwrap_or_default();
         let api = self.api.as_ref();
@@ -232,8 +261,10 @@ impl Provider {
             "capabilities": {
                 "syncEntities": self.sync.as_ref().map(|s| s.entities.keys().cloned().collect::<Vec<_>>()).unwrap_or_default(),
                 "webhookScheme": self.webhook.as_ref().map(|w| w.scheme.as_str()),
-                "actions": self.actions(),
+                "actions": self.actions.keys().collect::<Vec<_>>(),
+                "operations": self.operations(),
             },
+            "actions": self.actions_view(),
             "healthCheck": api.is_some_and(|a| a.health_check.is_some()),
             "rateLimit": api.and_then(|a| a.rate_limit),
         })

@@ -200,7 +200,8 @@ pub struct HealthExpect {
 
 /// The JSON value at the dot path `path` (array indexes as numbers: `entries.0.status`) must equal
 /// `equals`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BodyCondition {
     pub path: String,
     pub equals: Value,
@@ -533,6 +534,39 @@ pub enum BodyEncoding {
     Form,
 }
 
+/// A named operation through a connection (`actions`): the caller's input, checked against a
+/// JSON Schema, becomes one provider request; `output` picks the answer's fields.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ActionDef {
+    pub description: String,
+    /// JSON Schema (draft 2020-12) of the input object. A property with `secret: true` is never
+    /// written to a log.
+    pub input: Value,
+    pub request: ActionRequest,
+    /// Local field → dot path in the provider's JSON answer (`""` = the whole body, `$status` =
+    /// the HTTP status).
+    #[serde(default)]
+    pub output: BTreeMap<String, String>,
+    /// For providers that answer 200 to a failed call and say so in the body (Slack's `ok`,
+    /// Kavenegar's `return.status`): the condition a 2xx answer must meet to be a success.
+    pub ok_when: Option<BodyCondition>,
+}
+
+/// An action's request: `path` is a template; `json` (a JSON template), `form` (name → template,
+/// `application/x-www-form-urlencoded`) and `query` (name → template, added to the URL) carry the
+/// input. At most one of `json` and `form`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ActionRequest {
+    #[serde(deserialize_with = "method")]
+    pub method: http::Method,
+    pub path: String,
+    pub json: Option<Value>,
+    pub form: Option<Map<String, Value>>,
+    pub query: Option<Map<String, Value>>,
+}
+
 /// A provider entry as written, before the per-mode rules are checked.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -545,6 +579,8 @@ pub(crate) struct RawProvider {
     pub(crate) api: Option<Api>,
     pub(crate) webhook: Option<WebhookDefaults>,
     pub(crate) sync: Option<SyncDef>,
+    #[serde(default)]
+    pub(crate) actions: BTreeMap<String, ActionDef>,
 }
 
 /// A YAML scalar (string, number or boolean) taken as text, so `singleEvents: true` and

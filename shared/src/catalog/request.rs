@@ -8,7 +8,8 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::model::{EntityRequest, HealthExpect};
+use super::json_template;
+use super::model::{ActionDef, EntityRequest, HealthExpect};
 use super::template::{percent_encode, MissingValue, Segment, Source, Template, Values};
 use super::{Auth, CatalogError, CredentialApply, Provider};
 
@@ -20,6 +21,23 @@ pub struct ProviderRequest {
     pub url: Url,
     /// Includes the credential header, if any: redact before logging.
     pub headers: Vec<(String, String)>,
+}
+
+/// An action's request: the provider request and its body with its content type. `Debug` shows
+/// no body: it may carry credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PreparedAction {
+    pub request: ProviderRequest,
+    pub body: Option<(&'static str, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for PreparedAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedAction")
+            .field("request", &self.request)
+            .field("body_bytes", &self.body.as_ref().map(|(_, b)| b.len()))
+            .finish()
+    }
 }
 
 /// The test-connection request and the answer that means success. `Debug` is redacted like
@@ -166,29 +184,9 @@ fn lone_page_value(template: &Template, values: &Values<'_>) -> Option<Value> {
     }
 }
 
+/// A JSON template that cannot be left out as a whole (no optional input in sync bodies).
 fn render_json(template: &Value, values: &Values<'_>) -> Result<Value, CatalogError> {
-    Ok(match template {
-        Value::String(text) => {
-            let template = parse(text, "body")?;
-            match lone_page_value(&template, values) {
-                Some(value) => value,
-                None => Value::String(template.render(values, |_, _, v| v.to_owned())?),
-            }
-        }
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|item| render_json(item, values))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object(members) => Value::Object(
-            members
-                .iter()
-                .map(|(key, value)| Ok((key.clone(), render_json(value, values)?)))
-                .collect::<Result<_, CatalogError>>()?,
-        ),
-        other => other.clone(),
-    })
+    Ok(json_template::render(template, values)?.unwrap_or_else(|| Value::Object(Map::new())))
 }
 
 fn base_url(
@@ -314,6 +312,43 @@ impl Provider {
         let variables = Value::Object(graphql.variables.clone());
         body.insert("variables".into(), render_json(&variables, values)?);
         Ok(Some(Value::Object(body)))
+    }
+
+    /// The request of `action` for `values` (which carry the caller's input): the path rendered,
+    /// `query` added to the URL, `json` or `form` as the body, the credentials applied.
+    pub fn prepare_action(
+        &self,
+        action: &ActionDef,
+        values: &Values<'_>,
+    ) -> Result<PreparedAction, CatalogError> {
+        let mut request = self.prepare_request(
+            action.request.method.clone(),
+            &action.request.path,
+            &BTreeMap::new(),
+            values,
+        )?;
+        let config = self.config_with_defaults(values.config);
+        let values = &Values {
+            config: &config,
+            ..*values
+        };
+        if let Some(query) = &action.request.query {
+            let pairs = json_template::render_pairs(query, values)?;
+            request.url.query_pairs_mut().extend_pairs(pairs);
+        }
+        let body = if let Some(json) = &action.request.json {
+            let body = render_json(json, values)?;
+            Some(("application/json", body.to_string().into_bytes()))
+        } else if let Some(form) = &action.request.form {
+            let pairs = json_template::render_pairs(form, values)?;
+            let encoded = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish();
+            Some(("application/x-www-form-urlencoded", encoded.into_bytes()))
+        } else {
+            None
+        };
+        Ok(PreparedAction { request, body })
     }
 
     /// The test-connection request for an integration with this `config` and these decrypted

@@ -7,7 +7,14 @@
 //! - `{remoteId}` — the remote record id, only in export (`write`) paths;
 //! - `{page.name}` — where a listing is (`cursor`, `offset`, `start`, `number`, `size`), only in a
 //!   sync entity's `request.params` and `request.body`, for providers that take the page position
-//!   inside a parameter or a body rather than as a parameter of its own.
+//!   inside a parameter or a body rather than as a parameter of its own;
+//! - `{input.name}` — a member of an action's input, only in `actions` requests;
+//!   `{credentials.name}` is `{name}` written out (the spec's spelling in actions);
+//! - `{item}` — the element of a `$each` list being rendered, only inside its `as`.
+//!
+//! `{config.*}` and `{input.*}` may name alternatives, tried in order when a value is absent or
+//! null, and end with literal text: `{input.from|config.fromNumber}`,
+//! `{input.model|config.model|gpt-4o-mini}`, `{config.calendarId|primary}`.
 
 use serde_json::{Map, Value};
 
@@ -18,6 +25,8 @@ pub(crate) enum Source {
     Credential,
     RemoteId,
     Page,
+    Input,
+    Item,
 }
 
 /// The `{page.*}` names: the cursor (cursor pagination), the number of records already read
@@ -29,6 +38,9 @@ pub(crate) const PAGE_NAMES: [&str; 5] = ["cursor", "offset", "start", "number",
 pub(crate) struct Placeholder {
     pub(crate) source: Source,
     pub(crate) name: String,
+    /// `{config.*}` / `{input.*}` alternatives tried in order when the value is absent.
+    pub(crate) alternates: Vec<(Source, String)>,
+    /// The literal text used when neither the value nor an alternative has one.
     pub(crate) fallback: Option<String>,
 }
 
@@ -38,7 +50,8 @@ impl Placeholder {
         match self.source {
             Source::Config => format!("{{config.{}}}", self.name),
             Source::Page => format!("{{page.{}}}", self.name),
-            Source::Credential | Source::RemoteId => format!("{{{}}}", self.name),
+            Source::Input => format!("{{input.{}}}", self.name),
+            Source::Credential | Source::RemoteId | Source::Item => format!("{{{}}}", self.name),
         }
     }
 }
@@ -147,51 +160,88 @@ impl Template {
     }
 }
 
+/// The name of the `$each` element placeholder.
+pub(crate) const ITEM: &str = "item";
+
 fn parse_placeholder(inner: &str) -> Result<Placeholder, String> {
-    if let Some(rest) = inner.strip_prefix("config.") {
-        let (name, fallback) = match rest.split_once('|') {
-            Some((name, fallback)) => (name, Some(fallback.to_owned())),
-            None => (rest, None),
-        };
-        if !is_identifier(name) {
-            return Err(format!(
-                "`{{{inner}}}` is not a valid placeholder (expected {{config.name}})"
-            ));
-        }
-        return Ok(Placeholder {
-            source: Source::Config,
-            name: name.to_owned(),
-            fallback,
-        });
-    }
-    if let Some(name) = inner.strip_prefix("page.") {
+    let invalid = || {
+        format!(
+            "`{{{inner}}}` is not a valid placeholder (expected {{fieldName}} or {{config.name}})"
+        )
+    };
+    let (head, rest) = match inner.split_once('|') {
+        Some((head, rest)) => (head, Some(rest)),
+        None => (inner, None),
+    };
+    let (source, name) = if let Some(name) = head.strip_prefix("page.") {
         if !PAGE_NAMES.contains(&name) {
             return Err(format!(
                 "`{{{inner}}}` is not a page placeholder (expected one of {})",
                 PAGE_NAMES.map(|n| format!("{{page.{n}}}")).join(", ")
             ));
         }
-        return Ok(Placeholder {
-            source: Source::Page,
-            name: name.to_owned(),
-            fallback: None,
+        (Source::Page, name)
+    } else if let Some(reference) = reference(head) {
+        reference
+    } else if let Some(name) = head.strip_prefix("credentials.") {
+        (Source::Credential, name)
+    } else if head == REMOTE_ID {
+        (Source::RemoteId, head)
+    } else if head == ITEM {
+        (Source::Item, head)
+    } else {
+        (Source::Credential, head)
+    };
+    if !is_identifier(name) {
+        return Err(match source {
+            Source::Config => {
+                format!("`{{{inner}}}` is not a valid placeholder (expected {{config.name}})")
+            }
+            Source::Input => {
+                format!("`{{{inner}}}` is not a valid placeholder (expected {{input.name}})")
+            }
+            _ => invalid(),
         });
     }
-    if !is_identifier(inner) {
-        return Err(format!(
-            "`{{{inner}}}` is not a valid placeholder (expected {{fieldName}} or {{config.name}})"
-        ));
+    let mut alternates = Vec::new();
+    let mut fallback = None;
+    if let Some(rest) = rest {
+        if !matches!(source, Source::Config | Source::Input) {
+            return Err(format!(
+                "`{{{inner}}}`: only {{config.*}} and {{input.*}} may have alternatives"
+            ));
+        }
+        let mut parts = rest.split('|');
+        while let Some(part) = parts.next() {
+            match reference(part) {
+                Some((source, name)) if is_identifier(name) => {
+                    alternates.push((source, name.to_owned()))
+                }
+                _ => {
+                    // The literal ends the chain (and may hold `|` itself).
+                    let remainder: Vec<&str> = std::iter::once(part).chain(parts).collect();
+                    fallback = Some(remainder.join("|"));
+                    break;
+                }
+            }
+        }
     }
-    let source = if inner == REMOTE_ID {
-        Source::RemoteId
-    } else {
-        Source::Credential
-    };
     Ok(Placeholder {
         source,
-        name: inner.to_owned(),
-        fallback: None,
+        name: name.to_owned(),
+        alternates,
+        fallback,
     })
+}
+
+/// `config.name` or `input.name`: a source an alternative may name.
+fn reference(text: &str) -> Option<(Source, &str)> {
+    if let Some(name) = text.strip_prefix("config.") {
+        Some((Source::Config, name))
+    } else {
+        text.strip_prefix("input.")
+            .map(|name| (Source::Input, name))
+    }
 }
 
 /// A placeholder had no value to render.
@@ -209,6 +259,10 @@ pub struct Values<'a> {
     pub(crate) remote_id: Option<&'a str>,
     /// The `{page.*}` values of the page being requested (a `null` value: none on this page).
     pub(crate) page: Option<&'a Map<String, Value>>,
+    /// An action's input (`{input.*}`).
+    pub(crate) input: Option<&'a Map<String, Value>>,
+    /// The `$each` element being rendered (`{item}`).
+    pub(crate) item: Option<&'a Value>,
 }
 
 impl<'a> Values<'a> {
@@ -220,6 +274,24 @@ impl<'a> Values<'a> {
             credentials,
             remote_id: None,
             page: None,
+            input: None,
+            item: None,
+        }
+    }
+
+    /// Adds an action's input, rendered as `{input.*}`.
+    pub fn with_input(self, input: &'a Map<String, Value>) -> Self {
+        Values {
+            input: Some(input),
+            ..self
+        }
+    }
+
+    /// The same values with `{item}` = `item` (one element of a `$each` list).
+    pub(crate) fn with_item(self, item: &'a Value) -> Self {
+        Values {
+            item: Some(item),
+            ..self
         }
     }
 
@@ -248,24 +320,41 @@ impl<'a> Values<'a> {
             .unwrap_or(Value::Null)
     }
 
+    /// The value of one source, `None` when absent or null.
+    fn value_of(&self, source: &Source, name: &str) -> Option<Value> {
+        let value = match source {
+            Source::RemoteId => return self.remote_id.map(|id| Value::String(id.to_owned())),
+            Source::Item => self.item,
+            Source::Config => self.config.get(name),
+            Source::Credential => self.credentials.get(name),
+            Source::Page => self.page.and_then(|page| page.get(name)),
+            Source::Input => self.input.and_then(|input| input.get(name)),
+        };
+        value.filter(|v| !v.is_null()).cloned()
+    }
+
+    /// The placeholder's value with its JSON type: its own, else the first alternative's, else
+    /// the literal fallback as a string; `None` when there is none of them.
+    pub(crate) fn typed(&self, p: &Placeholder) -> Option<Value> {
+        self.value_of(&p.source, &p.name)
+            .or_else(|| {
+                p.alternates
+                    .iter()
+                    .find_map(|(source, name)| self.value_of(source, name))
+            })
+            .or_else(|| p.fallback.clone().map(Value::String))
+    }
+
     fn lookup(&self, p: &Placeholder) -> Result<String, MissingValue> {
         let missing = |reason| MissingValue {
             placeholder: p.display(),
             reason,
         };
-        let value = match p.source {
-            Source::RemoteId => {
-                return self.remote_id.map(str::to_owned).ok_or(missing("no value"))
-            }
-            Source::Config => self.config.get(&p.name),
-            Source::Credential => self.credentials.get(&p.name),
-            Source::Page => self.page.and_then(|page| page.get(&p.name)),
-        };
-        match value {
-            Some(Value::String(s)) => Ok(s.clone()),
+        match self.typed(p) {
+            Some(Value::String(s)) => Ok(s),
             Some(Value::Number(n)) => Ok(n.to_string()),
             Some(Value::Bool(b)) => Ok(b.to_string()),
-            Some(Value::Null) | None => p.fallback.clone().ok_or(missing("no value")),
+            None | Some(Value::Null) => Err(missing("no value")),
             Some(Value::Array(_) | Value::Object(_)) => {
                 Err(missing("value is not a string, number or boolean"))
             }

@@ -847,6 +847,17 @@ fn public_view_of_an_oauth_provider_lists_scopes_capabilities_and_limits() {
 
     let view = google.public_view("google_calendar");
 
+    // The declared actions, with their input schemas as the catalog writes them.
+    let google_calendar_actions = json!([
+        {"name": "create_event", "description": "Create an event.",
+         "input": google.actions["create_event"].input, "output": ["htmlLink", "id"]},
+        {"name": "list_events", "description": "The events between two times, recurring ones expanded.",
+         "input": google.actions["list_events"].input, "output": ["events"]}
+    ]);
+    assert_eq!(
+        view["actions"][1]["input"]["required"],
+        json!(["start", "end"])
+    );
     assert_eq!(
         view,
         json!({
@@ -871,8 +882,10 @@ fn public_view_of_an_oauth_provider_lists_scopes_capabilities_and_limits() {
             "capabilities": {
                 "syncEntities": ["event"],
                 "webhookScheme": "google_channel",
-                "actions": ["oauth_connect", "test_connection", "sync", "export", "webhooks"]
+                "actions": ["create_event", "list_events"],
+                "operations": ["oauth_connect", "test_connection", "sync", "export", "webhooks", "actions", "proxy"]
             },
+            "actions": google_calendar_actions,
             "healthCheck": true,
             "rateLimit": {"requests": 600, "perSeconds": 60}
         })
@@ -889,6 +902,11 @@ fn public_view_of_credential_and_webhook_only_providers() {
     );
     assert_eq!(twilio["scopes"], json!([]));
     assert_eq!(twilio["rateLimit"], Value::Null);
+    assert_eq!(twilio["capabilities"]["actions"], json!(["send_sms"]));
+    assert_eq!(
+        twilio["capabilities"]["operations"],
+        json!(["test_connection", "webhooks", "actions", "proxy"])
+    );
 
     let hook = builtin("custom_webhook").public_view("custom_webhook");
     assert_eq!(
@@ -900,7 +918,9 @@ fn public_view_of_credential_and_webhook_only_providers() {
                           "description": "Replaces the provider's API base URL, path included (a sandbox, a proxy).",
                           "default": null, "pattern": null}],
             "baseUrl": null,
-            "capabilities": {"syncEntities": [], "webhookScheme": "hmac_sha256", "actions": ["webhooks"]},
+            "capabilities": {"syncEntities": [], "webhookScheme": "hmac_sha256", "actions": [],
+                             "operations": ["webhooks"]},
+            "actions": [],
             "healthCheck": false, "rateLimit": null
         })
     );
@@ -1547,4 +1567,60 @@ fn the_complete_example_of_docs_catalog_md_loads_as_a_providers_file() {
         request.url.as_str(),
         "https://eu1.api.acme.example/v2/pipelines/main/deals"
     );
+}
+
+#[test]
+fn action_definitions_are_checked_when_loaded() {
+    let entry = |action: &str| {
+        format!(
+            "acme_crm:\n  name: A\n  category: crm\n  config: [{{name: region}}]\n  auth: {{mode: api_key, fields: [{{name: key, secret: true}}], apply: {{header: X-Key, format: \"{{key}}\"}}}}\n  api: {{baseUrl: https://a.example}}\n  actions:\n    notify:\n{action}"
+        )
+    };
+    let input =
+        "      input: {type: object, properties: {to: {type: string}, list: {type: array}}}\n";
+    let cases = [
+        (
+            format!("      description: Notify\n{input}      request: {{method: POST, path: /n, json: {{to: \"{{input.too}}\"}}}}\n"),
+            "actions.notify.request.json.to: {input.too} names no property of the action's input (declared: to, list)",
+        ),
+        (
+            format!("      description: Notify\n{input}      request: {{method: POST, path: /n, json: {{to: \"{{item}}\"}}}}\n"),
+            "actions.notify.request.json.to: {item} is only allowed in the `as` of a `$each`",
+        ),
+        (
+            format!("      description: Notify\n{input}      request: {{method: POST, path: \"/n/{{key}}\"}}\n"),
+            "actions.notify.request.path: {key} is a secret field and may not appear in a URL",
+        ),
+        (
+            format!("      description: Notify\n{input}      request: {{method: GET, path: /n, json: {{a: 1}}}}\n"),
+            "actions.notify.request.method: a GET request has no body: use query",
+        ),
+        (
+            format!("      description: Notify\n{input}      request: {{method: POST, path: /n, json: {{a: 1}}, form: {{b: c}}}}\n"),
+            "actions.notify.request: has either json or form, not both",
+        ),
+        (
+            format!("      description: Notify\n{input}      request: {{method: POST, path: /n, json: {{l: {{$each: \"{{config.region}}\", as: x}}}}}}\n"),
+            "actions.notify.request.json.l.$each: must be one {input.*} placeholder (a list)",
+        ),
+        (
+            format!("      description: Notify\n{input}      request: {{method: POST, path: /n}}\n      output: {{id: $body}}\n"),
+            "actions.notify.output.id: a path",
+        ),
+        (
+            "      description: Notify\n      input: {type: array}\n      request: {method: POST, path: /n}\n".to_string(),
+            "actions.notify.input.type: must be `object`",
+        ),
+        (
+            format!("      description: Notify\n{input}      request: {{method: POST, path: /n, json: {{to: \"{{input.to|config.zone}}\"}}}}\n"),
+            "actions.notify.request.json.to: {config.zone} names no declared setting",
+        ),
+        (
+            format!("      description: Notify\n{input}      request: {{method: POST, path: /n, json: {{to: \"{{input.to}}\"}}}}\n      okWhen: {{path: ok}}\n"),
+            "actions.notify.okWhen",
+        ),
+    ];
+    for (action, expected) in cases {
+        assert_rejected_with(&entry(&action), expected);
+    }
 }

@@ -8,8 +8,8 @@ use serde_json::Value;
 use url::Url;
 
 use super::model::{
-    Api, AuthMode, ConfigSetting, CredentialField, EntityDef, Incremental, Pagination, RawApply,
-    RawAuth, RawProvider, SyncDef, WebhookDefaults, WebhookScheme, WriteRequest,
+    ActionDef, Api, AuthMode, ConfigSetting, CredentialField, EntityDef, Incremental, Pagination,
+    RawApply, RawAuth, RawProvider, SyncDef, WebhookDefaults, WebhookScheme, WriteRequest,
 };
 use super::pattern::Pattern;
 use super::settings::{ProductConfig, BASE_URL_SETTING};
@@ -60,6 +60,11 @@ enum Place {
     /// A sync entity's `request.params` values and `request.body` strings: as `Url`, plus
     /// `{page.*}`.
     EntityRequest,
+    /// An action's path and `query` values: as `Url`, plus `{input.*}`.
+    ActionUrl,
+    /// An action's `json` and `form` values: `{config.*}`, any credential and `{input.*}`;
+    /// `{item}` inside a `$each`'s `as`.
+    ActionBody { in_each: bool },
 }
 
 /// The credentials and settings an entry's templates may refer to.
@@ -68,91 +73,139 @@ struct Scope<'a> {
     fields: &'a [CredentialField],
     settings: &'a [ConfigSetting],
     secrets_in_url: bool,
+    /// The input properties of the action being checked (`{input.*}` must name one).
+    inputs: &'a [String],
 }
 
 impl Scope<'_> {
     fn check(&self, text: &str, path: &str, place: Place) -> Result<Template, FieldError> {
         let template = Template::parse(text).or_else(|reason| err(path, reason))?;
         for p in template.placeholders() {
-            let shown = p.display();
-            match p.source {
-                Source::Config => {
-                    let declared = p.name == BASE_URL_SETTING
-                        || self.settings.iter().any(|s| s.name == p.name);
-                    if !declared {
-                        let names: Vec<&str> =
-                            self.settings.iter().map(|s| s.name.as_str()).collect();
-                        return err(
-                            path,
-                            format!(
-                                "{shown} names no declared setting: declare it under `config` (declared: {})",
-                                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
-                            ),
-                        );
-                    }
-                }
-                Source::Page => {
-                    if place != Place::EntityRequest {
-                        return err(
-                            path,
-                            format!("{shown} is only allowed in a sync entity's request.params and request.body"),
-                        );
-                    }
-                }
-                Source::RemoteId => {
-                    if place != Place::WriteUrl {
-                        return err(
-                            path,
-                            format!("{shown} is only allowed in write update/delete paths"),
-                        );
-                    }
-                }
-                Source::Credential => match self.mode {
-                    AuthMode::OAuth2 => {
-                        if p.name != "accessToken" || place != Place::Credential {
-                            return err(
-                                path,
-                                format!("{shown}: an oauth2 provider only knows {{accessToken}}, in headers and apply formats"),
-                            );
-                        }
-                    }
-                    AuthMode::None => {
-                        return err(path, format!("{shown}: mode none has no credentials"));
-                    }
-                    AuthMode::ApiKey | AuthMode::Basic => {
-                        let Some(field) = self.fields.iter().find(|f| f.name == p.name) else {
-                            let declared: Vec<&str> =
-                                self.fields.iter().map(|f| f.name.as_str()).collect();
-                            return err(
-                                path,
-                                format!(
-                                    "{shown} names no credential field (declared: {})",
-                                    declared.join(", ")
-                                ),
-                            );
-                        };
-                        match place {
-                            Place::Name => {
-                                return err(
-                                    path,
-                                    format!("{shown}: names may only use {{config.*}}"),
-                                );
-                            }
-                            Place::Url | Place::WriteUrl | Place::EntityRequest
-                                if field.secret && !self.secrets_in_url =>
-                            {
-                                return err(
-                                    path,
-                                    format!("{shown} is a secret field and may not appear in a URL unless auth.apply is {{url: true}}"),
-                                );
-                            }
-                            _ => {}
-                        }
-                    }
-                },
+            self.check_reference(&p.source, &p.name, &p.display(), path, place)?;
+            for (source, name) in &p.alternates {
+                let shown = match source {
+                    Source::Input => format!("{{input.{name}}}"),
+                    _ => format!("{{config.{name}}}"),
+                };
+                self.check_reference(source, name, &shown, path, place)?;
             }
         }
         Ok(template)
+    }
+
+    /// One value a placeholder (or one of its alternatives) refers to.
+    fn check_reference(
+        &self,
+        source: &Source,
+        name: &str,
+        shown: &str,
+        path: &str,
+        place: Place,
+    ) -> Result<(), FieldError> {
+        let in_action = matches!(place, Place::ActionUrl | Place::ActionBody { .. });
+        match source {
+            Source::Config => {
+                let declared =
+                    name == BASE_URL_SETTING || self.settings.iter().any(|s| s.name == name);
+                if !declared {
+                    let names: Vec<&str> = self.settings.iter().map(|s| s.name.as_str()).collect();
+                    return err(
+                        path,
+                        format!(
+                            "{shown} names no declared setting: declare it under `config` (declared: {})",
+                            if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                        ),
+                    );
+                }
+            }
+            Source::Input => {
+                if !in_action {
+                    return err(
+                        path,
+                        format!("{shown} is only allowed in an action's request"),
+                    );
+                }
+                if !self.inputs.iter().any(|n| n == name) {
+                    return err(
+                        path,
+                        format!(
+                            "{shown} names no property of the action's input (declared: {})",
+                            if self.inputs.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                self.inputs.join(", ")
+                            }
+                        ),
+                    );
+                }
+            }
+            Source::Item => {
+                if place != (Place::ActionBody { in_each: true }) {
+                    return err(
+                        path,
+                        format!("{shown} is only allowed in the `as` of a `$each`"),
+                    );
+                }
+            }
+            Source::Page => {
+                if place != Place::EntityRequest {
+                    return err(
+                        path,
+                        format!("{shown} is only allowed in a sync entity's request.params and request.body"),
+                    );
+                }
+            }
+            Source::RemoteId => {
+                if place != Place::WriteUrl {
+                    return err(
+                        path,
+                        format!("{shown} is only allowed in write update/delete paths"),
+                    );
+                }
+            }
+            Source::Credential => match self.mode {
+                AuthMode::OAuth2 => {
+                    let allowed = matches!(place, Place::Credential | Place::ActionBody { .. });
+                    if name != "accessToken" || !allowed {
+                        return err(
+                            path,
+                            format!("{shown}: an oauth2 provider only knows {{accessToken}}, in headers and apply formats"),
+                        );
+                    }
+                }
+                AuthMode::None => {
+                    return err(path, format!("{shown}: mode none has no credentials"));
+                }
+                AuthMode::ApiKey | AuthMode::Basic => {
+                    let Some(field) = self.fields.iter().find(|f| f.name == name) else {
+                        let declared: Vec<&str> =
+                            self.fields.iter().map(|f| f.name.as_str()).collect();
+                        return err(
+                            path,
+                            format!(
+                                "{shown} names no credential field (declared: {})",
+                                declared.join(", ")
+                            ),
+                        );
+                    };
+                    match place {
+                        Place::Name => {
+                            return err(path, format!("{shown}: names may only use {{config.*}}"));
+                        }
+                        Place::Url | Place::WriteUrl | Place::EntityRequest | Place::ActionUrl
+                            if field.secret && !self.secrets_in_url =>
+                        {
+                            return err(
+                                path,
+                                format!("{shown} is a secret field and may not appear in a URL unless auth.apply is {{url: true}}"),
+                            );
+                        }
+                        _ => {}
+                    }
+                }
+            },
+        }
+        Ok(())
     }
 }
 
@@ -468,6 +521,7 @@ fn check_oauth2(
         fields: &[],
         settings,
         secrets_in_url: false,
+        inputs: &[],
     };
     let apply = match &raw.apply {
         Some(apply) => {
@@ -511,6 +565,7 @@ fn check_auth(
                 fields: &fields,
                 settings,
                 secrets_in_url: raw_apply.url == Some(true),
+                inputs: &[],
             };
             let apply = check_apply(raw_apply, &scope)?;
             if raw.mode == AuthMode::Basic && !matches!(apply, CredentialApply::Basic { .. }) {
@@ -871,6 +926,147 @@ fn check_page_placeholders(
     Ok(())
 }
 
+/// Checks one action: its name, a description, an input schema that is an object schema (its
+/// validity as JSON Schema is checked where actions run: `hub_shared::actions`), every
+/// placeholder of its request resolvable (`{input.*}` naming a declared input property), and its
+/// output paths.
+fn check_action(
+    action: &ActionDef,
+    path: &str,
+    name: &str,
+    scope: &Scope<'_>,
+) -> Result<(), FieldError> {
+    check_entity_name(name, path)?;
+    non_empty(action.description.trim(), &format!("{path}.description"))?;
+    let input_path = format!("{path}.input");
+    let Some(schema) = action.input.as_object() else {
+        return err(input_path, "must be a JSON Schema object");
+    };
+    if schema.get("type") != Some(&Value::String("object".into())) {
+        return err(
+            format!("{input_path}.type"),
+            "must be `object`: an action's input is an object",
+        );
+    }
+    let inputs: Vec<String> = match schema.get("properties") {
+        None => Vec::new(),
+        Some(Value::Object(properties)) => properties.keys().cloned().collect(),
+        Some(_) => return err(format!("{input_path}.properties"), "must be an object"),
+    };
+    let scope = Scope {
+        inputs: &inputs,
+        ..*scope
+    };
+    let request = &action.request;
+    let request_path = format!("{path}.request");
+    check_request_path(
+        &request.path,
+        &format!("{request_path}.path"),
+        Place::ActionUrl,
+        &scope,
+    )?;
+    if request.json.is_some() && request.form.is_some() {
+        return err(request_path, "has either json or form, not both");
+    }
+    let has_body = request.json.is_some() || request.form.is_some();
+    if has_body && matches!(request.method, http::Method::GET | http::Method::HEAD) {
+        return err(
+            format!("{request_path}.method"),
+            format!("a {} request has no body: use query", request.method),
+        );
+    }
+    if let Some(query) = &request.query {
+        for (key, value) in query {
+            let at = format!("{request_path}.query.{key}");
+            non_empty(key, &at)?;
+            check_action_value(value, &at, Place::ActionUrl, &scope)?;
+        }
+    }
+    if let Some(json) = &request.json {
+        if !json.is_object() && !json.is_array() {
+            return err(
+                format!("{request_path}.json"),
+                "must be a JSON object or array",
+            );
+        }
+        check_action_value(
+            json,
+            &format!("{request_path}.json"),
+            Place::ActionBody { in_each: false },
+            &scope,
+        )?;
+    }
+    if let Some(form) = &request.form {
+        for (key, value) in form {
+            let at = format!("{request_path}.form.{key}");
+            non_empty(key, &at)?;
+            check_action_value(value, &at, Place::ActionBody { in_each: false }, &scope)?;
+        }
+    }
+    for (field, output) in &action.output {
+        non_empty(field, &format!("{path}.output"))?;
+        if output.starts_with('$') && output != "$status" {
+            return err(
+                format!("{path}.output.{field}"),
+                "a path, \"\" for the whole body, or $status",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Checks the templates of an action value: strings, arrays, objects, and `{"$each": "{input.x}",
+/// "as": …}` (whose `as` may use `{item}`).
+fn check_action_value(
+    value: &Value,
+    path: &str,
+    place: Place,
+    scope: &Scope<'_>,
+) -> Result<(), FieldError> {
+    match value {
+        Value::String(text) => {
+            scope.check(text, path, place)?;
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                check_action_value(item, &format!("{path}[{i}]"), place, scope)?;
+            }
+        }
+        Value::Object(members) if members.contains_key("$each") => {
+            let source = members.get("$each").and_then(Value::as_str).unwrap_or("");
+            let template = scope.check(source, &format!("{path}.$each"), place)?;
+            let lone_input = matches!(
+                template.segments.as_slice(),
+                [super::template::Segment::Placeholder(p)] if p.source == Source::Input
+            );
+            if !lone_input {
+                return err(
+                    format!("{path}.$each"),
+                    "must be one {input.*} placeholder (a list)",
+                );
+            }
+            if members.len() != 2 || !members.contains_key("as") {
+                return err(path, "a `$each` has exactly `$each` and `as`");
+            }
+            let inner = match place {
+                Place::ActionBody { .. } => Place::ActionBody { in_each: true },
+                other => other,
+            };
+            check_action_value(&members["as"], &format!("{path}.as"), inner, scope)?;
+        }
+        Value::Object(members) => {
+            for (key, member) in members {
+                if key.starts_with('$') {
+                    return err(format!("{path}.{key}"), "unknown directive (only `$each`)");
+                }
+                check_action_value(member, &format!("{path}.{key}"), place, scope)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 fn check_sync(sync: &SyncDef, scope: &Scope<'_>) -> Result<(), FieldError> {
     for (name, entity) in &sync.entities {
         let path = format!("sync.entities.{name}");
@@ -904,6 +1100,7 @@ pub(crate) fn validate_provider(
                 ..
             })
         ),
+        inputs: &[],
     };
     match &raw.api {
         Some(api) => check_api(api, policy, &scope)?,
@@ -919,6 +1116,12 @@ pub(crate) fn validate_provider(
         }
         check_sync(sync, &scope)?;
     }
+    if !raw.actions.is_empty() && raw.api.is_none() {
+        return err("actions", "needs api.baseUrl to send to");
+    }
+    for (name, action) in &raw.actions {
+        check_action(action, &format!("actions.{name}"), name, &scope)?;
+    }
     Ok(Provider {
         name: raw.name,
         category: raw.category,
@@ -928,6 +1131,7 @@ pub(crate) fn validate_provider(
         api: raw.api,
         webhook: raw.webhook,
         sync: raw.sync,
+        actions: raw.actions,
     })
 }
 
@@ -950,6 +1154,7 @@ pub(crate) fn validate_external_entities(
                 ..
             })
         ),
+        inputs: &[],
     };
     for (name, entity) in entities {
         check_entity_name(name, name)?;
