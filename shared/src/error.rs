@@ -31,6 +31,9 @@ pub struct ApiError {
     pub detail: String,
     pub errors: Vec<FieldError>,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    /// RFC 9457 extension members (a `provider_error`'s `providerStatus`, `providerBody`).
+    /// Boxed: most problems have none, and `ApiError` travels in every `Result`.
+    pub extensions: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl ApiError {
@@ -47,7 +50,16 @@ impl ApiError {
             detail: detail.into(),
             errors: Vec::new(),
             headers: Vec::new(),
+            extensions: None,
         }
+    }
+
+    /// Adds the extension member `name` to the problem body.
+    pub fn with_extension(mut self, name: &str, value: serde_json::Value) -> ApiError {
+        self.extensions
+            .get_or_insert_with(Default::default)
+            .insert(name.to_owned(), value);
+        self
     }
 
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> ApiError {

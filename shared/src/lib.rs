@@ -6,6 +6,8 @@
 //! The HTTP plumbing of the API functions (axum, lambda_http) is behind the `http` feature, the
 //! payloads bucket (S3, gzip) behind the `payloads` feature.
 
+#[cfg(feature = "actions")]
+pub mod actions;
 pub mod api_document;
 pub mod auth;
 pub mod aws;

@@ -89,6 +89,7 @@ pub fn unique_name(prefix: &str) -> String {
 }
 
 pub mod provider;
+pub mod shapes;
 
 pub use app::{spawn_app, spawn_app_on, spawn_app_with, Reply, TestApp};
 
@@ -554,3 +555,22 @@ print(json.dumps(results))
 }
 
 pub use python_verifier::verify_in_python;
+
+/// The built-in catalog entry `slug` as shipped, pointed at `base_url` and authenticated with an
+/// API key (field `token`) applied as `format` in `Authorization` — the local servers do not run
+/// OAuth. Its `config`, `sync` and `actions` are exactly the ones the product ships.
+pub fn shipped_entry(slug: &str, base_url: &str, format: &str) -> serde_json::Value {
+    use serde_json::{json, Value};
+    let catalog: Value =
+        serde_saphyr::from_str(include_str!("../../shared/src/catalog/providers.yaml"))
+            .expect("the built-in catalog");
+    let mut entry = catalog[slug].clone();
+    entry["name"] = json!(format!(
+        "{} (local)",
+        entry["name"].as_str().unwrap_or(slug)
+    ));
+    entry["auth"] = json!({"mode": "api_key", "fields": [{"name": "token", "secret": true}],
+                           "apply": {"header": "Authorization", "format": format}});
+    entry["api"]["baseUrl"] = json!(base_url);
+    entry
+}

@@ -593,24 +593,6 @@ async fn the_schedule_queues_due_integrations_only_and_next_sync_at_follows_the_
     assert_eq!(report.due, 0);
 }
 
-/// The built-in catalog entry `slug` as shipped, pointed at `base_url` and authenticated with an
-/// API key applied as `format` in `Authorization` (the local servers do not run OAuth): its
-/// `config` and `sync` definitions are exactly the ones the product ships.
-fn shipped_entry(slug: &str, base_url: &str, format: &str) -> Value {
-    let catalog: Value =
-        serde_saphyr::from_str(include_str!("../../shared/src/catalog/providers.yaml"))
-            .expect("the built-in catalog");
-    let mut entry = catalog[slug].clone();
-    entry["name"] = json!(format!(
-        "{} (local)",
-        entry["name"].as_str().unwrap_or(slug)
-    ));
-    entry["auth"] = json!({"mode": "api_key", "fields": [{"name": "token", "secret": true}],
-                           "apply": {"header": "Authorization", "format": format}});
-    entry["api"]["baseUrl"] = json!(base_url);
-    entry
-}
-
 fn sync_settings_for(entity: &str, mappings: Value) -> Value {
     json!({"enabled": false, "direction": "import", "frequency": "manual",
            "entities": [{"localEntity": entity, "remoteEntity": entity}],
@@ -622,8 +604,8 @@ async fn the_shipped_quickbooks_and_monday_definitions_sync_from_apis_shaped_lik
     let provider = LocalProvider::start(200, 100).await;
     let local = provider.url();
     let entries = json!({
-        "quickbooks_local": shipped_entry("quickbooks", &format!("{local}/v3/company/{{config.realmId}}"), "Bearer {token}"),
-        "monday_local": shipped_entry("monday", local, "{token}"),
+        "quickbooks_local": hub_tests::shipped_entry("quickbooks", &format!("{local}/v3/company/{{config.realmId}}"), "Bearer {token}"),
+        "monday_local": hub_tests::shipped_entry("monday", local, "{token}"),
     });
     let file = hub_tests::write_providers_file(&entries.to_string());
     let app = spawn_app_with(|options| options.providers_file = Some(file)).await;

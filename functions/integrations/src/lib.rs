@@ -26,6 +26,7 @@ hub_shared::api_routes! { state: AppState;
     get "/api/integrations/{id}/records/{entity}" => routes::records::list;
     post "/api/integrations/{id}/test" => routes::test_connection::test;
     post "/api/integrations/{id}/sync" => routes::sync::trigger;
+    post "/api/integrations/{id}/actions/{action}" => routes::actions::run;
     get "/api/event-types" => routes::event_types::list;
     post "/api/webhooks/incoming" => routes::incoming_webhooks::create;
     get "/api/webhooks/incoming" => routes::incoming_webhooks::list;

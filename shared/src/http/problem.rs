@@ -17,19 +17,33 @@ struct ProblemBody<'a> {
     code: &'a str,
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
     errors: &'a [FieldError],
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    extensions: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ProblemBody {
+impl ApiError {
+    fn problem_body(&self) -> ProblemBody<'_> {
+        ProblemBody {
             kind: format!("urn:integrations-hub:problem:{}", self.code),
             title: self.title,
             status: self.status.as_u16(),
             detail: &self.detail,
             code: self.code,
             errors: &self.errors,
-        };
-        let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+            extensions: self.extensions.as_deref(),
+        }
+    }
+
+    /// The problem body as JSON (what the response carries), for answers that are stored and
+    /// replayed (an action's idempotent result).
+    pub fn problem_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.problem_body()).unwrap_or_default()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let bytes = serde_json::to_vec(&self.problem_body()).unwrap_or_else(|_| b"{}".to_vec());
         let mut response = (self.status, bytes).into_response();
         let headers = response.headers_mut();
         headers.insert(

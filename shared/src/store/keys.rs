@@ -129,6 +129,17 @@ pub fn webhook_log_lookup_pk(tenant: &TenantId, log_id: &str) -> String {
 /// `gsi1sk` of a webhook log (the index's range key must be present for the item to be indexed).
 pub const WEBHOOK_LOG_LOOKUP_SK: &str = "LOG";
 
+/// The partition of an integration's action idempotency keys.
+pub fn idempotency_pk(tenant: &TenantId, integration_id: &str) -> String {
+    format!("IDEMPOTENCY#{tenant}#{integration_id}")
+}
+
+/// One idempotency key of one action: the SHA-256 (hex) of the caller's key, so the table holds
+/// no caller text.
+pub fn idempotency_sk(action: &str, key_hash: &str) -> String {
+    format!("{action}#{key_hash}")
+}
+
 /// A per-(tenant, provider) token bucket shared by every function (the catalog's `sync.rateLimit`).
 pub fn rate_bucket_sk(provider: &str) -> String {
     format!("RATE#{provider}")

@@ -21,6 +21,10 @@ pub enum LogAction {
     Refresh,
     WebhookReceived,
     WebhookSent,
+    /// A declared action (`POST /api/integrations/{id}/actions/{action}`).
+    Action,
+    /// A proxied request (`/api/integrations/{id}/proxy/{path}`).
+    Proxy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +74,8 @@ impl LogAction {
             LogAction::Refresh => "refresh",
             LogAction::WebhookReceived => "webhook_received",
             LogAction::WebhookSent => "webhook_sent",
+            LogAction::Action => "action",
+            LogAction::Proxy => "proxy",
         }
     }
 }

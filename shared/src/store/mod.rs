@@ -4,6 +4,7 @@
 mod batch;
 mod cursor;
 mod deliveries;
+mod idempotency;
 mod inbound_events;
 mod incoming_webhooks;
 mod integrations;
@@ -34,6 +35,7 @@ pub use deliveries::{
     LoggedRequest, LoggedResponse, ReopenError, MAX_CONSECUTIVE_EXHAUSTED,
     WEBHOOK_LOG_RETENTION_DAYS,
 };
+pub use idempotency::{IdempotencyKey, IdempotencyState, StoredResult, IDEMPOTENCY_TTL_SECONDS};
 pub use inbound_events::{
     Accepted, ActionClaim, ActionOutcomeWrite, ActionState, ActionStatus, EventRef, InboundEvent,
     NewInboundEvent, StoredBody, DEDUPE_WINDOW_DAYS,

@@ -25,7 +25,7 @@ pub async fn list(
         action: parse_word::<LogAction>(
             &query,
             "action",
-            "sync, import, export, test, refresh, webhook_received, webhook_sent",
+            "sync, import, export, test, refresh, webhook_received, webhook_sent, action, proxy",
         )?,
         status: parse_word::<LogStatus>(&query, "status", "success, partial, failed")?,
     };

@@ -1,5 +1,6 @@
 //! One file per resource; shared response and query helpers live here.
 
+pub mod actions;
 pub mod event_types;
 pub mod health;
 pub mod incoming_webhooks;
