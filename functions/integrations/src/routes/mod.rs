@@ -9,6 +9,7 @@ pub mod logs;
 pub mod openapi;
 pub mod outgoing_webhooks;
 pub mod providers;
+pub mod proxy;
 pub mod records;
 pub mod status;
 pub mod sync;
