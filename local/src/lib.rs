@@ -7,6 +7,7 @@ pub mod jwt;
 pub mod lambda;
 pub mod moto;
 pub mod oauth_server;
+pub mod provider_shapes;
 pub mod provision;
 pub mod stack;
 pub mod template;

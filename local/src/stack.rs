@@ -144,7 +144,10 @@ impl LocalStack {
         let mut functions = HashMap::new();
         functions.insert(
             "IntegrationsFunction".to_string(),
-            integrations::app(integrations::AppState::new(config.clone(), sdk)?),
+            integrations::app(integrations::checked(integrations::AppState::new(
+                config.clone(),
+                sdk,
+            )?)?),
         );
         functions.insert(
             "OAuthFunction".to_string(),

@@ -89,7 +89,6 @@ pub fn unique_name(prefix: &str) -> String {
 }
 
 pub mod provider;
-pub mod shapes;
 
 pub use app::{spawn_app, spawn_app_on, spawn_app_with, Reply, TestApp};
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hub_tests::shapes::{ProviderShapes, BEARER, KAVENEGAR_KEY, TWILIO_SID, TWILIO_TOKEN};
+use hub_local::provider_shapes::{ProviderShapes, BEARER, KAVENEGAR_KEY, TWILIO_SID, TWILIO_TOKEN};
 use hub_tests::{shipped_entry, spawn_app_with, TestApp};
 use serde_json::{json, Value};
 
@@ -455,4 +455,56 @@ async fn the_providers_bucket_answers_429_with_retry_after_when_empty() {
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|s| s >= 1));
     assert_eq!(shapes.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn an_oauth_action_whose_token_expires_in_a_minute_refreshes_once_then_calls() {
+    use hub_local::oauth_server::{AuthServerOptions, ClientAuthMethod, LocalAuthServer};
+    use hub_tests::oauth::{
+        configure_app, connect, location_params, provider_yaml, register_client,
+    };
+
+    let server = LocalAuthServer::start(AuthServerOptions {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        ..AuthServerOptions::default()
+    })
+    .await
+    .expect("auth server");
+    // The server's `/me` answers only an active access token.
+    let yaml = provider_yaml("crm_oauth", &server, Default::default())
+        + "  actions:\n    whoami:\n      description: The user behind the token\n      input: {type: object, additionalProperties: false}\n      request: {method: GET, path: /me}\n      output: {user: sub, client: client_id}\n";
+    let file = hub_tests::write_providers_file(&yaml);
+    let app = spawn_app_with(|options| {
+        options.providers_file = Some(file);
+        options.schedule_interval = Duration::from_secs(3600);
+    })
+    .await;
+    register_client(&app, &server, "crm_oauth", ClientAuthMethod::Post);
+    configure_app(&app, TENANT, "crm_oauth").await;
+    server.set_access_token_ttl(Duration::from_secs(60));
+    let connected = connect(&app, TENANT, "crm_oauth", "").await;
+    let id = location_params(&connected)["integrationId"].clone();
+    server.set_access_token_ttl(Duration::from_secs(3600));
+    let grants = || -> Vec<String> {
+        server
+            .token_requests()
+            .into_iter()
+            .map(|r| r.grant_type)
+            .collect()
+    };
+    assert_eq!(grants(), ["authorization_code"]);
+
+    let first = ok(&act(&app, &id, "whoami", json!({})).await);
+    assert!(first["output"]["user"].as_str().is_some(), "{first}");
+    assert_eq!(
+        grants(),
+        ["authorization_code", "refresh_token"],
+        "one refresh, then the call"
+    );
+    ok(&act(&app, &id, "whoami", json!({})).await);
+    assert_eq!(
+        grants().len(),
+        2,
+        "the refreshed token lasts: no second refresh"
+    );
 }

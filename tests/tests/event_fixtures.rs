@@ -17,6 +17,8 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const PLACEHOLDER_ID: &str = "int_00000000000000000000000000";
+/// The Twilio integration of the action fixture.
+const TWILIO_PLACEHOLDER_ID: &str = "int_00000000000000000000000001";
 const FIXTURE_TENANT: &str = "tenant-events";
 
 fn expected_statuses() -> BTreeMap<&'static str, u16> {
@@ -33,6 +35,8 @@ fn expected_statuses() -> BTreeMap<&'static str, u16> {
         ("apigw-get-integration-records.json", 200),
         ("apigw-post-integration-test.json", 200),
         ("apigw-get-event-types.json", 200),
+        ("apigw-post-integration-action.json", 200),
+        ("apigw-get-integration-proxy.json", 200),
         ("apigw-patch-integration.json", 200),
         ("apigw-post-outgoing-webhook.json", 201),
         ("apigw-get-outgoing-webhooks.json", 200),
@@ -75,6 +79,22 @@ async fn every_event_fixture_is_handled_by_the_function() {
         )
         .await;
     let id = created["id"].as_str().expect("id").to_string();
+    // The action fixture sends an SMS through a Twilio integration whose API is the same server.
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"sid": "SM0001", "status": "queued"})),
+        )
+        .mount(&provider)
+        .await;
+    let twilio = app
+        .create_integration(
+            FIXTURE_TENANT,
+            &json!({"provider": "twilio", "name": "Clinic SMS",
+                    "config": {"baseUrl": provider.uri(), "fromNumber": "+15005550006"},
+                    "credentials": {"accountSid": "AC0001", "authToken": "fixture-auth-token"}}),
+        )
+        .await;
+    let twilio_id = twilio["id"].as_str().expect("id").to_string();
     let state = integrations::AppState::new(app.stack.config.clone(), &hub_tests::sdk_config())
         .expect("state");
     // One soft-deleted `meeting` record, which the records fixture lists (`includeDeleted=true`).
@@ -135,6 +155,8 @@ async fn every_event_fixture_is_handled_by_the_function() {
         "apigw-get-integration-logs.json",
         "apigw-get-integration-records.json",
         "apigw-get-event-types.json",
+        "apigw-post-integration-action.json",
+        "apigw-get-integration-proxy.json",
         "apigw-patch-integration.json",
         "apigw-post-outgoing-webhook.json",
         "apigw-get-outgoing-webhooks.json",
@@ -144,7 +166,9 @@ async fn every_event_fixture_is_handled_by_the_function() {
     assert_eq!(order.len(), expected.len());
     for name in order {
         let raw = std::fs::read_to_string(events_dir().join(name)).expect("fixture");
-        let event = raw.replace(PLACEHOLDER_ID, &id);
+        let event = raw
+            .replace(PLACEHOLDER_ID, &id)
+            .replace(TWILIO_PLACEHOLDER_ID, &twilio_id);
         let request = lambda_http::request::from_str(&event)
             .unwrap_or_else(|e| panic!("{name} is not a v2 event: {e}"));
         let response = router.clone().oneshot(request).await.expect("infallible");

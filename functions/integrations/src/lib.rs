@@ -79,6 +79,21 @@ const OTHER_FUNCTIONS_ROUTES: &[(&str, &str)] = &[
     OAUTH_ROUTES[4],
 ];
 
+/// The function's start-up checks beyond [`AppState::new`]: with a `PROVIDERS_FILE`, every
+/// action's input schema must compile (the built-in ones are compiled by the test suite, so a
+/// cold start without a file spends nothing on them).
+pub fn checked(state: AppState) -> Result<AppState, StartupError> {
+    if state.config.providers_file.is_some() {
+        hub_shared::actions::check_catalog_schemas(&state.catalog).map_err(|message| {
+            StartupError::Catalog(hub_shared::catalog::CatalogError::Document {
+                origin: "PROVIDERS_FILE".to_string(),
+                message,
+            })
+        })?;
+    }
+    Ok(state)
+}
+
 /// The whole function as one router.
 pub fn app(state: AppState) -> Router {
     hub_shared::http::finish_router_beside(route_table(), ROUTES, OTHER_FUNCTIONS_ROUTES, state)

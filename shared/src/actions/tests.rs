@@ -119,3 +119,20 @@ fn secret_inputs_are_redacted_for_logs() {
         json!({"receptor": "09121234567", "template": "verify", "token": REDACTED})
     );
 }
+
+#[test]
+fn a_providers_file_action_whose_schema_does_not_compile_is_named() {
+    let path = std::env::temp_dir().join(format!("hub-actions-{}.yaml", std::process::id()));
+    std::fs::write(
+        &path,
+        "acme_sms:\n  name: Acme SMS\n  category: communication\n  auth: {mode: api_key, fields: [{name: key, secret: true}], apply: {header: X-Key, format: \"{key}\"}}\n  api: {baseUrl: https://sms.example}\n  actions:\n    send:\n      description: Send\n      input: {type: object, properties: {to: {type: string, minLength: -1}}}\n      request: {method: POST, path: /send, json: {to: \"{input.to}\"}}\n",
+    )
+    .expect("write");
+    let catalog = Catalog::load(Some(&path)).expect("loads: the structure is valid");
+    std::fs::remove_file(&path).ok();
+    let error = check_catalog_schemas(&catalog).expect_err("minLength -1");
+    assert!(
+        error.starts_with("provider \"acme_sms\": actions.send.input: not a valid JSON Schema"),
+        "{error}"
+    );
+}

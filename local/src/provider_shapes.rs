@@ -1,4 +1,4 @@
-//! Local servers shaped like the providers' APIs behind the catalog's actions: each route checks
+//! Local servers (one axum app, binary `local-provider-apis`) shaped like the providers' APIs behind the catalog's actions: each route checks
 //! what the real API checks (its authentication, form vs JSON encoding, required fields), refuses
 //! what it would refuse with the provider's own error shape, and answers the provider's success
 //! shape. Every request is recorded (method, path and query, `Authorization`, `Content-Type`, body).
@@ -77,7 +77,15 @@ pub struct ProviderShapes {
 }
 
 impl ProviderShapes {
+    /// On a free port of 127.0.0.1.
     pub async fn start() -> ProviderShapes {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bind")
+    }
+
+    /// On `address` (the `local-provider-apis` binary's fixed port).
+    pub async fn start_on(address: SocketAddr) -> std::io::Result<ProviderShapes> {
         let shapes = ProviderShapes::default();
         let app = Router::new()
             .route("/2010-04-01/Accounts/{sid}/Messages.json", post(twilio))
@@ -94,12 +102,10 @@ impl ProviderShapes {
             )
             .route("/crm/v3/objects/contacts", post(hubspot))
             .with_state(shapes.clone());
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let listener = tokio::net::TcpListener::bind(address).await?;
+        let url = format!("http://{}", listener.local_addr()?);
         tokio::spawn(async move { axum::serve(listener, app).await });
-        ProviderShapes { url, ..shapes }
+        Ok(ProviderShapes { url, ..shapes })
     }
 
     pub fn url(&self) -> &str {
