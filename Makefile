@@ -63,17 +63,21 @@ fmt:
 	$(CARGO) fmt --all
 
 # Deployable artifacts: cargo-lambda cross-compiles every function for Lambda's arm64
-# (provided.al2023), one binary each in target/lambda/<function>/bootstrap.
+# (provided.al2023), one binary each in target/lambda/<function>/bootstrap. One cargo run per
+# function: built together, Cargo would unify the shared crate's features, and every binary would
+# link what only one function needs (the S3 SDK of the payloads bucket, the JSON Schema validator
+# of actions).
 LAMBDA_FUNCTIONS := integrations oauth inbound-webhook retry-dispatcher sync-runner
 build:
 	@command -v cargo-lambda >/dev/null 2>&1 || { echo "install cargo-lambda: pip install cargo-lambda (or cargo install cargo-lambda)"; exit 1; }
-	cargo lambda build --release --arm64 $(addprefix --package ,$(LAMBDA_FUNCTIONS))
+	set -e; for function in $(LAMBDA_FUNCTIONS); do cargo lambda build --release --arm64 --package $$function; done
 
 # Benchmarks (docs/benchmarks.md: targets, method, results). B2 signature verification CPU:
 # hub-bench runs the criterion benchmark (cargo bench -p hub-bench --bench verify, about 70 s of
-# measurement) and reads its medians from target/criterion. B5 cold start: the measured functions
-# and the hello-world baseline are built in one cargo run with the workspace release profile (LTO:
-# minutes on 2 cores), then hub-bench starts each against a local Lambda Runtime API. B4 outgoing
+# measurement) and reads its medians from target/criterion. B5 cold start: each measured function
+# is built in a cargo run of its own (its own features, as `make build` deploys it), then the
+# hello-world baseline, with the workspace release profile (LTO: minutes each on 2 cores); then
+# hub-bench starts each against a local Lambda Runtime API. B4 outgoing
 # delivery: the same release retry-dispatcher delivers events to a local sink through moto (the
 # harness starts its own moto, or uses BENCH_AWS_ENDPOINT). B1 inbound accept path and the cost of
 # a million webhooks: the local stack runs inside the (release) harness against a moto of its own
@@ -87,7 +91,8 @@ BENCH_B4_EVENTS ?= 1000
 BENCH_B4_CONCURRENCY ?= 5
 BENCH_B4_FAILURE_DEADLINE ?= 1800
 bench: deps
-	$(CARGO) build --release $(addprefix -p ,$(BENCH_FUNCTIONS)) -p hub-bench-hello
+	set -e; for function in $(BENCH_FUNCTIONS); do $(CARGO) build --release -p $$function; done
+	$(CARGO) build --release -p hub-bench-hello
 	$(CARGO) run --release -p hub-bench -- --baseline target/release/hub-bench-hello \
 	  $(foreach f,$(BENCH_FUNCTIONS),--function $(f)=target/release/$(f)) \
 	  --events events --runs $(BENCH_RUNS) --warmup $(BENCH_WARMUP) \

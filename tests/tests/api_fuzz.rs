@@ -136,6 +136,26 @@ async fn syncable_integration(app: &TestApp, tenant: &str, provider: &LocalProvi
     created["id"].as_str().expect("integration id").to_string()
 }
 
+/// A Twilio integration of `tenant` whose API is a local Twilio-shaped server: what
+/// schemathesis.toml gives the action operation (with `send_sms`) and the proxy, which a generated
+/// id would only ever 404.
+async fn action_integration(
+    app: &TestApp,
+    tenant: &str,
+    shapes: &hub_local::provider_shapes::ProviderShapes,
+) -> String {
+    use hub_local::provider_shapes::{TWILIO_SID, TWILIO_TOKEN};
+    let created = app
+        .create_integration(
+            tenant,
+            &json!({"provider": "twilio", "name": "Fuzz SMS", "connectionKey": "fuzz-sms",
+                    "credentials": {"accountSid": TWILIO_SID, "authToken": TWILIO_TOKEN},
+                    "config": {"baseUrl": format!("{}/2010-04-01", shapes.url()), "fromNumber": "+15005550006"}}),
+        )
+        .await;
+    created["id"].as_str().expect("integration id").to_string()
+}
+
 /// An integration of `tenant` with a few `meeting` records (one soft-deleted, Unicode in ids and
 /// data): what schemathesis.toml gives the records operation, which a generated integration id would
 /// only ever 404. No route writes records yet, so they go through the store.
@@ -252,6 +272,8 @@ async fn schemathesis_finds_no_failure_with_every_check() {
     let oauth_id = oauth_integration_of(&app, "fuzz-tenant").await;
     let sync_provider = LocalProvider::start(12, 5).await;
     let sync_id = syncable_integration(&app, "fuzz-tenant", &sync_provider).await;
+    let shapes = hub_local::provider_shapes::ProviderShapes::start().await;
+    let action_id = action_integration(&app, "fuzz-tenant", &shapes).await;
 
     // When schemathesis runs every check against it
     let mut command = tokio::process::Command::new(schemathesis_program());
@@ -266,6 +288,7 @@ async fn schemathesis_finds_no_failure_with_every_check() {
         .env("HUB_FUZZ_META_WEBHOOK_ID", &meta_id)
         .env("HUB_FUZZ_OAUTH_INTEGRATION_ID", &oauth_id)
         .env("HUB_FUZZ_SYNC_INTEGRATION_ID", &sync_id)
+        .env("HUB_FUZZ_ACTION_INTEGRATION_ID", &action_id)
         // map_case mints a real state per valid callback with this connect and token.
         .env(
             "HUB_FUZZ_CONNECT_URL",

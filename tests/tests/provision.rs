@@ -581,6 +581,8 @@ fn http_routes_are_the_integrations_routes_with_only_health_openapi_callback_and
             route("GET", "/api/integrations/{id}/records/{entity}", false),
             route("POST", "/api/integrations/{id}/test", false),
             route("POST", "/api/integrations/{id}/sync", false),
+            route("POST", "/api/integrations/{id}/actions/{action}", false),
+            route("ANY", "/api/integrations/{id}/proxy/{path+}", false),
             route("GET", "/api/event-types", false),
             route("POST", "/api/webhooks/incoming", false),
             route("GET", "/api/webhooks/incoming", false),

@@ -17,55 +17,77 @@ mod tests;
 pub const REDACTED: &str = "[redacted]";
 
 /// A compiled input schema.
-pub struct InputSchema(jsonschema::Validator);
+pub struct InputSchema {
+    schemas: boon::Schemas,
+    index: boon::SchemaIndex,
+}
+
+/// Where the schema is registered while it is compiled (it refers to nothing else).
+const SCHEMA_LOCATION: &str = "urn:integrations-hub:action-input";
 
 impl InputSchema {
-    /// Compiles `schema` as draft 2020-12, after checking it against the draft's meta-schema.
-    /// `format` is asserted (`date-time` must be RFC 3339), not only an annotation: a provider
-    /// would refuse what it does not parse.
+    /// Compiles `schema` as draft 2020-12; the compiler checks it against the draft's
+    /// meta-schema first. `format` is asserted (`date-time` must be RFC 3339), not only an
+    /// annotation: a provider would refuse what it does not parse.
     pub fn compile(schema: &Value) -> Result<InputSchema, String> {
-        jsonschema::meta::validate(schema).map_err(|e| format!("not a valid JSON Schema: {e}"))?;
-        jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft202012)
-            .should_validate_formats(true)
-            .build(schema)
-            .map(InputSchema)
-            .map_err(|e| format!("not a valid JSON Schema: {e}"))
+        let invalid = |e: &dyn std::fmt::Display| format!("not a valid JSON Schema: {e}");
+        let mut compiler = boon::Compiler::new();
+        compiler.set_default_draft(boon::Draft::V2020_12);
+        compiler.enable_format_assertions();
+        compiler
+            .add_resource(SCHEMA_LOCATION, schema.clone())
+            .map_err(|e| invalid(&e))?;
+        let mut schemas = boon::Schemas::new();
+        let index = compiler
+            .compile(SCHEMA_LOCATION, &mut schemas)
+            .map_err(|e| invalid(&e))?;
+        Ok(InputSchema { schemas, index })
     }
 
     /// Every way `input` fails the schema, each naming its field (`to`, `attendees[1]`;
-    /// `input` for the object itself), in the validator's order.
+    /// `input` for the object itself), in the schema's order.
     pub fn check(&self, input: &Value) -> Result<(), Vec<FieldError>> {
-        let errors: Vec<FieldError> = self
-            .0
-            .iter_errors(input)
-            .map(|error| {
-                let at = field_path(error.instance_path().as_str());
-                match error.kind() {
-                    jsonschema::error::ValidationErrorKind::Required { property } => {
-                        let name = property.as_str().unwrap_or_default();
-                        FieldError::new(join(&at, name), "is required")
-                    }
-                    jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
-                        let name = unexpected.first().map(String::as_str).unwrap_or_default();
-                        FieldError::new(join(&at, name), "is not an input of this action")
-                    }
-                    _ => FieldError::new(
-                        if at.is_empty() {
-                            "input".to_owned()
-                        } else {
-                            at
-                        },
-                        error.to_string(),
-                    ),
-                }
-            })
-            .collect();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
+        let Err(error) = self.schemas.validate(input, self.index) else {
+            return Ok(());
+        };
+        let mut errors = Vec::new();
+        leaves(&error, &mut errors);
+        Err(errors)
+    }
+}
+
+/// The innermost errors of a validation error tree (a failed `anyOf` names what each branch
+/// wanted), as field errors.
+fn leaves(error: &boon::ValidationError<'_, '_>, out: &mut Vec<FieldError>) {
+    if !error.causes.is_empty() {
+        for cause in &error.causes {
+            leaves(cause, out);
         }
+        return;
+    }
+    let at = field_path(&error.instance_location.to_string());
+    match &error.kind {
+        boon::ErrorKind::Required { want } => {
+            for name in want {
+                out.push(FieldError::new(join(&at, name), "is required"));
+            }
+        }
+        boon::ErrorKind::AdditionalProperties { got } => {
+            for name in got {
+                out.push(FieldError::new(
+                    join(&at, name),
+                    "is not an input of this action",
+                ));
+            }
+        }
+        kind => out.push(FieldError::new(
+            if at.is_empty() {
+                "input".to_owned()
+            } else {
+                at
+            },
+            kind.to_string(),
+        )),
     }
 }
 
