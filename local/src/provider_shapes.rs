@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Path, Query, Request};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -146,6 +146,33 @@ impl ProviderShapes {
     }
 }
 
+/// A request as a handler sees it, recorded (and held for the delay) when it is extracted, with
+/// its sequence number.
+struct Incoming {
+    headers: HeaderMap,
+    body: Bytes,
+    id: u64,
+}
+
+impl FromRequest<ProviderShapes> for Incoming {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, shapes: &ProviderShapes) -> Result<Self, Response> {
+        let (parts, body) = request.into_parts();
+        let body = axum::body::to_bytes(body, 16 * 1024 * 1024)
+            .await
+            .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE.into_response())?;
+        let id = shapes
+            .record(&parts.method, &parts.uri, &parts.headers, &body)
+            .await;
+        Ok(Incoming {
+            headers: parts.headers,
+            body,
+            id,
+        })
+    }
+}
+
 fn content_type_is(headers: &HeaderMap, wanted: &str) -> bool {
     headers
         .get("content-type")
@@ -170,15 +197,7 @@ fn text_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
 
 /// Twilio: HTTP basic `AccountSid:AuthToken` for the SID in the path, a form with `To`, `From`
 /// and `Body`. Errors are `{code, message, more_info, status}`.
-async fn twilio(
-    State(shapes): State<ProviderShapes>,
-    Path(sid): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let id = shapes.record(&method, &uri, &headers, &body).await;
+async fn twilio(Path(sid): Path<String>, Incoming { headers, body, id }: Incoming) -> Response {
     let error = |status: StatusCode, code: u32, message: &str| {
         (
             status,
@@ -226,14 +245,7 @@ async fn twilio(
 
 /// SendGrid v3 Mail Send: Bearer, JSON with a recipient, a sender, a subject and at least one
 /// content part; 202 with an empty body.
-async fn sendgrid(
-    State(shapes): State<ProviderShapes>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    shapes.record(&method, &uri, &headers, &body).await;
+async fn sendgrid(Incoming { headers, body, .. }: Incoming) -> Response {
     let error = |status: StatusCode, field: &str, message: &str| {
         (
             status,
@@ -272,14 +284,9 @@ async fn sendgrid(
 /// WhatsApp Cloud API: Bearer, JSON with `messaging_product: whatsapp`, `to`, and a text body or
 /// a template with its language code.
 async fn whatsapp(
-    State(shapes): State<ProviderShapes>,
     Path(_phone): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    Incoming { headers, body, id }: Incoming,
 ) -> Response {
-    let id = shapes.record(&method, &uri, &headers, &body).await;
     let error = |status: StatusCode, code: u32, message: &str| {
         (
             status,
@@ -318,14 +325,7 @@ async fn whatsapp(
 
 /// Slack `chat.postMessage`: Bearer, JSON with `channel` and `text`. Failures are 200
 /// `{"ok": false, "error"}`; channel `C404` does not exist.
-async fn slack(
-    State(shapes): State<ProviderShapes>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let id = shapes.record(&method, &uri, &headers, &body).await;
+async fn slack(Incoming { headers, body, id }: Incoming) -> Response {
     let failed = |error: &str| Json(json!({"ok": false, "error": error})).into_response();
     if !bearer_ok(&headers) {
         return failed("invalid_auth");
@@ -364,14 +364,10 @@ fn kavenegar_entry(id: u64, receptor: &str, message: &str) -> Value {
 }
 
 async fn kavenegar_lookup(
-    State(shapes): State<ProviderShapes>,
     Path(key): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
+    Incoming { id, .. }: Incoming,
 ) -> Response {
-    let id = shapes.record(&method, &uri, &headers, &Bytes::new()).await;
     if key != KAVENEGAR_KEY {
         return kavenegar_answer(403, "کد شناسائی API-Key معتبر نمی‌باشد", Value::Null);
     }
@@ -384,14 +380,9 @@ async fn kavenegar_lookup(
 }
 
 async fn kavenegar_sendarray(
-    State(shapes): State<ProviderShapes>,
     Path(key): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    Incoming { headers, body, id }: Incoming,
 ) -> Response {
-    let id = shapes.record(&method, &uri, &headers, &body).await;
     if key != KAVENEGAR_KEY {
         return kavenegar_answer(403, "کد شناسائی API-Key معتبر نمی‌باشد", Value::Null);
     }
@@ -421,14 +412,10 @@ async fn kavenegar_sendarray(
 }
 
 async fn kavenegar_status(
-    State(shapes): State<ProviderShapes>,
     Path(key): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
+    _: Incoming,
 ) -> Response {
-    shapes.record(&method, &uri, &headers, &Bytes::new()).await;
     if key != KAVENEGAR_KEY {
         return kavenegar_answer(403, "کد شناسائی API-Key معتبر نمی‌باشد", Value::Null);
     }
@@ -443,14 +430,7 @@ async fn kavenegar_status(
 }
 
 /// OpenAI Chat Completions: Bearer, JSON with `model` and `messages`.
-async fn openai(
-    State(shapes): State<ProviderShapes>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let id = shapes.record(&method, &uri, &headers, &body).await;
+async fn openai(Incoming { headers, body, id }: Incoming) -> Response {
     let error = |status: StatusCode, message: &str, kind: &str| {
         (
             status,
@@ -486,14 +466,10 @@ async fn openai(
 /// Google Calendar events: Bearer; listing needs `timeMin`/`timeMax` as RFC 3339; an insert needs
 /// `start.dateTime` and `end.dateTime`.
 async fn calendar_list(
-    State(shapes): State<ProviderShapes>,
     Path(calendar): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
+    Incoming { headers, .. }: Incoming,
 ) -> Response {
-    shapes.record(&method, &uri, &headers, &Bytes::new()).await;
     if !bearer_ok(&headers) {
         return google_error(StatusCode::UNAUTHORIZED, "Invalid Credentials");
     }
@@ -513,14 +489,9 @@ async fn calendar_list(
 }
 
 async fn calendar_insert(
-    State(shapes): State<ProviderShapes>,
     Path(_calendar): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    Incoming { headers, body, id }: Incoming,
 ) -> Response {
-    let id = shapes.record(&method, &uri, &headers, &body).await;
     if !bearer_ok(&headers) {
         return google_error(StatusCode::UNAUTHORIZED, "Invalid Credentials");
     }
@@ -551,14 +522,7 @@ fn google_error(status: StatusCode, message: &str) -> Response {
 }
 
 /// HubSpot CRM contacts: Bearer, JSON `{properties: {email, …}}`; 201 with the new id.
-async fn hubspot(
-    State(shapes): State<ProviderShapes>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let id = shapes.record(&method, &uri, &headers, &body).await;
+async fn hubspot(Incoming { headers, body, id }: Incoming) -> Response {
     if !bearer_ok(&headers) {
         return (
             StatusCode::UNAUTHORIZED,

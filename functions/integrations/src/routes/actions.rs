@@ -19,13 +19,13 @@ use hub_shared::http::OptionalJsonBody;
 use hub_shared::http_client::{origin_for_logs, OutgoingRequest, SendErrorKind};
 use hub_shared::oauth::provider_credentials;
 use hub_shared::store::{
-    timestamp, Admission, IdempotencyKey, IdempotencyState, IntegrationItem, IntegrationLog,
-    LogAction, LogStatus, StoredResult,
+    timestamp, IdempotencyKey, IdempotencyState, IntegrationItem, IntegrationLog, LogAction,
+    LogStatus, StoredResult,
 };
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::routes::integrations::{load, provider_of};
+use crate::routes::integrations::{load, provider_of, take_provider_token, with_catalog_headers};
 use crate::state::AppState;
 
 /// A provider gets 20 s to answer an action: the API's own limit (API Gateway, 30 s) leaves room
@@ -248,20 +248,7 @@ impl Call<'_> {
     async fn send(&self) -> Result<StoredResult, ApiError> {
         let state = self.state;
         let tenant = &self.item.tenant_id;
-        if let Some(limit) = self.provider.api.as_ref().and_then(|api| api.rate_limit) {
-            let admission = state
-                .store
-                .take_rate_token(
-                    tenant,
-                    &self.item.provider,
-                    limit.requests,
-                    limit.per_seconds,
-                )
-                .await?;
-            if let Admission::Wait(wait) = admission {
-                return Err(ApiError::rate_limited(wait.as_secs_f64().ceil() as u64));
-            }
-        }
+        take_provider_token(state, self.item, self.provider).await?;
         let fields = provider_credentials(state, self.provider, self.item).await?;
         let plain = credentials::to_values(&fields);
         let values = Values::new(&self.item.config, &plain).with_input(self.input);
@@ -274,26 +261,14 @@ impl Call<'_> {
         drop(fields);
 
         let origin = origin_for_logs(&prepared.request.url);
-        let mut request = OutgoingRequest::new(prepared.request.method, prepared.request.url)
+        let request = OutgoingRequest::new(prepared.request.method, prepared.request.url)
             .timeout(ACTION_TIMEOUT)
             .max_response_bytes(MAX_RESPONSE_BYTES)
             .header(
                 http::header::ACCEPT,
                 HeaderValue::from_static("application/json"),
             );
-        for (name, value) in &prepared.request.headers {
-            let (Ok(name), Ok(mut value)) = (
-                HeaderName::try_from(name.as_str()),
-                HeaderValue::from_str(value),
-            ) else {
-                return Err(ApiError::bad_request(
-                    "invalid_configuration",
-                    format!("the catalog header {name} cannot be sent"),
-                ));
-            };
-            value.set_sensitive(true);
-            request = request.header(name, value);
-        }
+        let mut request = with_catalog_headers(request, &prepared.request.headers)?;
         if let Some((content_type, body)) = prepared.body {
             request = request
                 .header(

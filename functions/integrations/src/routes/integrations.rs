@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use http::{header, HeaderMap, HeaderValue, StatusCode};
+use http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use hub_shared::auth::AuthContext;
 use hub_shared::catalog::{AuthMode, Provider};
 use hub_shared::credentials::{self, CredentialFields};
@@ -15,9 +15,11 @@ use hub_shared::domain::{
 use hub_shared::error::{ApiError, FieldError};
 use hub_shared::events::{Event, IntegrationEvent};
 use hub_shared::http::JsonBody;
-use hub_shared::http_client::validate_target;
+use hub_shared::http_client::{validate_target, OutgoingRequest};
 use hub_shared::schedule;
-use hub_shared::store::{IntegrationChanges, IntegrationFilter, IntegrationItem, NewIntegration};
+use hub_shared::store::{
+    Admission, IntegrationChanges, IntegrationFilter, IntegrationItem, NewIntegration,
+};
 use hub_shared::sync_settings::SyncSettings;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -400,6 +402,54 @@ pub fn provider_of<'a>(
             item.provider
         ))
     })
+}
+
+/// One token of the per-(tenant, provider) rate-limit bucket the catalog's `rateLimit` sets,
+/// shared by test connection, actions, the proxy and sync: 429 with `Retry-After` when it is
+/// empty. A provider without a `rateLimit` is not limited.
+pub async fn take_provider_token(
+    state: &AppState,
+    item: &IntegrationItem,
+    provider: &Provider,
+) -> Result<(), ApiError> {
+    let Some(limit) = provider.api.as_ref().and_then(|api| api.rate_limit) else {
+        return Ok(());
+    };
+    let admission = state
+        .store
+        .take_rate_token(
+            &item.tenant_id,
+            &item.provider,
+            limit.requests,
+            limit.per_seconds,
+        )
+        .await?;
+    match admission {
+        Admission::Wait(wait) => Err(ApiError::rate_limited(wait.as_secs_f64().ceil() as u64)),
+        _ => Ok(()),
+    }
+}
+
+/// `request` with the catalog's rendered headers (credentials included, marked sensitive so no
+/// log shows them).
+pub fn with_catalog_headers(
+    mut request: OutgoingRequest,
+    headers: &[(String, String)],
+) -> Result<OutgoingRequest, ApiError> {
+    for (name, value) in headers {
+        let (Ok(name), Ok(mut value)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::from_str(value),
+        ) else {
+            return Err(ApiError::bad_request(
+                "invalid_configuration",
+                format!("the catalog header {name} cannot be sent"),
+            ));
+        };
+        value.set_sensitive(true);
+        request = request.header(name, value);
+    }
+    Ok(request)
 }
 
 /// `config` is non-secret and small, holds exactly the provider's settings (the catalog's

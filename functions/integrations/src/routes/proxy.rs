@@ -12,7 +12,7 @@ use std::time::Instant;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::response::Response;
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use http::{header, HeaderMap, HeaderName, Method, StatusCode, Uri};
 use hub_shared::auth::AuthContext;
 use hub_shared::catalog::Values;
 use hub_shared::credentials;
@@ -21,11 +21,11 @@ use hub_shared::error::ApiError;
 use hub_shared::http::MAX_BODY_BYTES;
 use hub_shared::http_client::{origin_for_logs, OutgoingRequest, SendErrorKind};
 use hub_shared::oauth::provider_credentials;
-use hub_shared::store::{timestamp, Admission, IntegrationLog, LogAction, LogStatus};
+use hub_shared::store::{timestamp, IntegrationLog, LogAction, LogStatus};
 use serde_json::json;
 
 use crate::routes::actions::ACTION_TIMEOUT;
-use crate::routes::integrations::{load, provider_of};
+use crate::routes::integrations::{load, provider_of, take_provider_token, with_catalog_headers};
 use crate::state::AppState;
 
 /// A provider answer larger than this is refused (502): a Lambda response holds at most 6 MB.
@@ -86,28 +86,15 @@ pub async fn forward(
     }
     let item = load(&state, &auth, &id).await?;
     let provider = provider_of(&state, &item)?;
-    let Some(api) = provider.api.as_ref() else {
+    if provider.api.is_none() {
         return Err(ApiError::not_supported(format!(
             "{} has no API to proxy to",
             item.provider
         )));
-    };
+    }
     let path = raw_tail(&uri, &id)?;
 
-    if let Some(limit) = api.rate_limit {
-        let admission = state
-            .store
-            .take_rate_token(
-                &auth.tenant,
-                &item.provider,
-                limit.requests,
-                limit.per_seconds,
-            )
-            .await?;
-        if let Admission::Wait(wait) = admission {
-            return Err(ApiError::rate_limited(wait.as_secs_f64().ceil() as u64));
-        }
-    }
+    take_provider_token(&state, &item, provider).await?;
     let fields = provider_credentials(&state, provider, &item).await?;
     let plain = credentials::to_values(&fields);
     // The base with the credentials applied; the caller's path and query are added as sent,
@@ -145,19 +132,7 @@ pub async fn forward(
             request = request.header(name.clone(), value.clone());
         }
     }
-    for (name, value) in &prepared.headers {
-        let (Ok(name), Ok(mut value)) = (
-            HeaderName::try_from(name.as_str()),
-            HeaderValue::from_str(value),
-        ) else {
-            return Err(ApiError::bad_request(
-                "invalid_configuration",
-                format!("the catalog header {name} cannot be sent"),
-            ));
-        };
-        value.set_sensitive(true);
-        request = request.header(name, value);
-    }
+    let mut request = with_catalog_headers(request, &prepared.headers)?;
     if !body.is_empty() {
         request = request.body(body);
     }

@@ -16,11 +16,11 @@ use hub_shared::events::{Event, StatusChangeReason};
 use hub_shared::http_client::{origin_for_logs, OutgoingRequest};
 use hub_shared::oauth::{provider_credentials, TokenError};
 use hub_shared::store::{
-    timestamp, Admission, CheckOutcome, IntegrationItem, IntegrationLog, LogAction, LogStatus,
+    timestamp, CheckOutcome, IntegrationItem, IntegrationLog, LogAction, LogStatus,
 };
 use serde_json::{json, Value};
 
-use crate::routes::integrations::{load, provider_of};
+use crate::routes::integrations::{load, provider_of, take_provider_token};
 use crate::state::AppState;
 
 /// Test connection gives the provider 10 s (docs/decisions.md, "Test connection").
@@ -44,36 +44,19 @@ pub async fn test(
 ) -> Result<Json<Value>, ApiError> {
     let item = load(&state, &auth, &id).await?;
     let provider = provider_of(&state, &item)?;
-    let Some(rate_limit) = provider
-        .api
-        .as_ref()
-        .map(|api| (api.health_check.is_some(), api.rate_limit))
-    else {
+    let Some(has_health_check) = provider.api.as_ref().map(|api| api.health_check.is_some()) else {
         return Err(ApiError::not_supported(format!(
             "{} has no API to test",
             item.provider
         )));
     };
-    if !rate_limit.0 {
+    if !has_health_check {
         return Err(ApiError::not_supported(format!(
             "{} declares no health check",
             item.provider
         )));
     }
-    if let Some(limit) = rate_limit.1 {
-        let admission = state
-            .store
-            .take_rate_token(
-                &auth.tenant,
-                &item.provider,
-                limit.requests,
-                limit.per_seconds,
-            )
-            .await?;
-        if let Admission::Wait(wait) = admission {
-            return Err(ApiError::rate_limited(wait.as_secs_f64().ceil() as u64));
-        }
-    }
+    take_provider_token(&state, &item, provider).await?;
 
     // OAuth tokens are refreshed first when they expire within 5 minutes (under the lease).
     let started_at = chrono::Utc::now();
