@@ -12,7 +12,7 @@ use std::time::Instant;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::response::Response;
-use http::{header, HeaderMap, HeaderName, Method, StatusCode, Uri};
+use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 use hub_shared::auth::AuthContext;
 use hub_shared::catalog::Values;
 use hub_shared::credentials;
@@ -31,45 +31,46 @@ use crate::state::AppState;
 /// A provider answer larger than this is refused (502): a Lambda response holds at most 6 MB.
 pub const MAX_PROXY_RESPONSE_BYTES: usize = 5 * 1024 * 1024;
 
-/// Request headers never forwarded: the caller's credentials and cookies, what the hop itself
-/// sets (RFC 9110 §7.6.1 hop-by-hop fields, `Host`, `Content-Length`), and API Gateway's own.
-const DROPPED_REQUEST: [&str; 15] = [
-    "authorization",
-    "cookie",
-    "host",
-    "content-length",
+/// The hop-by-hop fields (RFC 9110 §7.6.1, and the `Proxy-Connection` some clients send): they
+/// belong to one connection, never forwarded either way.
+const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
-    "proxy-authorization",
     "proxy-authenticate",
     "proxy-connection",
     "te",
     "trailer",
     "transfer-encoding",
     "upgrade",
+];
+
+/// Request headers never forwarded besides those: the caller's credentials and cookies, what the
+/// hop sets (`Host`, `Content-Length`), `Forwarded`, and `Accept-Encoding` (answers stay
+/// uncompressed, so they pass through unchanged).
+const DROPPED_REQUEST: [&str; 7] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "host",
+    "content-length",
     "forwarded",
     "accept-encoding",
 ];
 
-/// Response headers never passed back: cookies, and what belongs to the hop.
-const DROPPED_RESPONSE: [&str; 9] = [
-    "set-cookie",
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
 fn dropped_request_header(name: &HeaderName) -> bool {
     let name = name.as_str();
-    DROPPED_REQUEST.contains(&name)
+    HOP_BY_HOP.contains(&name)
+        || DROPPED_REQUEST.contains(&name)
         || name.starts_with("x-forwarded-")
         || name.starts_with("x-amz")
         || name == "x-request-id"
+}
+
+/// Response headers never passed back: the hop-by-hop ones, cookies, and `Content-Length` (the
+/// response's own is set for the body it carries).
+fn dropped_response_header(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    HOP_BY_HOP.contains(&name) || name == "set-cookie" || name == "content-length"
 }
 
 pub async fn forward(
@@ -160,7 +161,7 @@ pub async fn forward(
             let mut answer = Response::new(Body::from(response.body));
             *answer.status_mut() = status;
             for (name, value) in &response.headers {
-                if !DROPPED_RESPONSE.contains(&name.as_str()) && name != header::CONTENT_LENGTH {
+                if !dropped_response_header(name) {
                     answer.headers_mut().append(name.clone(), value.clone());
                 }
             }
