@@ -4,7 +4,7 @@
 //! shape. Every request is recorded (method, path and query, `Authorization`, `Content-Type`, body).
 //!
 //! Routes (paths as the providers have them, so a catalog entry only changes its base URL):
-//! Twilio `POST /2010-04-01/Accounts/{sid}/Messages.json`; SendGrid `POST /v3/mail/send`; WhatsApp
+//! Twilio `POST /2010-04-01/Accounts/{sid}/Messages.json` and `GET /2010-04-01/Accounts/{sid}.json`; SendGrid `POST /v3/mail/send`; WhatsApp
 //! `POST /v23.0/{phoneNumberId}/messages`; Slack `POST /api/chat.postMessage`; Kavenegar
 //! `GET /v1/{key}/verify/lookup.json`, `POST /v1/{key}/sms/sendarray.json`,
 //! `GET /v1/{key}/sms/status.json`; OpenAI `POST /v1/chat/completions`; Google Calendar
@@ -89,6 +89,7 @@ impl ProviderShapes {
         let shapes = ProviderShapes::default();
         let app = Router::new()
             .route("/2010-04-01/Accounts/{sid}/Messages.json", post(twilio))
+            .route("/2010-04-01/Accounts/{account}", get(twilio_account))
             .route("/v3/mail/send", post(sendgrid))
             .route("/v23.0/{phone}/messages", post(whatsapp))
             .route("/api/chat.postMessage", post(slack))
@@ -240,6 +241,27 @@ async fn twilio(Path(sid): Path<String>, Incoming { headers, body, id }: Incomin
                     "body": text, "account_sid": sid}),
         ),
     )
+        .into_response()
+}
+
+/// Twilio's account fetch (`GET /Accounts/{AccountSid}.json`, the catalog's health check): basic
+/// auth for that account.
+async fn twilio_account(
+    Path(account): Path<String>,
+    Incoming { headers, .. }: Incoming,
+) -> Response {
+    let expected =
+        base64::engine::general_purpose::STANDARD.encode(format!("{TWILIO_SID}:{TWILIO_TOKEN}"));
+    let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
+        == Some(&format!("Basic {expected}"));
+    if !authorized || account != format!("{TWILIO_SID}.json") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"code": 20003, "message": "Authenticate", "status": 401})),
+        )
+            .into_response();
+    }
+    Json(json!({"sid": TWILIO_SID, "friendly_name": "Local account", "status": "active", "type": "Full"}))
         .into_response()
 }
 
