@@ -6,9 +6,23 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
-/// The document as served: `api/openapi.json` made compact by build.rs (the same JSON value, with
-/// the same key order).
-pub const OPENAPI_DOCUMENT: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
+/// `api/openapi.json` made compact and DEFLATE-compressed by build.rs.
+const DEFLATED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openapi.json.deflate"));
+
+/// The document as served: `api/openapi.json` made compact (the same JSON value, with the same key
+/// order), inflated once.
+///
+/// # Panics
+/// Only if the compiled-in bytes do not inflate to UTF-8, which every test that reads the document
+/// rules out before anything ships.
+pub fn document_text() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| {
+        let bytes = miniz_oxide::inflate::decompress_to_vec(DEFLATED)
+            .unwrap_or_else(|e| panic!("the compiled-in api/openapi.json does not inflate: {e:?}"));
+        String::from_utf8(bytes).unwrap_or_else(|e| panic!("api/openapi.json is not UTF-8: {e}"))
+    })
+}
 
 /// The document, parsed once.
 ///
@@ -17,7 +31,7 @@ pub const OPENAPI_DOCUMENT: &str = include_str!(concat!(env!("OUT_DIR"), "/opena
 /// out before anything ships.
 pub fn document() -> &'static Value {
     static DOCUMENT: OnceLock<Value> = OnceLock::new();
-    DOCUMENT.get_or_init(|| match serde_json::from_str(OPENAPI_DOCUMENT) {
+    DOCUMENT.get_or_init(|| match serde_json::from_str(document_text()) {
         Ok(document) => document,
         Err(e) => panic!("api/openapi.json is not JSON: {e}"),
     })

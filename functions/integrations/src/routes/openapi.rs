@@ -4,11 +4,11 @@
 use axum::response::IntoResponse;
 use http::header;
 
-pub use hub_shared::api_document::OPENAPI_DOCUMENT;
+use hub_shared::api_document::document_text;
 
 pub async fn document() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        OPENAPI_DOCUMENT,
+        document_text(),
     )
 }
