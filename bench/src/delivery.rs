@@ -31,7 +31,6 @@ use base64::Engine;
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http_body_util::Full;
-use hub_local::moto::Moto;
 use hub_local::provision::StackNames;
 use hub_local::stack::{local_sdk_config, LocalStack, StackOptions, LOCAL_REGION};
 use hub_shared::delivery::emit;
@@ -192,15 +191,12 @@ pub async fn run_b4(
     mut progress: impl FnMut(&str),
 ) -> Result<B4Report, DeliveryBenchError> {
     let binary = prepare_binary(options)?;
-    let (_moto, endpoint) = match &options.aws_endpoint {
-        Some(endpoint) => (None, endpoint.clone()),
-        None => {
-            progress("B4: starting moto");
-            let moto = Moto::start_on_free_port(&options.work_dir.join("moto")).await?;
-            let endpoint = moto.endpoint().to_string();
-            (Some(moto), endpoint)
-        }
-    };
+    let (_moto, endpoint) = crate::local_aws::moto_or_given(
+        &options.aws_endpoint,
+        &options.work_dir.join("moto"),
+        || progress("B4: starting moto"),
+    )
+    .await?;
     let sdk = local_sdk_config(&endpoint);
     let ticks = proc_cpu::ticks_per_second();
     let run_id = chrono::Utc::now().format("%H%M%S").to_string();
@@ -1015,7 +1011,7 @@ fn dispatcher_environment(
     runtime_api: &str,
 ) -> Vec<(&'static str, String)> {
     let config = &fixture.stack.config;
-    vec![
+    let mut env = vec![
         ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin".into()),
         ("LANG", "en_US.UTF-8".into()),
         ("TZ", ":UTC".into()),
@@ -1036,22 +1032,9 @@ fn dispatcher_environment(
             "2026/03/10/[$LATEST]0123456789abcdef0123456789abcdef".into(),
         ),
         ("AWS_LAMBDA_LOG_FORMAT", "JSON".into()),
-        ("AWS_REGION", LOCAL_REGION.into()),
-        ("AWS_DEFAULT_REGION", LOCAL_REGION.into()),
-        ("AWS_ACCESS_KEY_ID", "test".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test".into()),
-        ("AWS_ENDPOINT_URL", endpoint.into()),
-        ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        ("TABLE_NAME", config.table_name.clone()),
-        ("KMS_KEY_ID", config.kms_key_id.clone()),
-        ("SYNC_QUEUE_URL", config.sync_queue_url.to_string()),
-        ("DISPATCH_QUEUE_URL", config.dispatch_queue_url.to_string()),
-        ("PAYLOAD_BUCKET", config.payload_bucket.clone()),
-        ("PUBLIC_BASE_URL", config.public_base_url.clone()),
-        ("ALLOWED_RETURN_URLS", config.allowed_return_urls.join(",")),
-        ("TENANT_CLAIM", config.tenant_claim.clone()),
-        ("ALLOW_PRIVATE_TARGETS", "true".into()),
-    ]
+    ];
+    env.extend(crate::local_aws::function_environment(config, endpoint));
+    env
 }
 
 /// One poller of the event source mapping: a batch becomes one invocation; what the answer does

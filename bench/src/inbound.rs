@@ -34,7 +34,6 @@ use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
 use hub_local::aws_counter::AwsRequestCounter;
-use hub_local::moto::Moto;
 use hub_local::provision::StackNames;
 use hub_local::stack::{local_sdk_config, LocalStack, StackOptions};
 use hyper_util::client::legacy::Client as HttpClient;
@@ -190,15 +189,12 @@ async fn measure(
     threads: usize,
     progress: fn(&str),
 ) -> Result<B1Report, InboundBenchError> {
-    let (_moto, endpoint) = match &options.aws_endpoint {
-        Some(endpoint) => (None, endpoint.clone()),
-        None => {
-            progress("B1: starting moto");
-            let moto = Moto::start_on_free_port(&options.work_dir.join("moto-b1")).await?;
-            let endpoint = moto.endpoint().to_string();
-            (Some(moto), endpoint)
-        }
-    };
+    let (_moto, endpoint) = crate::local_aws::moto_or_given(
+        &options.aws_endpoint,
+        &options.work_dir.join("moto-b1"),
+        || progress("B1: starting moto"),
+    )
+    .await?;
     let counter = AwsRequestCounter::start_keeping_bodies(&endpoint)
         .await
         .map_err(setup("the AWS request counter"))?;

@@ -12,6 +12,7 @@ mod delivery;
 mod elf;
 mod gateway;
 mod inbound;
+mod local_aws;
 mod proc_cpu;
 mod report;
 mod runtime_api;

@@ -27,9 +27,8 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use hub_local::aws_counter::AwsRequestCounter;
-use hub_local::moto::Moto;
 use hub_local::provision::StackNames;
-use hub_local::stack::{local_sdk_config, LocalStack, StackOptions, LOCAL_REGION};
+use hub_local::stack::{local_sdk_config, LocalStack, StackOptions};
 use hub_shared::domain::{IntegrationId, JobId, RemoteId, TenantId};
 use hub_shared::events::{EntityName, SyncSummary};
 use hub_shared::queue::{Job, SyncJob, SyncTrigger};
@@ -617,15 +616,12 @@ async fn measure(
     threads: usize,
     progress: fn(&str),
 ) -> Result<B3Report, SyncBenchError> {
-    let (_moto, endpoint) = match &options.aws_endpoint {
-        Some(endpoint) => (None, endpoint.clone()),
-        None => {
-            progress("B3: starting moto");
-            let moto = Moto::start_on_free_port(&options.work_dir.join("moto-b3")).await?;
-            let endpoint = moto.endpoint().to_string();
-            (Some(moto), endpoint)
-        }
-    };
+    let (_moto, endpoint) = crate::local_aws::moto_or_given(
+        &options.aws_endpoint,
+        &options.work_dir.join("moto-b3"),
+        || progress("B3: starting moto"),
+    )
+    .await?;
     let counter = AwsRequestCounter::start(&endpoint)
         .await
         .map_err(setup("the AWS request counter"))?;
@@ -1243,24 +1239,9 @@ fn wire_json(value: &AttributeValue) -> Value {
 /// The environment of a child: the local stack's configuration, AWS through the counter.
 fn child_environment(stack: &LocalStack, aws_endpoint: &str) -> Vec<(&'static str, String)> {
     let config = &stack.config;
-    vec![
-        ("PATH", "/usr/local/bin:/usr/bin/:/bin".into()),
-        ("AWS_REGION", LOCAL_REGION.into()),
-        ("AWS_DEFAULT_REGION", LOCAL_REGION.into()),
-        ("AWS_ACCESS_KEY_ID", "test".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test".into()),
-        ("AWS_ENDPOINT_URL", aws_endpoint.into()),
-        ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        ("TABLE_NAME", config.table_name.clone()),
-        ("KMS_KEY_ID", config.kms_key_id.clone()),
-        ("SYNC_QUEUE_URL", config.sync_queue_url.to_string()),
-        ("DISPATCH_QUEUE_URL", config.dispatch_queue_url.to_string()),
-        ("PAYLOAD_BUCKET", config.payload_bucket.clone()),
-        ("PUBLIC_BASE_URL", config.public_base_url.clone()),
-        ("ALLOWED_RETURN_URLS", config.allowed_return_urls.join(",")),
-        ("TENANT_CLAIM", config.tenant_claim.clone()),
-        ("ALLOW_PRIVATE_TARGETS", "true".into()),
-    ]
+    let mut env = vec![("PATH", "/usr/local/bin:/usr/bin/:/bin".into())];
+    env.extend(crate::local_aws::function_environment(config, aws_endpoint));
+    env
 }
 
 async fn run_child(
